@@ -21,7 +21,8 @@ def remove_path(path: Path) -> None:
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside target; rename it onto target when the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # The temp name keeps target's suffix: some writers (Keras) insist on it.
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

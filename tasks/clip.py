@@ -1,0 +1,57 @@
+"""Stage clip: pull P(dog) into [lo, hi] so one confident mistake can't dominate the log loss, and write the submission."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks.atomic_output import atomic_file
+from tasks.errors import run_stage
+from tasks.log_loss import log_loss
+from tasks.params import load_params
+from tasks.predict import TEST_FILE, VALID_FILE
+
+METRICS_FILE = "clip.json"
+
+
+def clip_probabilities(p_dog: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    """P(dog) clipped to [lo, hi]."""
+    lo, hi = bounds
+    return np.clip(p_dog, lo, hi)
+
+
+def submission_frame(test: pd.DataFrame, bounds: tuple[float, float]) -> pd.DataFrame:
+    """The competition's `id,label` table from test predictions, sorted by id."""
+    frame = pd.DataFrame({"id": test["id"].astype(int), "label": clip_probabilities(test["p_dog"].to_numpy(), bounds)})
+    return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def clip_metrics(valid: pd.DataFrame, bounds: tuple[float, float]) -> dict[str, float]:
+    """Validation log loss before and after clipping, so the effect of the bounds is on record."""
+    p = valid["p_dog"].to_numpy()
+    return {
+        "lo": bounds[0],
+        "hi": bounds[1],
+        "val_log_loss_raw": log_loss(valid["is_dog"], p),
+        "val_log_loss_clipped": log_loss(valid["is_dog"], clip_probabilities(p, bounds)),
+    }
+
+
+def main() -> None:
+    params = load_params()
+    predictions = Path(params.paths.predictions)
+    valid = pd.read_csv(predictions / VALID_FILE)
+    test = pd.read_csv(predictions / TEST_FILE)
+    bounds = params.clip.bounds
+    with atomic_file(Path(params.paths.submission)) as tmp:
+        submission_frame(test, bounds).to_csv(tmp, index=False, float_format="%.6f")
+    metrics = clip_metrics(valid, bounds)
+    with atomic_file(Path(params.paths.metrics) / METRICS_FILE) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"clip: validation log loss {metrics['val_log_loss_raw']:.4f} -> {metrics['val_log_loss_clipped']:.4f}")
+
+
+if __name__ == "__main__":
+    run_stage("clip", main)

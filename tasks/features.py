@@ -1,0 +1,106 @@
+"""Stage features: run VGG16's conv base once per photo and cache pool5 (float16) for every subset."""
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from tasks.atomic_output import atomic_dir
+from tasks.competition_archive import CLASSES
+from tasks.errors import run_stage
+from tasks.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
+from tasks.params import FeaturesParams, load_params
+from tasks.preprocess import caffe_preprocess, load_photo
+from tasks.split import natural_key
+
+Photo = tuple[str, int, Path]  # id, label, path
+# Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
+CONV_SUBSETS = ("train", "valid", "test")
+SAMPLE_SUBSETS = {"sample_train": ("train", "sample/train"), "sample_valid": ("valid", "sample/valid")}
+
+
+def labelled_photos(folder: Path) -> list[Photo]:
+    """Photos under folder/<cats|dogs>, ids from file names, in class then natural order."""
+    photos = []
+    for label, c in enumerate(CLASSES):
+        for path in sorted((folder / c).iterdir(), key=lambda p: natural_key(p.name)):
+            photos.append((path.name.removesuffix(".jpg"), label, path))
+    return photos
+
+
+def test_photos(folder: Path) -> list[Photo]:
+    """Test photos in numeric id order."""
+    paths = sorted(folder.iterdir(), key=lambda p: int(p.stem))
+    return [(p.stem, UNKNOWN_LABEL, p) for p in paths]
+
+
+def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor):
+    """Yield preprocessed batches, decoding the next batch on threads while the model runs on this one."""
+    starts = range(0, len(paths), batch_size)
+    pending: list[Future] | None = None
+    for start in [*starts, None]:
+        submitted = None if start is None else [pool.submit(load_photo, p) for p in paths[start : start + batch_size]]
+        if pending is not None:
+            yield caffe_preprocess(np.stack([f.result() for f in pending]))
+        pending = submitted
+
+
+def extract(conv, photos: list[Photo], batch_size: int, out: np.ndarray, label: str) -> None:
+    """Fill out (N, 7, 7, 512) with the conv base's output for each photo, reporting progress on stdout."""
+    done, began = 0, time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for batch in _batches([p for _, _, p in photos], batch_size, pool):
+            out[done : done + len(batch)] = np.asarray(conv.predict_on_batch(batch), dtype=np.float16)
+            done += len(batch)
+            rate = done / (time.perf_counter() - began)
+            print(f"features: {label} {done}/{len(photos)} photos, {rate:.1f} photos/s", flush=True)
+
+
+def features(split_dir: Path, organized_dir: Path, target: Path, params: FeaturesParams) -> dict[str, int]:
+    """Cache pool5 for train, valid and test, and cut the sample sets from them; return rows per subset."""
+    from tasks.vgg16 import FEATURE_SHAPE, conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
+
+    photos = {
+        "train": labelled_photos(split_dir / "train"),
+        "valid": labelled_photos(split_dir / "valid"),
+        "test": test_photos(organized_dir / "test" / "unknown"),
+    }
+    conv = conv_base(load_vgg16(params.weights, params.seed))
+    with atomic_dir(target) as out:
+        computed = {}
+        for subset in CONV_SUBSETS:
+            folder = out / subset
+            folder.mkdir()
+            rows = photos[subset]
+            cache = np.lib.format.open_memmap(
+                folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *FEATURE_SHAPE)
+            )
+            extract(conv, rows, params.batch_size, cache, subset)
+            cache.flush()
+            paths = [str(p) for _, _, p in rows]
+            write_index(folder, [i for i, _, _ in rows], [lab for _, lab, _ in rows], paths)
+            computed[subset] = FeatureSet([i for i, _, _ in rows], np.array([lab for _, lab, _ in rows]), paths, cache)
+        for name, (source, split_subset) in SAMPLE_SUBSETS.items():
+            ids = [i for i, _, _ in labelled_photos(split_dir / split_subset)]
+            chosen = select_rows(computed[source], ids)
+            folder = out / name
+            folder.mkdir()
+            np.save(folder / FEATURES_FILE, chosen.features)
+            write_index(folder, chosen.ids, chosen.labels.tolist(), chosen.paths)
+        del computed  # release the memmaps before the folder is renamed
+    counts = {s: len(photos[s]) for s in CONV_SUBSETS}
+    counts.update({name: len(labelled_photos(split_dir / sub)) for name, (_, sub) in SAMPLE_SUBSETS.items()})
+    return counts
+
+
+def main() -> None:
+    params = load_params()
+    counts = features(Path(params.paths.split), Path(params.paths.organized), Path(params.paths.features), params.features)
+    print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage("features", main)

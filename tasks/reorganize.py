@@ -1,0 +1,90 @@
+"""Stage reorganize: unpack the archive into the course's class folders train/cats, train/dogs, test/unknown."""
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from tasks.atomic_output import atomic_dir
+from tasks.competition_archive import (
+    SAMPLE_SUBMISSION,
+    TEST_ZIP,
+    TRAIN_ZIP,
+    check_archive,
+    parse_test_name,
+    parse_train_name,
+)
+from tasks.errors import StageError, run_stage
+from tasks.params import load_params
+
+
+def _photo_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The file members of an inner zip, skipping folders and macOS resource forks."""
+    return [
+        m for m in archive.infolist()
+        if not m.is_dir() and not PurePosixPath(m.filename).name.startswith("._") and "__MACOSX" not in m.filename
+    ]
+
+
+def _unpack_train(train_zip: Path, out: Path) -> int:
+    """Write each train photo to out/train/<cats|dogs>/<name>; return how many."""
+    seen: set[str] = set()
+    with zipfile.ZipFile(train_zip) as archive:
+        for member in _photo_members(archive):
+            name = PurePosixPath(member.filename).name  # the folder inside is ignored; only the name counts
+            folder, photo_id = parse_train_name(name)
+            if photo_id in seen:
+                raise StageError(f"{TRAIN_ZIP} holds {name} twice; each train photo needs a unique name")
+            seen.add(photo_id)
+            with archive.open(member) as src, open(out / "train" / folder / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return len(seen)
+
+
+def _unpack_test(test_zip: Path, out: Path) -> int:
+    """Write each test photo to out/test/unknown/<N>.jpg; return how many."""
+    seen: set[int] = set()
+    with zipfile.ZipFile(test_zip) as archive:
+        for member in _photo_members(archive):
+            name = PurePosixPath(member.filename).name
+            test_id = parse_test_name(name)
+            if test_id in seen:
+                raise StageError(f"{TEST_ZIP} holds test id {test_id} twice; the submission needs unique ids")
+            seen.add(test_id)
+            with archive.open(member) as src, open(out / "test" / "unknown" / f"{test_id}.jpg", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return len(seen)
+
+
+def reorganize(archive_path: Path, target: Path) -> dict[str, int]:
+    """Unpack the competition archive into target's class folders; return photo counts per folder."""
+    check_archive(archive_path)
+    with atomic_dir(target) as out:
+        for folder in ("train/cats", "train/dogs", "test/unknown"):
+            (out / folder).mkdir(parents=True)
+        scratch = out / ".inner"
+        with zipfile.ZipFile(archive_path) as archive:
+            # Inner zips are extracted to disk first: seeking inside a deflated member re-reads it from the start.
+            for inner in (TRAIN_ZIP, TEST_ZIP, SAMPLE_SUBMISSION):
+                archive.extract(inner, scratch)
+        try:
+            n_train = _unpack_train(scratch / TRAIN_ZIP, out)
+            n_test = _unpack_test(scratch / TEST_ZIP, out)
+        except zipfile.BadZipFile as err:
+            raise StageError(f"an inner zip of {archive_path} is corrupt ({err}); download it again") from None
+        shutil.move(scratch / SAMPLE_SUBMISSION, out / SAMPLE_SUBMISSION)
+        shutil.rmtree(scratch)
+        if n_train == 0 or n_test == 0:
+            raise StageError(f"{archive_path} holds {n_train} train and {n_test} test photos; both must be non-empty")
+        counts = {folder: len(list((out / folder).iterdir())) for folder in ("train/cats", "train/dogs", "test/unknown")}
+    return counts
+
+
+def main() -> None:
+    params = load_params()
+    counts = reorganize(Path(params.paths.raw_archive), Path(params.paths.organized))
+    print("reorganize: " + ", ".join(f"{folder} {n}" for folder, n in counts.items()))
+
+
+if __name__ == "__main__":
+    run_stage("reorganize", main)

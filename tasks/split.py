@@ -1,0 +1,103 @@
+"""Stage split: carve a seeded, stratified validation set and a small sample set out of train, as hardlinks."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from tasks.atomic_output import atomic_dir
+from tasks.competition_archive import CLASSES
+from tasks.errors import StageError, run_stage
+from tasks.params import SplitParams, load_params
+
+Plan = dict[str, dict[str, list[str]]]  # subset -> class folder -> photo file names
+SUBSETS = ("train", "valid", "sample/train", "sample/valid")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort 'cat.10.jpg' after 'cat.9.jpg', so the plan never depends on directory listing order."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
+    """Split total across classes in proportion to their sizes (largest remainder, ties by class order)."""
+    available = sum(sizes.values())
+    if total > available:
+        raise StageError(f"asked for {total} photos but only {available} are available")
+    exact = {c: total * n / available if available else 0.0 for c, n in sizes.items()}
+    counts = {c: int(v) for c, v in exact.items()}
+    by_remainder = sorted(sizes, key=lambda c: (-(exact[c] - counts[c]), list(sizes).index(c)))
+    for c in by_remainder[: total - sum(counts.values())]:
+        counts[c] += 1
+    return counts
+
+
+def _draw(pool: dict[str, list[str]], total: int, rng: np.random.Generator) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Draw a stratified random subset of total from pool; return (drawn, rest), both in natural order."""
+    counts = stratified_counts({c: len(names) for c, names in pool.items()}, total)
+    drawn, rest = {}, {}
+    for c, names in pool.items():
+        chosen = set(rng.choice(len(names), size=counts[c], replace=False).tolist())
+        drawn[c] = [n for i, n in enumerate(names) if i in chosen]
+        rest[c] = [n for i, n in enumerate(names) if i not in chosen]
+    return drawn, rest
+
+
+def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
+    """Assign every train photo to train or valid, and pick sample/train from train and sample/valid from valid."""
+    pool = {c: sorted(names, key=natural_key) for c, names in train.items()}
+    total = sum(len(v) for v in pool.values())
+    if params.valid_size >= total:
+        raise StageError(
+            f"split.valid_size is {params.valid_size} but train holds only {total} photos; "
+            "lower it so some remain to train on"
+        )
+    rng = np.random.default_rng(params.seed)
+    valid, rest = _draw(pool, params.valid_size, rng)
+    if params.sample_train_size > total - params.valid_size:
+        raise StageError(
+            f"split.sample_train_size is {params.sample_train_size} but only {total - params.valid_size} "
+            "train photos remain after the validation set"
+        )
+    if params.sample_valid_size > params.valid_size:
+        raise StageError(
+            f"split.sample_valid_size is {params.sample_valid_size} but split.valid_size is only {params.valid_size}"
+        )
+    sample_train, _ = _draw(rest, params.sample_train_size, rng)
+    sample_valid, _ = _draw(valid, params.sample_valid_size, rng)
+    return {"train": rest, "valid": valid, "sample/train": sample_train, "sample/valid": sample_valid}
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hardlink so 25,000 photos don't take twice the disk; copy only where links are impossible."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def split(organized: Path, target: Path, params: SplitParams) -> dict[str, int]:
+    """Materialise the plan under target as <subset>/<class>/<photo>; return photo counts per subset."""
+    train = {c: [p.name for p in (organized / "train" / c).iterdir()] for c in CLASSES}
+    plan = plan_split(train, params)
+    with atomic_dir(target) as out:
+        for subset, by_class in plan.items():
+            for c, names in by_class.items():
+                folder = out / subset / c
+                folder.mkdir(parents=True)
+                for name in names:
+                    _link(organized / "train" / c / name, folder / name)
+    return {subset: sum(len(v) for v in plan[subset].values()) for subset in SUBSETS}
+
+
+def main() -> None:
+    params = load_params()
+    counts = split(Path(params.paths.organized), Path(params.paths.split), params.split)
+    print("split: " + ", ".join(f"{subset} {n}" for subset, n in counts.items()))
+
+
+if __name__ == "__main__":
+    run_stage("split", main)

@@ -1,0 +1,64 @@
+"""VGG16 from keras.applications, cut into the conv base (run once per photo) and the dense tail (run on its cache)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tasks.errors import StageError
+
+FEATURE_LAYER = "block5_pool"
+FEATURE_SHAPE = (7, 7, 512)
+DENSE_LAYERS = ("flatten", "fc1", "fc2", "predictions")
+# A Glorot-initialised top gives near-uniform probabilities (max ~0.0015), too flat for the lesson's linear
+# model to learn from in 3 epochs; scaled by this its max probability is ~0.3, like a trained network's.
+RANDOM_TOP_SCALE = 30.0
+
+
+def load_vgg16(weights: str, seed: int) -> keras.Model:
+    """The full VGG16 with its top; weights is 'imagenet', 'none' (random init from seed) or a weights file."""
+    from keras.applications import VGG16  # imported here so importing this module stays cheap
+
+    if weights == "imagenet":
+        return VGG16(weights="imagenet", include_top=True)  # Keras downloads it once into ~/.keras/models
+    keras.utils.set_random_seed(seed)  # `none` must be the same network in every stage that rebuilds it
+    model = VGG16(weights=None, include_top=True)
+    if weights == "none":
+        top = model.get_layer("predictions")
+        kernel, bias = top.get_weights()
+        top.set_weights([kernel * RANDOM_TOP_SCALE, bias])
+        return model
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise StageError(f"features.weights is {weights!r}, which is neither imagenet, none, nor an existing file")
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError) as err:
+        raise StageError(f"features.weights file {path} does not hold VGG16 weights with its top: {err}") from None
+    return model
+
+
+def conv_base(vgg: keras.Model) -> keras.Model:
+    """Photos (224x224 caffe-preprocessed) -> pool5 (7x7x512): 99% of VGG16's multiply-adds."""
+    return keras.Model(vgg.inputs, vgg.get_layer(FEATURE_LAYER).output, name="vgg16_conv_base")
+
+
+def dense_tail(vgg: keras.Model, until: str = "predictions") -> keras.Model:
+    """pool5 -> the dense layers up to `until` (fc1, fc2 or predictions), with VGG16's own weights."""
+    inputs = keras.Input(FEATURE_SHAPE, name="pool5")
+    x = inputs
+    for name in DENSE_LAYERS[: DENSE_LAYERS.index(until) + 1]:
+        x = vgg.get_layer(name)(x)
+    return keras.Model(inputs, x, name=f"vgg16_tail_to_{until}")
+
+
+def run_in_batches(model: keras.Model, features: np.ndarray, batch_size: int) -> np.ndarray:
+    """Apply model to cached features batch by batch, so float16 caches are widened only a batch at a time."""
+    outputs = [
+        np.asarray(model.predict_on_batch(features[i : i + batch_size].astype(np.float32)))
+        for i in range(0, len(features), batch_size)
+    ]
+    if not outputs:
+        return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
+    return np.concatenate(outputs)
