@@ -1,0 +1,68 @@
+"""DVC as the flow sees it: the stage graph read from dvc.yaml, and one stage reproduced in a subprocess."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """What happened to one stage: DVC ran it, or found it up to date."""
+
+    stage: str
+    ran: bool
+    output: str
+
+
+class StageFailed(RuntimeError):
+    """A stage's command failed; the message ends with what it printed last."""
+
+
+def stage_graph(workspace: Path) -> dict[str, list[str]]:
+    """Each stage with the stages it depends on, from DVC's own graph (no second DAG kept by hand)."""
+    from dvc.repo import Repo  # DVC is heavy to import; only needed when the flow starts
+
+    with Repo(str(workspace)) as repo:
+        graph = repo.index.graph
+        upstream: dict[str, list[str]] = {stage.name: [] for stage in repo.index.stages}
+        for downstream, dependency in graph.edges:  # DVC draws edges from a stage to what it depends on
+            upstream[downstream.name].append(dependency.name)
+    return upstream
+
+
+def execution_order(graph: dict[str, list[str]]) -> list[str]:
+    """Stages in an order where each follows everything it depends on."""
+    return list(TopologicalSorter(graph).static_order())
+
+
+def stage_environment() -> dict[str, str]:
+    """The environment for DVC and the stages: this interpreter's bin first, so `python` in dvc.yaml is ours."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter drowns the stage's own log
+    env.setdefault("PYTHONUNBUFFERED", "1")  # so progress lines stream as they happen
+    return env
+
+
+def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] = print) -> StageRun:
+    """Run `dvc repro --single-item stage`, streaming its output line by line; raise StageFailed on failure."""
+    command = [sys.executable, "-m", "dvc", "repro", "--single-item", stage]
+    lines: list[str] = []
+    with subprocess.Popen(
+        command, cwd=workspace, env=stage_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            on_line(line)
+    output = "\n".join(lines)
+    if process.returncode != 0:
+        tail = "\n".join(lines[-15:])
+        raise StageFailed(f"stage {stage} failed (dvc exit status {process.returncode}):\n{tail}")
+    return StageRun(stage, ran=f"Running stage '{stage}'" in output, output=output)

@@ -1,0 +1,112 @@
+"""download and reorganize: the archive's format, the synthetic source, and unpacking into class folders."""
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tasks.competition_archive import check_archive, parse_test_name, parse_train_name, write_member
+from tasks.download import download
+from tasks.errors import StageError
+from tasks.params import DownloadParams, SyntheticParams
+from tasks.reorganize import reorganize
+from tasks.synthetic_archive import build_synthetic_archive
+
+
+def test_ids_come_from_file_names():
+    assert parse_train_name("cat.12.jpg") == ("cats", "cat.12")
+    assert parse_train_name("dog.7.jpg") == ("dogs", "dog.7")
+    assert parse_test_name("1234.jpg") == 1234
+    for bad in ("cat12.jpg", "cow.1.jpg", "cat.1.png", "../cat.1.jpg"):
+        with pytest.raises(StageError, match="cat.N.jpg or dog.N.jpg"):
+            parse_train_name(bad)
+    with pytest.raises(StageError, match="N.jpg"):
+        parse_test_name("a.jpg")
+
+
+def test_synthetic_archive_has_the_competition_layout_and_is_deterministic(tmp_path: Path):
+    first, second = tmp_path / "a.zip", tmp_path / "b.zip"
+    build_synthetic_archive(first, seed=3, train_per_class=4, test_count=3)
+    build_synthetic_archive(second, seed=3, train_per_class=4, test_count=3)
+    assert first.read_bytes() == second.read_bytes()
+    check_archive(first)
+    with zipfile.ZipFile(first) as outer:
+        train = zipfile.ZipFile(io.BytesIO(outer.read("train.zip"))).namelist()
+        test = zipfile.ZipFile(io.BytesIO(outer.read("test.zip"))).namelist()
+        sample = outer.read("sample_submission.csv").decode().splitlines()
+    assert sorted(train) == sorted(f"train/{a}.{i}.jpg" for a in ("cat", "dog") for i in range(1, 5))
+    assert sorted(test) == sorted(f"test/{i}.jpg" for i in range(1, 4))
+    assert sample == ["id,label", "1,0.5", "2,0.5", "3,0.5"]
+    other = tmp_path / "c.zip"
+    build_synthetic_archive(other, seed=4, train_per_class=4, test_count=3)
+    assert other.read_bytes() != first.read_bytes()
+
+
+def test_download_synthetic_and_local_archive(tmp_path: Path):
+    params = DownloadParams(source="synthetic", synthetic=SyntheticParams(seed=0, train_per_class=3, test_count=2))
+    made = tmp_path / "raw" / "comp.zip"
+    download(params, made)
+    check_archive(made)
+    copied = tmp_path / "copy" / "comp.zip"
+    download(DownloadParams(source="archive", archive_path=str(made)), copied)
+    assert copied.read_bytes() == made.read_bytes()
+    assert [p.name for p in copied.parent.iterdir()] == ["comp.zip"]
+
+
+def test_a_bad_local_archive_is_refused_and_nothing_is_written(tmp_path: Path):
+    bogus = tmp_path / "bogus.zip"
+    bogus.write_text("this is not a zip")
+    target = tmp_path / "raw" / "comp.zip"
+    with pytest.raises(StageError, match="not a readable zip"):
+        download(DownloadParams(source="archive", archive_path=str(bogus)), target)
+    with pytest.raises(StageError, match="does not exist"):
+        download(DownloadParams(source="archive", archive_path=str(tmp_path / "missing.zip")), target)
+    assert not target.exists()
+    incomplete = tmp_path / "incomplete.zip"
+    with zipfile.ZipFile(incomplete, "w") as archive:
+        write_member(archive, "train.zip", b"")
+    with pytest.raises(StageError, match="lacks test.zip, sample_submission.csv"):
+        download(DownloadParams(source="archive", archive_path=str(incomplete)), target)
+    assert not target.parent.exists() or list(target.parent.iterdir()) == []
+
+
+def test_reorganize_makes_class_folders_and_keeps_test_ids(tmp_path: Path):
+    archive = tmp_path / "comp.zip"
+    build_synthetic_archive(archive, seed=0, train_per_class=5, test_count=4)
+    counts = reorganize(archive, tmp_path / "organized")
+    assert counts == {"train/cats": 5, "train/dogs": 5, "test/unknown": 4}
+    organized = tmp_path / "organized"
+    assert sorted(p.name for p in (organized / "train" / "dogs").iterdir()) == sorted(f"dog.{i}.jpg" for i in range(1, 6))
+    assert sorted(p.name for p in (organized / "test" / "unknown").iterdir()) == sorted(f"{i}.jpg" for i in range(1, 5))
+    assert (organized / "sample_submission.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip", "organized"]
+
+
+def _archive_with_train_members(path: Path, train_names: list[str], test_names: list[str]) -> None:
+    inner_train, inner_test = io.BytesIO(), io.BytesIO()
+    with zipfile.ZipFile(inner_train, "w") as train:
+        for name in train_names:
+            write_member(train, name, b"jpeg")
+    with zipfile.ZipFile(inner_test, "w") as test:
+        for name in test_names:
+            write_member(test, name, b"jpeg")
+    with zipfile.ZipFile(path, "w") as archive:
+        write_member(archive, "train.zip", inner_train.getvalue())
+        write_member(archive, "test.zip", inner_test.getvalue())
+        write_member(archive, "sample_submission.csv", b"id,label\n")
+
+
+@pytest.mark.parametrize(
+    ("train_names", "test_names", "message"),
+    [
+        (["train/cat.1.jpg", "train/horse.2.jpg"], ["test/1.jpg"], "horse.2.jpg"),
+        (["train/cat.1.jpg"], ["test/1.jpg", "other/1.jpg"], "test id 1 twice"),
+        (["train/cat.1.jpg"], [], "0 test photos"),
+    ],
+)
+def test_reorganize_refuses_bad_archives_and_leaves_nothing(tmp_path: Path, train_names, test_names, message):
+    archive = tmp_path / "comp.zip"
+    _archive_with_train_members(archive, train_names, test_names)
+    with pytest.raises(StageError, match=message):
+        reorganize(archive, tmp_path / "organized")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]

@@ -1,0 +1,94 @@
+"""features, train and predict on a tiny photo set with a seeded random VGG16."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.feature_store import read_feature_set
+from tasks.features import features
+from tasks.params import FeaturesParams, SplitParams, TrainParams
+from tasks.predict import prediction_frames
+from tasks.split import split
+from tasks.errors import StageError
+from tests.photos import organized_photos
+
+
+@pytest.fixture(scope="module")
+def feature_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("features")
+    organized = organized_photos(root, per_class=8, test_count=5)
+    split(organized, root / "split", SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2))
+    features(root / "split", organized, root / "features", FeaturesParams(weights="none", seed=0, batch_size=5))
+    return root
+
+
+def test_random_init_is_the_same_network_for_the_same_seed():
+    from tasks.vgg16 import load_vgg16
+
+    first, second = load_vgg16("none", 3), load_vgg16("none", 3)
+    for layer in ("block1_conv1", "fc2", "predictions"):
+        for a, b in zip(first.get_layer(layer).get_weights(), second.get_layer(layer).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    other = load_vgg16("none", 4)
+    assert not np.array_equal(other.get_layer("fc1").get_weights()[0], first.get_layer("fc1").get_weights()[0])
+
+
+def test_a_missing_weights_file_is_explained():
+    from tasks.vgg16 import load_vgg16
+
+    with pytest.raises(StageError, match="neither imagenet, none, nor an existing file"):
+        load_vgg16("/nowhere/vgg16.weights.h5", 0)
+
+
+def test_pool5_is_cached_as_float16_with_ids_and_labels(feature_root: Path):
+    root = feature_root / "features"
+    train = read_feature_set(root, "train")
+    assert train.features.dtype == np.float16 and train.features.shape == (12, 7, 7, 512)
+    assert sorted(train.labels.tolist()) == [0] * 6 + [1] * 6
+    assert all(i.startswith("cat.") for i, lab in zip(train.ids, train.labels) if lab == 0)
+    test = read_feature_set(root, "test")
+    assert test.ids == ["1", "2", "3", "4", "5"] and set(test.labels.tolist()) == {-1}
+    assert np.isfinite(test.features.astype(np.float32)).all()
+    assert sorted(p.name for p in root.iterdir()) == ["sample_train", "sample_valid", "test", "train", "valid"]
+
+
+def test_sample_features_are_the_train_rows_not_a_second_pass(feature_root: Path):
+    root = feature_root / "features"
+    train, sample = read_feature_set(root, "train"), read_feature_set(root, "sample_train")
+    assert len(sample.ids) == 4
+    for i, photo_id in enumerate(sample.ids):
+        np.testing.assert_array_equal(sample.features[i], train.features[train.ids.index(photo_id)])
+
+
+def test_cached_features_equal_a_direct_conv_pass(feature_root: Path):
+    from tasks.preprocess import caffe_preprocess, load_photo
+    from tasks.vgg16 import conv_base, load_vgg16
+
+    valid = read_feature_set(feature_root / "features", "valid")
+    direct = conv_base(load_vgg16("none", 0)).predict_on_batch(caffe_preprocess(load_photo(Path(valid.paths[0])))[None])
+    np.testing.assert_allclose(valid.features[0].astype(np.float32), np.asarray(direct[0]), rtol=1e-2, atol=1e-3)
+
+
+def test_linear_head_learns_and_is_reproducible(feature_root: Path):
+    from tasks.head_inputs import imagenet_probabilities, load_subsets
+    from tasks.train import fit_head
+
+    train, valid = load_subsets(feature_root / "features", ["train", "valid"])
+    x, x_valid = imagenet_probabilities([train, valid], FeaturesParams(weights="none", seed=0))
+    assert x.shape == (12, 1000)
+    np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-4)
+    params = TrainParams(epochs=2, batch_size=4, seed=0)
+    first = fit_head(x, train.labels, x_valid, valid.labels, params)
+    second = fit_head(x, train.labels, x_valid, valid.labels, params)
+    np.testing.assert_array_equal(first.model.predict(x_valid, verbose=0), second.model.predict(x_valid, verbose=0))
+    assert list(first.history.columns) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert set(first.metrics) >= {"val_accuracy", "val_log_loss"}
+
+
+def test_predictions_are_in_id_order_and_must_be_finite():
+    valid, test = prediction_frames(["cat.1", "dog.2"], np.array([0, 1]), np.array([0.2, 0.9]),
+                                    ["10", "2", "1"], np.array([0.1, 0.2, 0.3]))
+    assert test["id"].tolist() == [1, 2, 10] and test["p_dog"].tolist() == [0.3, 0.2, 0.1]
+    assert valid["is_dog"].tolist() == [0, 1]
+    with pytest.raises(StageError, match="1 non-finite test predictions"):
+        prediction_frames(["cat.1"], np.array([0]), np.array([0.2]), ["1", "2"], np.array([0.5, np.nan]))

@@ -1,0 +1,51 @@
+"""params.yaml is validated at load time, with messages that name the key."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.errors import StageError
+from tasks.params import load_params, parse_params
+from tests.conftest import PROJECT, merge
+
+
+def project_yaml() -> dict:
+    return yaml.safe_load((PROJECT / "params.yaml").read_text())
+
+
+def test_project_params_load_into_typed_values():
+    params = load_params(PROJECT / "params.yaml")
+    assert params.download.source == "synthetic"
+    assert params.features.weights == "none"
+    assert params.clip.bounds == (0.05, 0.95)
+    assert isinstance(params.train.lr, float)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"train": {"epocs": 3}}, "unknown key train.epocs"),
+        ({"trian": {}}, "unknown key trian"),
+        ({"train": {"epochs": "three"}}, "train.epochs must be int"),
+        ({"train": {"epochs": True}}, "train.epochs must be int"),
+        ({"train": {"optimizer": "adagrad"}}, "train.optimizer is 'adagrad'"),
+        ({"download": {"source": "ftp"}}, "download.source is 'ftp'"),
+        ({"split": {"valid_size": -1}}, "split.valid_size is -1"),
+        ({"clip": {"bounds": [0.9, 0.1]}}, "clip.bounds is [0.9, 0.1]"),
+        ({"clip": {"bounds": [0.1]}}, "clip.bounds must be a list of 2"),
+        ({"train": {"lr": 0}}, "train.lr is 0"),
+        ({"download": {"source": "archive", "archive_path": ""}}, "download.archive_path is empty"),
+    ],
+)
+def test_bad_params_are_rejected_naming_the_key(override, message):
+    with pytest.raises(StageError) as err:
+        parse_params(merge(project_yaml(), override))
+    assert message in str(err.value)
+
+
+def test_missing_and_malformed_files_are_explained(tmp_path: Path):
+    with pytest.raises(StageError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(StageError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")

@@ -1,0 +1,49 @@
+"""The whole DAG through `dvc repro` in a scratch git + DVC repository, and DVC's staleness rules."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from tests.conftest import dvc, stages_ran, write_params
+
+ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+
+
+def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
+    first = dvc(workspace, "repro")
+    assert stages_ran(first.stdout) == ALL_STAGES
+
+    submission = pd.read_csv(workspace / "data/submission/submission.csv")
+    assert list(submission.columns) == ["id", "label"]
+    assert submission["id"].tolist() == list(range(1, 7))
+    assert submission["label"].between(0.05, 0.95).all()
+    receipt = json.loads((workspace / "data/submission/receipt.json").read_text())
+    assert receipt["validated"] is True and receipt["sent"] is False and receipt["rows"] == 6
+    assert (workspace / "models/head.keras").is_file()
+    metrics = json.loads(dvc(workspace, "metrics", "show", "--json").stdout)
+    shown = metrics[""]["data"]
+    assert 0.0 <= shown["metrics/train.json"]["data"]["val_accuracy"] <= 1.0
+    assert shown["metrics/train.json"]["data"]["val_log_loss"] > 0
+    assert set(yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]) == set(ALL_STAGES)
+
+    assert stages_ran(dvc(workspace, "repro").stdout) == []
+
+    features_before = (workspace / "data/features/train/pool5.npy").stat().st_mtime_ns
+    write_params(workspace, {"train": {"lr": 0.05}})
+    assert stages_ran(dvc(workspace, "repro").stdout) == ["train", "predict", "clip", "submit"]
+    assert (workspace / "data/features/train/pool5.npy").stat().st_mtime_ns == features_before
+
+    # submit reruns only if the clipped CSV's bytes changed: DVC compares hashes, not timestamps.
+    write_params(workspace, {"train": {"lr": 0.05}, "clip": {"bounds": [0.02, 0.98]}})
+    assert stages_ran(dvc(workspace, "repro").stdout) in (["clip"], ["clip", "submit"])
+
+
+def test_a_failing_stage_stops_the_dag_with_its_message(workspace: Path):
+    write_params(workspace, {"split": {"valid_size": 1000}})
+    result = dvc(workspace, "repro", check=False)
+    assert result.returncode != 0
+    assert "split.valid_size is 1000 but train holds only 24 photos" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert stages_ran(result.stdout) == ["download", "reorganize", "split"]
+    assert not (workspace / "data/split").exists()

@@ -1,0 +1,76 @@
+"""The Prefect flow: one task per DVC stage, edges from DVC's graph, failures fail the flow."""
+from pathlib import Path
+
+import pytest
+
+from flows.dvc_stages import StageFailed, execution_order, stage_graph
+from tests.conftest import PROJECT, write_params
+
+
+@pytest.fixture(scope="module")
+def prefect_harness(tmp_path_factory):
+    """An isolated Prefect API (temporary PREFECT_HOME and database) for this module's flow runs."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PREFECT_HOME", str(home))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+    patch.undo()
+
+
+def test_edges_come_from_dvc_and_order_respects_them():
+    graph = stage_graph(PROJECT)
+    assert set(graph) == {"download", "reorganize", "split", "features", "train", "predict", "clip", "submit"}
+    assert graph["reorganize"] == ["download"]
+    assert set(graph["predict"]) == {"features", "train"}
+    order = execution_order(graph)
+    for stage, upstream in graph.items():
+        assert all(order.index(u) < order.index(stage) for u in upstream)
+
+
+def _task_runs(flow_run_id) -> dict[str, str]:
+    """Task run name -> state name, read back from the Prefect API."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read():
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
+
+    return asyncio.run(read())
+
+
+def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefect_harness):
+    from flows.lesson2 import lesson2
+
+    state = lesson2(workspace=str(workspace), return_state=True)
+    assert state.is_completed()
+    outcomes = state.result()
+    assert outcomes == {s: "ran" for s in ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]}
+    assert set(_task_runs(state.state_details.flow_run_id).values()) == {"Completed"}
+    assert (workspace / "data/submission/submission.csv").is_file()
+
+    assert set(lesson2(workspace=str(workspace)).values()) == {"up to date"}
+
+    write_params(workspace, {"train": {"epochs": 1}})
+    again = lesson2(workspace=str(workspace))
+    assert [s for s, o in again.items() if o == "ran"][:2] == ["train", "predict"]
+    assert all(again[s] == "up to date" for s in ["download", "reorganize", "split", "features"])
+
+
+def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_harness):
+    from flows.lesson2 import lesson2
+
+    write_params(workspace, {"split": {"valid_size": 1000}})
+    state = lesson2(workspace=str(workspace), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(StageFailed, match="split.valid_size is 1000"):
+        state.result()
+    tasks = _task_runs(state.state_details.flow_run_id)
+    assert tasks["split"] == "Failed"
+    assert "features" not in tasks
