@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import socket
 import threading
 import uuid
@@ -27,13 +28,17 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 COMPETITION = "dogs-vs-cats-redux-kernels-edition"
+CANARY_USER = "canary-user"  # a username is not a secret, but is distinct enough to spot
+CANARY_KEY = "canary-key-9f8e7d"
+CANARY_TOKEN = "canary-token-5c4b3a"
 API_PREFIX = "/api/v1/"
 STORAGE_PREFIX = "/storage/"
 UPLOAD_PREFIX = "/upload/"
 RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
 
-# What a queued fault may be: an HTTP status, "drop" (close without answering) or, for the storage
-# download only, "truncate" (announce the full length, send half, close).
+# What a queued fault may be: an HTTP status, "drop" (close without answering), "lose-answer" (an API
+# call does its work, then the connection closes before the answer) or, for the storage download only,
+# "truncate" (announce the full length, send half, close).
 Fault = int | str
 
 
@@ -61,10 +66,12 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def build_competition_archive(per_class: int = 3, n_test: int = 4, size: int = 32) -> CompetitionArchive:
+def build_competition_archive(per_class: int = 3, n_test: int = 4, size: int = 32,
+                              padding_bytes: int = 0) -> CompetitionArchive:
     """A Kaggle-format competition zip: train.zip, test.zip and sample_submission.csv.
 
-    Cats are reddish and dogs bluish, so a model can learn something from them.
+    Cats are reddish and dogs bluish, so a model can learn something from them. padding_bytes adds an
+    incompressible padding.bin, for downloads bigger than the client's 1 MiB read size.
     """
     cat, dog = (200, 60, 40), (40, 60, 200)
     train = {f"train/{kind}.{i}.jpg": _jpeg(rgb, size)
@@ -72,7 +79,10 @@ def build_competition_archive(per_class: int = 3, n_test: int = 4, size: int = 3
     labels = {i: i % 2 for i in range(1, n_test + 1)}
     test = {f"test/{i}.jpg": _jpeg(dog if label else cat, size) for i, label in labels.items()}
     sample = "id,label\n" + "".join(f"{i},0.5\n" for i in labels)
-    data = _zip({"train.zip": _zip(train), "test.zip": _zip(test), "sample_submission.csv": sample.encode()})
+    members = {"train.zip": _zip(train), "test.zip": _zip(test), "sample_submission.csv": sample.encode()}
+    if padding_bytes:
+        members["padding.bin"] = os.urandom(padding_bytes)
+    data = _zip(members)
     return CompetitionArchive(data, labels)
 
 
@@ -293,8 +303,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _api(self, route: str) -> None:
         request = json.loads(self._body() or b"{}")
         method = route.rsplit("/", 1)[-1]
-        if self._injected(method):
+        fault = self.fake.next_fault(method)
+        if fault == "lose-answer":
+            answer, self.wfile = self.wfile, io.BytesIO()  # do the work, write the answer nowhere
+            self._api_call(method, request)
+            self.wfile = answer
+            self._hang_up()
             return
+        if self._apply(fault):
+            return
+        self._api_call(method, request)
+
+    def _api_call(self, method: str, request: dict[str, object]) -> None:
         if method == "IntrospectToken":
             token_ok = self.fake.token is not None and request.get("token") == self.fake.token
             self._json(200, {"active": token_ok, "username": self.fake.username if token_ok else ""})
@@ -394,7 +414,8 @@ class FakeKaggleServer:
         self.fake = fake
         self._server = _Server((host, port), _Handler)
         self._server.fake = fake
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-kaggle", daemon=True)
+        # A short poll interval: shutdown() waits for it, once per test.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-kaggle", daemon=True)
 
     @property
     def port(self) -> int:

@@ -13,11 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.kaggle_fake import CompetitionArchive, FakeKaggle, FakeKaggleServer, build_competition_archive
-
-CANARY_USER = "canary-user"  # a username is not a secret, but is distinct enough to spot
-CANARY_KEY = "canary-key-9f8e7d"
-CANARY_TOKEN = "canary-token-5c4b3a"
+from tests.kaggle_fake import (CANARY_KEY, CANARY_TOKEN, CANARY_USER, CompetitionArchive, FakeKaggle,
+                               FakeKaggleServer, build_competition_archive)
 # KAGGLE_API_ENVIRONMENT=LOCALHOST makes the client call http://localhost/api/v1/...: port 80, fixed.
 PORT = 80
 PORT_LOCK = Path("/tmp/kaggle-fake-port-80.lock")  # serialises fakes of concurrent pytest runs on this machine
