@@ -1,4 +1,4 @@
-"""Kaggle through the official client: find credentials, download a competition's archive, submit a CSV and read its score.
+"""Kaggle through the official client: find credentials, download a competition's archive, submit and read the score.
 
 The `kaggle` package is imported only inside functions, after credentials were found: importing it
 authenticates at once and prints help (or calls the network) as a side effect.
@@ -80,16 +80,17 @@ def _token_file(path: Path) -> bool:
 def _token_origin(env: Mapping[str, str], kaggle_home: Path) -> str | None:
     """Where the client would take an access token from, in the client's order; None if nowhere."""
     notebook_token = env.get("KAGGLE_API_V1_TOKEN")
-    if env.get("KAGGLE_KERNEL_RUN_TYPE") and env.get("KAGGLE_DATA_PROXY_URL") and notebook_token:
-        if _token_file(Path(notebook_token)):
-            return f"KAGGLE_API_V1_TOKEN ({notebook_token})"
+    in_notebook = "KAGGLE_KERNEL_RUN_TYPE" in env and "KAGGLE_DATA_PROXY_URL" in env
+    if in_notebook and notebook_token and _token_file(Path(notebook_token)):
+        return f"KAGGLE_API_V1_TOKEN ({notebook_token})"
     value = env.get("KAGGLE_API_TOKEN")
     if value:
         if not Path(value).exists():  # the value is the token itself: never echo it
             return "KAGGLE_API_TOKEN"
-        if _token_file(Path(value)):
-            _warn_if_shared(Path(value))
-            return f"the file named by KAGGLE_API_TOKEN ({value})"
+        if not _token_file(Path(value)):
+            return None  # the client stops looking for tokens here too, and falls back to a key
+        _warn_if_shared(Path(value))
+        return f"the file named by KAGGLE_API_TOKEN ({value})"
     for name in ("access_token", "access_token.txt"):
         if _token_file(kaggle_home / name):
             _warn_if_shared(kaggle_home / name)
@@ -138,10 +139,10 @@ def find_credentials(env: Mapping[str, str] | None = None) -> CredentialSource:
     kaggle_json = config_dir / "kaggle.json"
     from_file, file_problem = _read_kaggle_json(kaggle_json)
     # The client lets KAGGLE_USERNAME / KAGGLE_KEY override kaggle.json field by field.
-    origins = {
-        field: f"KAGGLE_{field.upper()}" if env.get(f"KAGGLE_{field.upper()}") else str(kaggle_json) if field in from_file else None
-        for field in ("username", "key")
-    }
+    origins: dict[str, str | None] = {}
+    for field in ("username", "key"):
+        variable = f"KAGGLE_{field.upper()}"
+        origins[field] = variable if env.get(variable) else str(kaggle_json) if field in from_file else None
     named = [origin for origin in origins.values() if origin]
     if len(named) == 2:
         return CredentialSource("api_key", " and ".join(dict.fromkeys(named)), config_dir)
@@ -152,10 +153,9 @@ def find_credentials(env: Mapping[str, str] | None = None) -> CredentialSource:
         return CredentialSource("oauth", str(oauth), config_dir)
 
     problems = [p for p in (file_problem,) if p]
-    if origins["username"] and not origins["key"]:
-        problems.append(f"a username comes from {origins['username']} but no key (KAGGLE_KEY or \"key\" in kaggle.json)")
-    if origins["key"] and not origins["username"]:
-        problems.append(f"a key comes from {origins['key']} but no username (KAGGLE_USERNAME or \"username\" in kaggle.json)")
+    for have, lack, variable in (("username", "key", "KAGGLE_KEY"), ("key", "username", "KAGGLE_USERNAME")):
+        if origins[have] and not origins[lack]:
+            problems.append(f"a {have} comes from {origins[have]} but no {lack} ({variable} or {lack} in kaggle.json)")
     found = f" Found: {'; '.join(problems)}." if problems else ""
     raise StageError(
         "no Kaggle credentials found. Set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN (a token, or the path "
@@ -229,13 +229,15 @@ def _login(source: CredentialSource) -> Any:
     api.config = str(source.config_dir / "kaggle.json")
     environment = os.environ.get("KAGGLE_API_ENVIRONMENT")
     if environment not in (None, "PROD", "LOCALHOST"):
-        log.warning("KAGGLE_API_ENVIRONMENT=%s is ignored by the kaggle client's API calls; they go to api.kaggle.com", environment)
+        log.warning("KAGGLE_API_ENVIRONMENT=%s is ignored by the kaggle client's API calls: they go to "
+                    "api.kaggle.com", environment)
     api.args = ["--local"] if environment == "LOCALHOST" else []  # never "--verbose": it prints credentials
     try:
         api.authenticate()
-    except SystemExit:  # the client exits when a token is refused and nothing else is configured
+    except SystemExit:  # the client exits when a token or OAuth login is refused and nothing else is configured
+        what = {"access_token": "access token", "oauth": "OAuth login"}.get(source.kind, "credentials")
         raise StageError(
-            f"Kaggle did not accept the access token from {source.origin}. Create a new token at {TOKEN_URL}."
+            f"Kaggle did not accept the {what} from {source.origin}. Create a new token at {TOKEN_URL}."
         ) from None
     return api
 
@@ -325,7 +327,7 @@ class _Calls:
                     return call()
             except StageError:
                 raise
-            except Exception as err:  # noqa: BLE001 - every failure must become a message without secrets
+            except Exception as err:  # every failure must become a message without secrets
                 reason = _transient(err)
                 if reason is None:
                     raise _explain(err, self.competition, self.source) from None
@@ -369,7 +371,8 @@ def _check_archive(path: Path, competition: str, expected: Sequence[str]) -> Non
             missing = [name for name in expected if name not in set(archive.namelist())]
             corrupt = archive.testzip()
     except zipfile.BadZipFile:
-        raise StageError(f"Kaggle sent something that is not a zip archive for '{competition}'; run again later.") from None
+        raise StageError(f"Kaggle sent something that is not a zip archive for '{competition}'; run again later.") \
+            from None
     if missing:
         raise StageError(f"the archive of '{competition}' lacks {', '.join(missing)}; is it the right competition?")
     if corrupt:
@@ -488,26 +491,31 @@ def submit_csv(competition: str, csv_path: Path, message: str, *, poll_timeout_s
         return _create(api, competition, blob_token, message)
 
     ref = calls.run("creating the submission", create_once)
-    log.info("submitted %s to %s as ref %s; waiting up to %.0f s for the score", csv_path.name, competition, ref, poll_timeout_s)
+    log.info("submitted %s to %s as ref %s; waiting up to %.0f s for the score",
+             csv_path.name, competition, ref, poll_timeout_s)
 
     from kagglesdk.competitions.types.submission_status import SubmissionStatus
 
     deadline = time.monotonic() + poll_timeout_s
     while True:
-        submission = _ours(calls.run("listing submissions", lambda: _list_submissions(api, competition)), ref, known, message)
+        listed = calls.run("listing submissions", lambda: _list_submissions(api, competition))
+        submission = _ours(listed, ref, known, message)
         if submission is not None and submission.status != SubmissionStatus.PENDING:
             break
         if time.monotonic() + poll_interval_s > deadline:
-            log.warning("submission %s is not scored after %.0f s; see https://www.kaggle.com/competitions/%s/submissions",
-                        ref or "(no ref)", poll_timeout_s, competition)
+            log.warning("submission %s is not scored after %.0f s; see https://www.kaggle.com/competitions/%s/"
+                        "submissions", ref or "(no ref)", poll_timeout_s, competition)
             break
         time.sleep(poll_interval_s)
 
     if submission is not None and submission.status == SubmissionStatus.ERROR:
         raise StageError(
             f"Kaggle could not score submission {submission.ref} ({csv_path.name}): "
-            f"{_redact(submission.error_description or 'no reason given')}. Compare the CSV with sample_submission.csv."
+            f"{_redact(submission.error_description or 'no reason given')}. "
+            "Compare the CSV with sample_submission.csv."
         )
     if submission is None and not ref:
-        raise StageError(f"Kaggle accepted the submission to '{competition}' but did not list it; check its submissions page.")
+        raise StageError(
+            f"Kaggle accepted the submission to '{competition}' but did not list it; check its submissions page."
+        )
     return _receipt(competition, submission, ref, message, csv_path)

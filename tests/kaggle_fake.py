@@ -194,7 +194,9 @@ class FakeKaggle:
     def score(self, submission: Submission) -> None:
         """Give a submission its score, or the error Kaggle would show."""
         try:
-            value = self.fixed_score if self.fixed_score is not None else log_loss(submission.content, self.archive.test_labels)
+            value = self.fixed_score
+            if value is None:
+                value = log_loss(submission.content, self.archive.test_labels)
         except (ValueError, UnicodeDecodeError) as err:
             submission.status, submission.error = "ERROR", str(err)
             return
@@ -217,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass  # keep test output clean; requests are recorded in FakeKaggle.seen instead
 
     @property
@@ -287,7 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "drop":
             self._hang_up()
         else:
-            self._error(int(fault), {429: "Too many requests", 401: "Unauthenticated"}.get(int(fault), "Injected failure"))
+            status = int(fault)
+            self._error(status, {429: "Too many requests", 401: "Unauthenticated"}.get(status, "Injected failure"))
         return True
 
     def _hang_up(self) -> None:
@@ -329,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
             "DownloadDataFiles": self._download_data_files,
             "StartSubmissionUpload": self._start_submission_upload,
             "CreateSubmission": self._create_submission,
-            "ListSubmissions": lambda _: self._json(200, {"submissions": self.fake.list_submissions(), "nextPageToken": ""}),
+            "ListSubmissions": self._list_submissions,
         }
         if method not in handlers:
             self._error(404, f"Method {method} is not faked")
@@ -342,9 +345,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _download_data_files(self, _: dict[str, object]) -> None:
         # Kaggle redirects to a signed storage URL; the query mimics one (the client strips it for naming).
         self.send_response(302)
-        self.send_header("Location", self._absolute(f"{STORAGE_PREFIX}{self.fake.competition}.zip?X-Goog-Signature=fake"))
+        location = f"{STORAGE_PREFIX}{self.fake.competition}.zip?X-Goog-Signature=fake"
+        self.send_header("Location", self._absolute(location))
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def _list_submissions(self, _: dict[str, object]) -> None:
+        self._json(200, {"submissions": self.fake.list_submissions(), "nextPageToken": ""})
 
     def _start_submission_upload(self, request: dict[str, object]) -> None:
         token = uuid.uuid4().hex
@@ -415,7 +422,8 @@ class FakeKaggleServer:
         self._server = _Server((host, port), _Handler)
         self._server.fake = fake
         # A short poll interval: shutdown() waits for it, once per test.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-kaggle", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-kaggle",
+                                        daemon=True)
 
     @property
     def port(self) -> int:

@@ -57,7 +57,8 @@ def test_credentials_from_access_token_file_and_oauth_cache(kaggle_home: Path) -
     oauth = kaggle_home / ".kaggle" / "credentials.json"
     oauth.write_text(json.dumps({"refresh_token": CANARY_TOKEN, "username": CANARY_USER}))
     oauth.chmod(0o600)
-    assert find_credentials({"HOME": str(kaggle_home)}) == CredentialSource("oauth", str(oauth), kaggle_home / ".kaggle")
+    expected = CredentialSource("oauth", str(oauth), kaggle_home / ".kaggle")
+    assert find_credentials({"HOME": str(kaggle_home)}) == expected
     token = kaggle_home / ".kaggle" / "access_token"
     token.write_text(CANARY_TOKEN)
     token.chmod(0o600)
@@ -98,6 +99,34 @@ def test_half_a_key_pair_is_named_in_the_message(kaggle_home: Path) -> None:
         find_credentials({"HOME": str(kaggle_home), "KAGGLE_USERNAME": CANARY_USER})
 
 
+def test_token_variable_naming_an_empty_file_falls_back_to_a_key_as_the_client_does(kaggle_home: Path,
+                                                                                   tmp_path: Path) -> None:
+    (tmp_path / "empty").write_text("")
+    (kaggle_home / ".kaggle" / "access_token").write_text(CANARY_TOKEN)
+    env = {"HOME": str(kaggle_home), "KAGGLE_API_TOKEN": str(tmp_path / "empty"),
+           "KAGGLE_USERNAME": CANARY_USER, "KAGGLE_KEY": CANARY_KEY}
+    assert find_credentials(env).origin == ENV_PAIR
+
+
+def test_missing_credentials_stop_before_kaggle_is_imported(kaggle_home: Path, tmp_path: Path) -> None:
+    """Importing kaggle without credentials prints help and tries to log in; a fresh process shows we never do."""
+    script = textwrap.dedent("""
+        import sys
+        from pathlib import Path
+        from tasks.errors import StageError
+        from tasks.kaggle_source import download_competition
+        try:
+            download_competition("c", Path(sys.argv[1]))
+        except StageError as err:
+            print("kaggle imported:", "kaggle" in sys.modules, "|", str(err).split(".")[0])
+    """)
+    repo = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "c.zip")], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(repo)}, cwd=repo, timeout=60)
+    assert (run.stdout, run.stderr) == ("kaggle imported: False | no Kaggle credentials found\n", "")
+    assert entries(tmp_path) == ["home"]
+
+
 def test_kaggle_json_readable_by_others_warns(kaggle_home: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = kaggle_home / ".kaggle" / "kaggle.json"
     config.write_text(json.dumps({"username": CANARY_USER, "key": CANARY_KEY}))
@@ -124,7 +153,8 @@ def test_download_writes_the_verified_archive_and_nothing_else(kaggle_server: Fa
     assert entries(target.parent) == [target.name]
 
 
-def test_download_with_an_access_token(kaggle_server: FakeKaggle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_with_an_access_token(kaggle_server: FakeKaggle, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
     monkeypatch.setenv("KAGGLE_API_TOKEN", CANARY_TOKEN)
@@ -189,8 +219,9 @@ def test_download_404_says_there_is_no_such_competition(kaggle_server: FakeKaggl
     ("storage", 503, "server error (HTTP 503)"),
     ("DownloadDataFiles", "drop", "connection dropped (ConnectionError)"),
 ])
-def test_download_retries_transient_failures(kaggle_server: FakeKaggle, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                             endpoint: str, fault: int | str, reason: str) -> None:
+def test_download_retries_transient_failures(kaggle_server: FakeKaggle, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture, endpoint: str, fault: int | str,
+                                             reason: str) -> None:
     kaggle_server.fail(endpoint, fault)
     target = tmp_path / "raw" / "c.zip"
     with caplog.at_level(logging.WARNING, logger="tasks.kaggle_source"):
@@ -277,14 +308,23 @@ def test_submission_never_scored_returns_pending_within_the_bound(kaggle_server:
     kaggle_server.never_scores = True
     csv_path = write_submission(tmp_path / "submission.csv", kaggle_server.archive.test_labels)
     receipt = submit_csv(COMPETITION, csv_path, "m", poll_interval_s=0.05, poll_timeout_s=0.3)
-    assert (receipt["status"], receipt["public_score"], receipt["ref"]) == ("pending", None, kaggle_server.submissions[0].ref)
+    assert (receipt["status"], receipt["public_score"]) == ("pending", None)
+    assert receipt["ref"] == kaggle_server.submissions[0].ref
     assert kaggle_server.calls("/ListSubmissions") <= 1 + 0.3 / 0.05 + 1  # the snapshot, then bounded polls
+
+
+def test_submit_without_the_csv_says_so(kaggle_server: FakeKaggle, tmp_path: Path) -> None:
+    with pytest.raises(StageError) as caught:
+        submit_csv(COMPETITION, tmp_path / "missing.csv", "m")
+    assert str(caught.value) == f"there is no submission file at {tmp_path / 'missing.csv'}"
+    assert kaggle_server.seen == []
 
 
 def test_submit_403_says_to_accept_the_rules(kaggle_server: FakeKaggle, tmp_path: Path) -> None:
     kaggle_server.rules_accepted = False
     csv_path = write_submission(tmp_path / "submission.csv", kaggle_server.archive.test_labels)
-    with pytest.raises(StageError, match=rf"accept the rules at https://www.kaggle.com/competitions/{COMPETITION}/rules"):
+    rules = rf"accept the rules at https://www.kaggle.com/competitions/{COMPETITION}/rules"
+    with pytest.raises(StageError, match=rules):
         submit_csv(COMPETITION, csv_path, "m", **FAST, **FAST_POLL)
     assert kaggle_server.submissions == []
 
