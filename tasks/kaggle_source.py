@@ -519,3 +519,13 @@ def submit_csv(competition: str, csv_path: Path, message: str, *, poll_timeout_s
             f"Kaggle accepted the submission to '{competition}' but did not list it; check its submissions page."
         )
     return _receipt(competition, submission, ref, message, csv_path)
+
+
+def find_submission(competition: str, marker: str, *, attempts: int = 5, backoff_s: float = 2.0) -> dict[str, Any] | None:
+    """The receipt of this account's newest submission whose message contains marker, or None."""
+    source = find_credentials()
+    calls = _Calls(competition, source, attempts, backoff_s)
+    api = calls.run("signing in to Kaggle", lambda: _login(source))
+    listed = calls.run("listing submissions", lambda: _list_submissions(api, competition))
+    match = next((s for s in listed if marker in (s.description or "")), None)
+    return None if match is None else _receipt(competition, match, match.ref, match.description, Path(match.file_name or ""))

@@ -77,6 +77,8 @@ class ClipParams:
 class SubmitParams:
     enabled: bool = False
     message: str = "fast.ai lesson 2 pipeline"
+    force: bool = False  # Kaggle caps submissions a day: a CSV it already has is not sent again unless forced
+    poll_timeout_s: float = 600.0  # how long to wait for the score before recording the submission as pending
 
 
 @dataclass(frozen=True)

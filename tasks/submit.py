@@ -5,10 +5,13 @@ import hashlib
 import json
 from pathlib import Path
 
+import yaml
+
 from tasks.atomic_output import atomic_file
 from tasks.competition_archive import parse_test_name
 from tasks.errors import run_stage
-from tasks.params import Params, load_params
+from tasks.params import PARAMS_FILE, Params, load_params
+from tasks.run_identity import git_commit, params_digest
 from tasks.submission_format import read_submission, validate_submission
 
 
@@ -26,34 +29,72 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def submit(params: Params) -> dict:
+def submission_message(text: str, commit: str | None, digest: str, csv_sha256: str) -> str:
+    """The message Kaggle stores with a submission: the user's text plus what produced the CSV.
+
+    The CSV's hash in it lets a later run recognise a CSV already sent, from any machine.
+    """
+    return f"{text} [commit {(commit or 'none')[:12]} params {digest[:12]} csv {csv_sha256[:16]}]"
+
+
+def send(params: Params, csv_path: Path, csv_sha256: str, message: str) -> tuple[dict, bool]:
+    """Send the CSV unless Kaggle already has it (and submit.force is off); return (Kaggle's record, sent now)."""
+    from tasks.kaggle_source import find_submission, submit_csv  # the client authenticates on import
+
+    competition = params.download.competition
+    if not params.submit.force:
+        earlier = find_submission(competition, f"csv {csv_sha256[:16]}")
+        if earlier is not None:
+            return earlier, False
+    record = submit_csv(competition, csv_path, message, poll_timeout_s=params.submit.poll_timeout_s)
+    return record, True
+
+
+def submit(params: Params, raw_params: dict) -> dict:
     """Validate the submission, send it if submit.enabled, and return the receipt."""
     csv_path = Path(params.paths.submission)
     frame = read_submission(csv_path)
     validate_submission(frame, test_ids(Path(params.paths.organized)), name=str(csv_path))
+    commit, dirty = git_commit()
+    digest = params_digest(raw_params)
+    csv_sha256 = file_sha256(csv_path)
     receipt = {
         "competition": params.download.competition,
         "submission": str(csv_path),
-        "sha256": file_sha256(csv_path),
+        "sha256": csv_sha256,
         "rows": len(frame),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "params_digest": digest,
         "validated": True,
         "sent": False,
     }
     if params.submit.enabled:
-        from tasks.kaggle_source import submit_csv  # the client authenticates on import: only when sending
-
-        receipt["kaggle"] = submit_csv(params.download.competition, csv_path, params.submit.message)
-        receipt["sent"] = True
+        message = submission_message(params.submit.message, commit, digest, csv_sha256)
+        receipt["kaggle"], receipt["sent"] = send(params, csv_path, csv_sha256, message)
+        receipt["already_on_kaggle"] = not receipt["sent"]
     return receipt
 
 
+def describe(receipt: dict) -> str:
+    """One line for the log saying what happened to the submission."""
+    kaggle = receipt.get("kaggle")
+    if kaggle is None:
+        return "validated, not sent (submit.enabled is false)"
+    score = kaggle.get("public_score")
+    scored = f", public score {score}" if score is not None else f", status {kaggle.get('status')}"
+    if receipt["already_on_kaggle"]:
+        return f"already on Kaggle as ref {kaggle.get('ref')}, not sent again (submit.force sends anyway){scored}"
+    return f"sent to Kaggle as ref {kaggle.get('ref')}{scored}"
+
+
 def main() -> None:
+    raw_params = yaml.safe_load(PARAMS_FILE.read_text())
     params = load_params()
-    receipt = submit(params)
+    receipt = submit(params, raw_params)
     with atomic_file(Path(params.paths.receipt)) as tmp:
         tmp.write_text(json.dumps(receipt, indent=2) + "\n")
-    state = "sent to Kaggle" if receipt["sent"] else "validated, not sent (submit.enabled is false)"
-    print(f"submit: {receipt['rows']} rows {state}")
+    print(f"submit: {receipt['rows']} rows {describe(receipt)}")
 
 
 if __name__ == "__main__":
