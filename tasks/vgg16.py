@@ -14,6 +14,7 @@ DENSE_LAYERS = ("flatten", "fc1", "fc2", "predictions")
 # A Glorot-initialised top gives near-uniform probabilities (max ~0.0015), too flat for the lesson's linear
 # model to learn from in 3 epochs; scaled by this its max probability is ~0.3, like a trained network's.
 RANDOM_TOP_SCALE = 30.0
+IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"  # the file Keras fetches for weights="imagenet"
 
 
 def load_vgg16(weights: str, seed: int) -> keras.Model:
@@ -21,7 +22,13 @@ def load_vgg16(weights: str, seed: int) -> keras.Model:
     from keras.applications import VGG16  # imported here so importing this module stays cheap
 
     if weights == "imagenet":
-        return VGG16(weights="imagenet", include_top=True)  # Keras downloads it once into ~/.keras/models
+        try:
+            return VGG16(weights="imagenet", include_top=True)  # Keras downloads it once into ~/.keras/models
+        except Exception as err:  # Keras raises a bare Exception for a failed fetch
+            raise StageError(
+                f"could not fetch VGG16's ImageNet weights ({err}). They are downloaded once (528 MB) and need the "
+                f"network; offline, copy {IMAGENET_FILE} into ~/.keras/models/ or set features.weights to its path"
+            ) from None
     keras.utils.set_random_seed(seed)  # `none` must be the same network in every stage that rebuilds it
     model = VGG16(weights=None, include_top=True)
     if weights == "none":

@@ -92,3 +92,29 @@ def test_predictions_are_in_id_order_and_must_be_finite():
     assert valid["is_dog"].tolist() == [0, 1]
     with pytest.raises(StageError, match="1 non-finite test predictions"):
         prediction_frames(["cat.1"], np.array([0]), np.array([0.2]), ["1", "2"], np.array([0.5, np.nan]))
+
+
+def test_a_local_weights_file_loads_the_same_network(tmp_path: Path):
+    from tasks.vgg16 import load_vgg16
+
+    saved = load_vgg16("none", 7)
+    path = tmp_path / "vgg16.weights.h5"
+    saved.save_weights(path)
+    loaded = load_vgg16(str(path), 0)
+    for layer in ("block1_conv1", "predictions"):
+        np.testing.assert_array_equal(loaded.get_layer(layer).get_weights()[0], saved.get_layer(layer).get_weights()[0])
+
+
+def test_imagenet_weights_offline_give_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from tasks.vgg16 import load_vgg16
+
+    # An empty Keras home, so Keras must fetch; the fetch fails as it does offline, without a 528 MB download
+    # where a network happens to exist.
+    monkeypatch.setattr("keras.src.backend.config.keras_home", lambda: str(tmp_path / "keras"))
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", _no_network)
+    with pytest.raises(StageError, match="could not fetch VGG16's ImageNet weights .* set features.weights to its path"):
+        load_vgg16("imagenet", 0)
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("[Errno -2] Name or service not known")

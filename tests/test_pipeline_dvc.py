@@ -34,8 +34,15 @@ def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
     assert stages_ran(dvc(workspace, "repro").stdout) == ["train", "predict", "clip", "submit"]
     assert (workspace / "data/features/train/pool5.npy").stat().st_mtime_ns == features_before
 
+    write_params(workspace, {"train": {"lr": 0.05, "dataset": "sample"}})
+    assert stages_ran(dvc(workspace, "repro").stdout)[:2] == ["train", "predict"]
+    trained = json.loads((workspace / "metrics/train.json").read_text())
+    assert (trained["train_photos"], trained["valid_photos"]) == (4, 2)
+    assert len(pd.read_csv(workspace / "data/predictions/valid.csv")) == 2
+    assert len(pd.read_csv(workspace / "data/predictions/test.csv")) == 6
+
     # submit reruns only if the clipped CSV's bytes changed: DVC compares hashes, not timestamps.
-    write_params(workspace, {"train": {"lr": 0.05}, "clip": {"bounds": [0.02, 0.98]}})
+    write_params(workspace, {"train": {"lr": 0.05, "dataset": "sample"}, "clip": {"bounds": [0.02, 0.98]}})
     assert stages_ran(dvc(workspace, "repro").stdout) in (["clip"], ["clip", "submit"])
 
 
