@@ -10,8 +10,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
-from flows.dvc_stages import StageRun, execution_order, reproduce_stage, stage_graph
+from flows.dvc_stages import execution_order, reproduce_stage, stage_graph
 from flows.experiment import Experiment, code_changes, experiment_name, free_name, head_commit, save_experiment
 from flows.run_params import params_in_place, read_params_file, validated_params
 from flows.run_report import lineage_markdown, metric_rows
@@ -22,17 +23,21 @@ from tasks.params import Params
 # Only these touch the network, so only these are worth retrying.
 NETWORK_STAGES = frozenset({"download", "submit"})
 NETWORK_RETRIES = 2
+UP_TO_DATE = "Up to date"  # the task run's state name when DVC skipped the stage
 # Artifact keys: every run adds a version under the same key, so Prefect shows each as a history across runs.
 METRICS_KEY = "lesson2-metrics"
 LINEAGE_KEY = "lesson2-lineage"
 SUBMISSION_KEY = "lesson2-submission"
 
 
-def _reproduce(workspace: str, stage: str) -> StageRun:
+def _reproduce(workspace: str, stage: str) -> State:
     logger = get_run_logger()
     run = reproduce_stage(Path(workspace), stage, on_line=logger.info)
     logger.info("%s: %s", stage, "ran" if run.ran else "up to date, skipped by DVC")
-    return run
+    # The state's name is what Prefect's UI shows for the task run, so a reused stage reads differently at a glance.
+    if run.ran:
+        return Completed(data=run, message="DVC ran the stage")
+    return Completed(data=run, name=UP_TO_DATE, message="DVC found the stage up to date and skipped it")
 
 
 def stage_task(stage: str):

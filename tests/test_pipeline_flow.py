@@ -55,7 +55,9 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
     assert set(_task_runs(state.state_details.flow_run_id).values()) == {"Completed"}
     assert (workspace / "data/submission/submission.csv").is_file()
 
-    assert set(lesson2(workspace=str(workspace)).values()) == {"up to date"}
+    second = lesson2(workspace=str(workspace), return_state=True)
+    assert set(second.result().values()) == {"up to date"}
+    assert set(_task_runs(second.state_details.flow_run_id).values()) == {"Up to date"}
 
     write_params(workspace, {"train": {"epochs": 1}})
     again = lesson2(workspace=str(workspace))
