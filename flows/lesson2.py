@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
-from flows.dvc_stages import execution_order, reproduce_stage, stage_graph
+from flows.dvc_stages import StageRun, execution_order, reproduce_stage, stage_graph
 from flows.experiment import Experiment, code_changes, experiment_name, free_name, head_commit, save_experiment
 from flows.run_params import params_in_place, read_params_file, validated_params
 from flows.run_report import lineage_markdown, metric_rows
@@ -71,7 +71,7 @@ def publish_artifacts(
         overrides=overrides,
         outcomes=outcomes,
         commit=commit,
-        dirty=bool(changes),
+        changed=changes,
         experiment=experiment.name if experiment else None,
         experiment_commit=experiment.commit if experiment else None,
         metrics=rows,
@@ -107,7 +107,8 @@ def lesson2(
         with params_in_place(root, original, merged, overridden=bool(overrides)):
             # One stage after another: two `dvc repro` at once in one workspace would fight over DVC's lock.
             for stage in execution_order(graph):
-                run = stage_task(stage)(workspace, stage)
+                # The task returns its own State (to name it); .result() gives the StageRun or raises its error.
+                run: StageRun = stage_task(stage)(workspace, stage, return_state=True).result()
                 outcomes[stage] = "ran" if run.ran else "up to date"
             experiment = save_experiment(root, name, on_line=logger.info) if name else None
             if experiment:

@@ -60,8 +60,8 @@ def weights_identity(workspace: Path, weights: str, seed: int) -> str:
     return f"{weights} (sha256 {sha256_of(path)})" if path.is_file() else f"{weights} (file missing)"
 
 
-def _table(rows: list[tuple[str, str]]) -> list[str]:
-    return ["| | |", "| --- | --- |", *(f"| {key} | {value} |" for key, value in rows)]
+def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
+    return [f"| {header[0]} | {header[1]} |", "| --- | --- |", *(f"| {key} | {value} |" for key, value in rows)]
 
 
 def lineage_markdown(
@@ -73,7 +73,7 @@ def lineage_markdown(
     overrides: Mapping[str, Any],
     outcomes: Mapping[str, str],
     commit: str,
-    dirty: bool,
+    changed: list[str],
     experiment: str | None,
     experiment_commit: str | None,
     metrics: list[dict[str, Any]],
@@ -91,13 +91,13 @@ def lineage_markdown(
         ("model", locked(paths.model)),
         ("submission", locked(paths.submission)),
         ("VGG16 weights", weights_identity(workspace, params.features.weights, params.features.seed)),
-        ("code commit", f"`{commit}`" + (" plus uncommitted changes" if dirty else "")),
+        ("code commit", f"`{commit}`" + (f" plus uncommitted changes to {', '.join(changed)}" if changed else "")),
         ("DVC experiment", f"`{experiment}` at `{experiment_commit}`" if experiment else "not recorded"),
     ]
-    sections = [f"# lesson2 run `{run_name}`", "", "## Lineage", "", *_table(lineage), "", "## Stages", ""]
-    sections += _table([(stage, outcome) for stage, outcome in outcomes.items()])
+    sections = [f"# lesson2 run `{run_name}`", "", "## Lineage", "", *_table(("what", "identity"), lineage), "", "## Stages", ""]
+    sections += _table(("stage", "outcome"), [(stage, outcome) for stage, outcome in outcomes.items()])
     sections += ["", "## Metrics", ""]
-    sections += _table([(row["metric"], str(row["value"])) for row in metrics]) if metrics else ["(none written)"]
+    sections += _table(("metric", "value"), [(row["metric"], str(row["value"])) for row in metrics]) if metrics else ["(none written)"]
     sections += ["", "## Params", ""]
     if overrides:
         sections += ["Overridden for this run: " + ", ".join(f"`{k}={v!r}`" for k, v in overrides.items()), ""]

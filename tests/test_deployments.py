@@ -45,7 +45,7 @@ def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everythi
         logs = server.logs_of(first)
         assert run["state_type"] == "COMPLETED", f"{run['state_name']}\n{logs}\n{server.tail()}"
         tasks = server.task_runs(first, expected=len(STAGES))
-        assert {name: t["state_type"] for name, t in tasks.items()} == dict.fromkeys(STAGES, "COMPLETED")
+        assert {name: t["state_name"] for name, t in tasks.items()} == dict.fromkeys(STAGES, "Completed")
         assert all(f"{stage}: ran" in logs for stage in STAGES)
         assert "features: train 18/18 photos" in logs  # the stage's own progress, streamed into its task's log
 
@@ -72,7 +72,7 @@ def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everythi
         logs = server.logs_of(second)
         assert again["state_type"] == "COMPLETED", f"{again['state_name']}\n{logs}\n{server.tail()}"
         tasks = server.task_runs(second, expected=len(STAGES))
-        assert {name: t["state_type"] for name, t in tasks.items()} == dict.fromkeys(STAGES, "COMPLETED")
+        assert {name: t["state_name"] for name, t in tasks.items()} == dict.fromkeys(STAGES, "Up to date")
         assert all(f"{stage}: up to date, skipped by DVC" in logs for stage in STAGES)
         assert "Running stage" not in logs
         assert {run["name"], again["name"]} <= set(experiments(workspace))
