@@ -61,7 +61,7 @@ def free_name(workspace: Path, wanted: str, suffix: str) -> str:
 
 
 def untracked_outputs(workspace: Path) -> list[str]:
-    """Files the stages wrote that git does not track yet: uncached outputs (metrics, plots), dvc.lock, DVC's .gitignores.
+    """Stage-written files git does not track yet: uncached outputs (metrics, plots), dvc.lock, DVC's .gitignores.
 
     `dvc exp save` adds only top-level metrics and params by itself; stage-level metrics left out would show as
     missing in `dvc exp show`.

@@ -94,10 +94,10 @@ def lineage_markdown(
         ("code commit", f"`{commit}`" + (f" plus uncommitted changes to {', '.join(changed)}" if changed else "")),
         ("DVC experiment", f"`{experiment}` at `{experiment_commit}`" if experiment else "not recorded"),
     ]
-    sections = [f"# lesson2 run `{run_name}`", "", "## Lineage", "", *_table(("what", "identity"), lineage), "", "## Stages", ""]
-    sections += _table(("stage", "outcome"), [(stage, outcome) for stage, outcome in outcomes.items()])
-    sections += ["", "## Metrics", ""]
-    sections += _table(("metric", "value"), [(row["metric"], str(row["value"])) for row in metrics]) if metrics else ["(none written)"]
+    sections = [f"# lesson2 run `{run_name}`", "", "## Lineage", "", *_table(("what", "identity"), lineage)]
+    sections += ["", "## Stages", "", *_table(("stage", "outcome"), list(outcomes.items()))]
+    metric_table = _table(("metric", "value"), [(row["metric"], str(row["value"])) for row in metrics])
+    sections += ["", "## Metrics", "", *(metric_table if metrics else ["(none written)"])]
     sections += ["", "## Params", ""]
     if overrides:
         sections += ["Overridden for this run: " + ", ".join(f"`{k}={v!r}`" for k, v in overrides.items()), ""]
