@@ -49,9 +49,9 @@ def stage_environment() -> dict[str, str]:
     return env
 
 
-def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] = print) -> StageRun:
-    """Run `dvc repro --single-item stage`, streaming its output line by line; raise StageFailed on failure."""
-    command = [sys.executable, "-m", "dvc", "repro", "--single-item", stage]
+def stream_dvc(workspace: Path, args: list[str], on_line: Callable[[str], None] = print) -> tuple[int, list[str]]:
+    """Run the dvc CLI in workspace, handing each line of its output to on_line as it comes; exit status and lines."""
+    command = [sys.executable, "-m", "dvc", *args]
     lines: list[str] = []
     with subprocess.Popen(
         command, cwd=workspace, env=stage_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -61,8 +61,14 @@ def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] 
             line = line.rstrip("\n")
             lines.append(line)
             on_line(line)
+    return process.returncode, lines
+
+
+def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] = print) -> StageRun:
+    """Run `dvc repro --single-item stage`, streaming its output line by line; raise StageFailed on failure."""
+    returncode, lines = stream_dvc(workspace, ["repro", "--single-item", stage], on_line)
     output = "\n".join(lines)
-    if process.returncode != 0:
+    if returncode != 0:
         tail = "\n".join(lines[-15:])
-        raise StageFailed(f"stage {stage} failed (dvc exit status {process.returncode}):\n{tail}")
+        raise StageFailed(f"stage {stage} failed (dvc exit status {returncode}):\n{tail}")
     return StageRun(stage, ran=f"Running stage '{stage}'" in output, output=output)

@@ -55,7 +55,9 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
     assert set(_task_runs(state.state_details.flow_run_id).values()) == {"Completed"}
     assert (workspace / "data/submission/submission.csv").is_file()
 
-    assert set(lesson2(workspace=str(workspace)).values()) == {"up to date"}
+    second = lesson2(workspace=str(workspace), return_state=True)
+    assert set(second.result().values()) == {"up to date"}
+    assert set(_task_runs(second.state_details.flow_run_id).values()) == {"Up to date"}
 
     write_params(workspace, {"train": {"epochs": 1}})
     again = lesson2(workspace=str(workspace))
@@ -74,3 +76,29 @@ def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_ha
     tasks = _task_runs(state.state_details.flow_run_id)
     assert tasks["split"] == "Failed"
     assert "features" not in tasks
+
+
+def test_a_bad_override_fails_the_flow_before_any_stage_runs(workspace: Path, prefect_harness):
+    from flows.lesson2 import lesson2
+    from tasks.errors import StageError
+
+    before = (workspace / "params.yaml").read_bytes()
+    state = lesson2(workspace=str(workspace), overrides={"train.epoch": 5}, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(StageError, match="override rejected: unknown key train.epoch"):
+        state.result()
+    assert _task_runs(state.state_details.flow_run_id) == {}
+    assert (workspace / "params.yaml").read_bytes() == before
+    assert not (workspace / "dvc.lock").exists()
+
+
+def test_a_second_run_in_a_busy_workspace_fails_naming_the_holder(workspace: Path, prefect_harness):
+    from flows.lesson2 import lesson2
+    from flows.workspace_lock import WorkspaceBusy, hold_workspace
+
+    with hold_workspace(workspace, "flow run nightly-owl"):
+        state = lesson2(workspace=str(workspace), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(WorkspaceBusy, match="in use by flow run nightly-owl"):
+        state.result()
+    assert _task_runs(state.state_details.flow_run_id) == {}

@@ -1,0 +1,88 @@
+"""Per-run overrides of params.yaml keys: merged, validated before any stage runs, in place for the run only."""
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks.atomic_output import atomic_file
+from tasks.errors import StageError
+from tasks.params import PARAMS_FILE, Params, parse_params
+
+# paths lay out the DAG itself (dvc.yaml templates them); moving outputs is a change to the project, not a run knob.
+FIXED_SECTIONS = frozenset({"paths"})
+
+
+def apply_overrides(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of params with each dotted key of overrides (e.g. 'train.epochs') set to its value."""
+    merged = copy.deepcopy(dict(params))
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if not key or "" in parts:
+            raise StageError(f"override {key!r} is not a dotted params.yaml key such as 'train.epochs'")
+        if parts[0] in FIXED_SECTIONS:
+            raise StageError(f"override {key}: the {parts[0]} section lays out the DAG; change params.yaml instead")
+        node = merged
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise StageError(f"override {key}: params.yaml has no section {where} to set it in")
+            node = child
+        if isinstance(node.get(parts[-1]), dict):
+            raise StageError(f"override {key} names a whole section; override its keys one by one")
+        node[parts[-1]] = value
+    return merged
+
+
+def validated_params(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Params]:
+    """Merge overrides into params and validate the result as a stage would; StageError names the bad key."""
+    merged = apply_overrides(params, overrides)
+    try:
+        return merged, parse_params(merged)
+    except StageError as err:
+        if not overrides:
+            raise
+        raise StageError(f"override rejected: {str(err).removeprefix('params.yaml: ')}") from None
+
+
+def read_params_file(workspace: Path) -> tuple[bytes, dict[str, Any]]:
+    """params.yaml's exact bytes (to restore) and its parsed content."""
+    path = workspace / PARAMS_FILE
+    try:
+        original = path.read_bytes()
+    except FileNotFoundError:
+        raise StageError(f"{path} not found: is {workspace} a checkout of this project?") from None
+    try:
+        data = yaml.safe_load(original)
+    except yaml.YAMLError as err:
+        raise StageError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise StageError(f"{path} must be a mapping of sections, got {data!r}")
+    return original, data
+
+
+def _write(path: Path, content: bytes) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(content)
+
+
+@contextmanager
+def params_in_place(workspace: Path, original: bytes, merged: Mapping[str, Any], overridden: bool) -> Iterator[None]:
+    """Write the merged params.yaml for the run (DVC tracks params by file) and put the original back after."""
+    if not overridden:
+        yield
+        return
+    path = workspace / PARAMS_FILE
+    mode = os.stat(path).st_mode
+    _write(path, yaml.safe_dump(dict(merged), sort_keys=False).encode())
+    try:
+        yield
+    finally:
+        _write(path, original)
+        os.chmod(path, mode)  # atomic_file makes 0644; keep whatever the checkout had

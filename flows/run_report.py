@@ -1,0 +1,106 @@
+"""What a run leaves for people in Prefect: its metrics as rows, and a markdown lineage of the model it made."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks.params import Params
+
+# Where keras.applications caches the ImageNet VGG16 file it downloads (KERAS_HOME moves ~/.keras).
+IMAGENET_FILE = "models/vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+
+
+def metric_rows(metrics_dir: Path) -> list[dict[str, Any]]:
+    """One row per scalar in metrics/*.json, named file.key (e.g. train.val_accuracy)."""
+    rows = []
+    for path in sorted(metrics_dir.glob("*.json")):
+        for key, value in json.loads(path.read_text()).items():
+            if isinstance(value, int | float | str | bool):
+                rows.append({"metric": f"{path.stem}.{key}", "value": value})
+    return rows
+
+
+def locked_hashes(workspace: Path) -> dict[str, str]:
+    """Each output path recorded in dvc.lock with its hash: what DVC itself would restore for this run."""
+    lock = workspace / "dvc.lock"
+    if not lock.is_file():
+        return {}
+    hashes = {}
+    for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
+        for out in stage.get("outs", []):
+            hashes[out["path"]] = out.get("md5", "?")
+    return hashes
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, read in chunks (ImageNet weights are 528 MB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_identity(workspace: Path, weights: str, seed: int) -> str:
+    """Which VGG16 weights the features came from, precisely enough to tell two runs apart."""
+    if weights == "none":
+        return f"random init, seed {seed} (features.weights: none)"
+    if weights == "imagenet":
+        path = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / IMAGENET_FILE
+        found = f"sha256 {sha256_of(path)}" if path.is_file() else "not in this host's Keras cache"
+        return f"Keras ImageNet VGG16 ({path.name}, {found})"
+    path = Path(weights).expanduser()
+    path = path if path.is_absolute() else workspace / path
+    return f"{weights} (sha256 {sha256_of(path)})" if path.is_file() else f"{weights} (file missing)"
+
+
+def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
+    return [f"| {header[0]} | {header[1]} |", "| --- | --- |", *(f"| {key} | {value} |" for key, value in rows)]
+
+
+def lineage_markdown(
+    *,
+    run_name: str,
+    workspace: Path,
+    params: Params,
+    merged: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    outcomes: Mapping[str, str],
+    commit: str,
+    changed: list[str],
+    experiment: str | None,
+    experiment_commit: str | None,
+    metrics: list[dict[str, Any]],
+) -> str:
+    """The run's lineage: data and feature hashes, code commit, experiment, params, weights, and metrics."""
+    hashes = locked_hashes(workspace)
+    paths = params.paths
+
+    def locked(path: str) -> str:
+        return f"`{path}` md5 `{hashes.get(path, 'not in dvc.lock')}`"
+
+    lineage = [
+        ("raw archive", locked(paths.raw_archive)),
+        ("features", locked(paths.features)),
+        ("model", locked(paths.model)),
+        ("submission", locked(paths.submission)),
+        ("VGG16 weights", weights_identity(workspace, params.features.weights, params.features.seed)),
+        ("code commit", f"`{commit}`" + (f" plus uncommitted changes to {', '.join(changed)}" if changed else "")),
+        ("DVC experiment", f"`{experiment}` at `{experiment_commit}`" if experiment else "not recorded"),
+    ]
+    sections = [f"# lesson2 run `{run_name}`", "", "## Lineage", "", *_table(("what", "identity"), lineage)]
+    sections += ["", "## Stages", "", *_table(("stage", "outcome"), list(outcomes.items()))]
+    metric_table = _table(("metric", "value"), [(row["metric"], str(row["value"])) for row in metrics])
+    sections += ["", "## Metrics", "", *(metric_table if metrics else ["(none written)"])]
+    sections += ["", "## Params", ""]
+    if overrides:
+        sections += ["Overridden for this run: " + ", ".join(f"`{k}={v!r}`" for k, v in overrides.items()), ""]
+    run_params = {name: section for name, section in merged.items() if name != "paths"}
+    sections += ["```yaml", yaml.safe_dump(run_params, sort_keys=False).rstrip(), "```", ""]
+    return "\n".join(sections)

@@ -1,0 +1,78 @@
+"""Scheduled runs for real: prefect.yaml deployed to a Prefect server on loopback, run by a process worker."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import PROJECT, dvc, make_workspace, run_tool
+from tests.prefect_server import prefect_server
+
+STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+RUN_TIMEOUT = 480  # a first run on 2 busy cores; a run that hangs fails the test instead of the suite
+
+
+def experiments(workspace: Path) -> dict[str, dict]:
+    """`dvc exp show`'s experiments by name, each with the params and metrics DVC recorded for it."""
+    shown = json.loads(dvc(workspace, "exp", "show", "--json").stdout)
+    found = {}
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            for revision in experiment.get("revs", []):
+                data = revision.get("data") or {}
+                found[revision.get("name") or data.get("name")] = data
+    return found
+
+
+def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everything_up_to_date(tmp_path: Path):
+    workspace = make_workspace(tmp_path / "ws")
+    shutil.copy2(PROJECT / "prefect.yaml", workspace / "prefect.yaml")
+    run_tool(["git", "add", "prefect.yaml"], workspace)
+    run_tool(["git", "commit", "-qm", "deployments"], workspace)
+    committed_params = (workspace / "params.yaml").read_text()
+    overrides = {"overrides": {"train.epochs": 1, "clip.bounds": [0.02, 0.98]}}
+
+    with prefect_server(tmp_path / "prefect-home") as server:
+        server.cli("work-pool", "create", "local", "--type", "process", cwd=workspace)
+        # Deployed from the workspace: prefect.yaml has no pull step, so runs start in this directory.
+        server.cli("deploy", "--name", "local", cwd=workspace)
+        server.start_worker("local", cwd=tmp_path)
+
+        first = server.run_deployment("lesson2/local", workspace, overrides)
+        run = server.wait_for_run(first, RUN_TIMEOUT)
+        logs = server.logs_of(first)
+        assert run["state_type"] == "COMPLETED", f"{run['state_name']}\n{logs}\n{server.tail()}"
+        tasks = server.task_runs(first, expected=len(STAGES))
+        assert {name: t["state_name"] for name, t in tasks.items()} == dict.fromkeys(STAGES, "Completed")
+        assert all(f"{stage}: ran" in logs for stage in STAGES)
+        assert "features: train 18/18 photos" in logs  # the stage's own progress, streamed into its task's log
+
+        artifacts = server.artifacts(first)
+        assert {"lesson2-metrics", "lesson2-lineage", "lesson2-submission"} <= set(artifacts)
+        table = json.loads(artifacts["lesson2-metrics"]["data"])
+        metrics = {row["metric"]: row["value"] for row in table}
+        assert metrics["clip.lo"] == 0.02 and 0.0 <= metrics["train.val_accuracy"] <= 1.0
+        lock = yaml.safe_load((workspace / "dvc.lock").read_text())
+        archive_md5 = lock["stages"]["download"]["outs"][0]["md5"]
+        lineage = artifacts["lesson2-lineage"]["data"]
+        assert run["name"] in lineage and archive_md5 in lineage and "train.epochs=1" in lineage
+        assert "data/submission/submission.csv" in artifacts["lesson2-submission"]["data"]
+
+        recorded = experiments(workspace)
+        assert run["name"] in recorded
+        params = recorded[run["name"]]["params"]["params.yaml"]["data"]
+        assert params["train"]["epochs"] == 1
+        assert recorded[run["name"]]["metrics"]["metrics/clip.json"]["data"]["lo"] == 0.02
+        assert (workspace / "params.yaml").read_text() == committed_params  # overrides were for that run only
+
+        second = server.run_deployment("lesson2/local", workspace, overrides)
+        again = server.wait_for_run(second, RUN_TIMEOUT)
+        logs = server.logs_of(second)
+        assert again["state_type"] == "COMPLETED", f"{again['state_name']}\n{logs}\n{server.tail()}"
+        tasks = server.task_runs(second, expected=len(STAGES))
+        assert {name: t["state_name"] for name, t in tasks.items()} == dict.fromkeys(STAGES, "Up to date")
+        assert all(f"{stage}: up to date, skipped by DVC" in logs for stage in STAGES)
+        assert "Running stage" not in logs
+        assert {run["name"], again["name"]} <= set(experiments(workspace))

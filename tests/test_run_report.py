@@ -1,0 +1,40 @@
+"""What a run publishes: metric rows from metrics/*.json and a lineage summary built from dvc.lock and the params."""
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+from flows.run_params import validated_params
+from flows.run_report import lineage_markdown, metric_rows, weights_identity
+from tests.conftest import project_params
+
+
+def test_metric_rows_name_each_scalar_by_file_and_key(tmp_path: Path):
+    (tmp_path / "train.json").write_text(json.dumps({"val_accuracy": 0.9, "history": [1, 2]}))
+    (tmp_path / "clip.json").write_text(json.dumps({"lo": 0.05}))
+    assert metric_rows(tmp_path) == [{"metric": "clip.lo", "value": 0.05}, {"metric": "train.val_accuracy", "value": 0.9}]
+
+
+def test_weights_are_identified_by_seed_or_by_the_files_hash(tmp_path: Path):
+    assert weights_identity(tmp_path, "none", 7) == "random init, seed 7 (features.weights: none)"
+    (tmp_path / "vgg.h5").write_bytes(b"not really weights")
+    digest = hashlib.sha256(b"not really weights").hexdigest()
+    assert weights_identity(tmp_path, "vgg.h5", 0) == f"vgg.h5 (sha256 {digest})"
+    assert weights_identity(tmp_path, "gone.h5", 0) == "gone.h5 (file missing)"
+
+
+def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_path: Path):
+    merged, params = validated_params(project_params(), {"train.epochs": 1})
+    lock = {"stages": {"download": {"outs": [{"path": params.paths.raw_archive, "md5": "abc123"}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    text = lineage_markdown(
+        run_name="brave-lemur", workspace=tmp_path, params=params, merged=merged, overrides={"train.epochs": 1},
+        outcomes={"download": "up to date"}, commit="c0ffee", changed=["tasks/train.py"], experiment="brave-lemur",
+        experiment_commit="e4e4", metrics=[{"metric": "train.val_accuracy", "value": 0.5}],
+    )
+    assert f"`{params.paths.raw_archive}` md5 `abc123`" in text
+    assert f"`{params.paths.features}` md5 `not in dvc.lock`" in text
+    assert "`c0ffee` plus uncommitted changes to tasks/train.py" in text
+    assert "`brave-lemur` at `e4e4`" in text and "| download | up to date |" in text
+    assert "`train.epochs=1`" in text and "epochs: 1" in text and "raw_archive" not in text.split("## Params")[1]
