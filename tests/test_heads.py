@@ -11,23 +11,23 @@ from tasks.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
 from tasks.split import split
 from tests.photos import organized_photos
 
-# A head's settings for a tiny set; the lesson's own where they work on random-init features.
+# Settings that learn from 16 photos of random-network features; the lesson's RMSprop 0.1 overshoots here.
 HEAD_PARAMS = {
-    "linear": TrainParams(head="linear", phases=(PhaseParams(0.1, 3),), batch_size=8),
-    "last_layer": TrainParams(head="last_layer", phases=(PhaseParams(0.1, 2),), batch_size=8),
-    "dense": TrainParams(head="dense", optimizer="adam", phases=(PhaseParams(1e-4, 2),), batch_size=8),
-    "conv": TrainParams(head="conv", phases=(PhaseParams(0.1, 3),), batch_size=8),
+    head: TrainParams(head=head, optimizer="adam", phases=(PhaseParams(0.01, 10),), batch_size=8)
+    for head in ("linear", "last_layer", "conv")
 }
+# fc1 alone has 103M weights: small steps, lowered in a second phase as the lesson does.
+DENSE_PARAMS = TrainParams(head="dense", optimizer="adam", phases=(PhaseParams(3e-5, 3), PhaseParams(1e-5, 3)), batch_size=4)
 
 
 @pytest.fixture(scope="module")
 def cached(tmp_path_factory) -> tuple[Path, object]:
-    """pool5 of 32 synthetic photos (12 for validation) from a seeded random VGG16, and that VGG16."""
+    """pool5 of 24 synthetic photos (8 for validation) from a seeded random VGG16, and that VGG16."""
     from tasks.vgg16 import load_vgg16
 
     root = tmp_path_factory.mktemp("heads")
-    organized = organized_photos(root, per_class=16, test_count=2, seed=3)
-    split(organized, root / "split", SplitParams(seed=0, valid_size=12, sample_train_size=4, sample_valid_size=2))
+    organized = organized_photos(root, per_class=12, test_count=1, seed=3)
+    split(organized, root / "split", SplitParams(seed=0, valid_size=8, sample_train_size=4, sample_valid_size=2))
     features(root / "split", organized, root / "features", FeaturesParams(weights="none", seed=0, batch_size=8))
     return root / "features", load_vgg16("none", 0)
 
@@ -44,22 +44,23 @@ def fit(cached, params: TrainParams):
 @pytest.mark.parametrize("head", list(HEAD_PARAMS))
 def test_each_head_beats_chance_on_validation(cached, head):
     result, _ = fit(cached, HEAD_PARAMS[head])
-    assert result.metrics["valid_photos"] == 12
+    assert result.metrics["valid_photos"] == 8
     assert result.metrics["val_accuracy"] >= 0.75, result.metrics  # chance is 0.5
 
 
 def test_head_inputs_are_the_layers_each_head_names(cached):
     root, vgg = cached
     (valid,) = load_subsets(root, ["valid"])
-    shapes = {head: head_inputs(head, "block5_pool", [valid], vgg)[0].shape for head in HEAD_PARAMS}
-    assert shapes == {"linear": (12, 1000), "last_layer": (12, 4096), "dense": (12, 7, 7, 512), "conv": (12, 7, 7, 512)}
+    shapes = {head: head_inputs(head, "block5_pool", [valid], vgg)[0].shape for head in [*HEAD_PARAMS, "dense"]}
+    assert shapes == {"linear": (8, 1000), "last_layer": (8, 4096), "dense": (8, 7, 7, 512), "conv": (8, 7, 7, 512)}
     np.testing.assert_allclose(head_inputs("linear", "block5_pool", [valid], vgg)[0].sum(axis=1), 1.0, rtol=1e-4)
 
 
-def test_dense_head_starts_from_vgg16s_dense_weights_and_leaves_them_alone(cached):
+def test_dense_head_beats_chance_starting_from_vgg16s_dense_weights_and_leaving_them_alone(cached):
     root, vgg = cached
     before = vgg.get_layer("fc2").get_weights()[0].copy()
-    result, _ = fit(cached, HEAD_PARAMS["dense"])
+    result, _ = fit(cached, DENSE_PARAMS)
+    assert result.metrics["val_accuracy"] >= 0.75, result.metrics
     trained = result.model.get_layer("fc2").get_weights()[0]
     assert not np.array_equal(trained, before)  # trained, so moved
     np.testing.assert_allclose(trained, before, atol=0.05)  # but from VGG16's weights, not a fresh init

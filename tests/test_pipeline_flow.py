@@ -57,7 +57,7 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
 
     assert set(lesson2(workspace=str(workspace)).values()) == {"up to date"}
 
-    write_params(workspace, {"train": {"epochs": 1}})
+    write_params(workspace, {"train": {"phases": [{"lr": 0.1, "epochs": 1}]}})
     again = lesson2(workspace=str(workspace))
     assert [s for s, o in again.items() if o == "ran"][:2] == ["train", "predict"]
     assert all(again[s] == "up to date" for s in ["download", "reorganize", "split", "features"])
