@@ -61,8 +61,8 @@ class FeaturesParams:
 
 @dataclass(frozen=True)
 class PhaseParams:
-    lr: float = 0.1
-    epochs: int = 3
+    lr: float  # both required: a phase with a silent default would train at a rate nobody chose
+    epochs: int
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class TrainParams:
     head: Literal["linear", "last_layer", "dense", "conv"] = "linear"
     optimizer: Literal["rmsprop", "adam", "sgd"] = "rmsprop"
     # The lesson fits more than once, lowering the learning rate: each phase runs `epochs` at `lr`, in turn.
-    phases: tuple[PhaseParams, ...] = (PhaseParams(),)
+    phases: tuple[PhaseParams, ...] = (PhaseParams(lr=0.1, epochs=3),)
     batch_size: int = 64
     seed: int = 0
 

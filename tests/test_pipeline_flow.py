@@ -24,7 +24,7 @@ def test_edges_come_from_dvc_and_order_respects_them():
     graph = stage_graph(PROJECT)
     assert set(graph) == {"download", "reorganize", "split", "features", "train", "predict", "clip", "submit"}
     assert graph["reorganize"] == ["download"]
-    assert set(graph["predict"]) == {"features", "train"}
+    assert set(graph["predict"]) == {"split", "features", "train"}  # split: the photos the views show
     order = execution_order(graph)
     for stage, upstream in graph.items():
         assert all(order.index(u) < order.index(stage) for u in upstream)
