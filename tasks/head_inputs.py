@@ -11,13 +11,14 @@ from tasks.feature_store import FeatureSet, read_feature_set
 # train.dataset -> (subset trained on, subset validated on)
 DATASET_SUBSETS = {"full": ("train", "valid"), "sample": ("sample_train", "sample_valid")}
 TAIL_BATCH = 256  # fc1 is 25088x4096: batches of this size keep the widened float32 input near 25 MB
-POOL5 = "block5_pool"
 # train.head -> the VGG16 layer whose output it trains on; None: the cached features themselves
 HEAD_INPUT_LAYER = {"linear": "predictions", "last_layer": "fc2", "dense": None, "conv": None}
 
 
 def check_cut(head: str, layer: str) -> None:
     """Refuse a head that needs VGG16's dense layers when the cache holds another cut than pool5."""
+    from tasks.vgg16 import FEATURE_LAYER as POOL5
+
     if head != "conv" and layer != POOL5:
         raise StageError(
             f"train.head {head} needs features.layer {POOL5} (VGG16's dense layers start there), but it is {layer}; "
