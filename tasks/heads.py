@@ -25,3 +25,10 @@ def build_head(head: str, input_shape: tuple[int, ...], vgg: keras.Model) -> ker
         x = layer(x)
         layer.set_weights([w.copy() for w in source.get_weights()])
     return keras.Model(inputs, _new_top()(x), name=head)
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """model's architecture and weights without its optimizer: Adam's state would triple the dense head's 480 MB file."""
+    copy = keras.Model.from_config(model.get_config())  # uncompiled, unlike clone_model's copy
+    copy.set_weights(model.get_weights())
+    return copy

@@ -81,6 +81,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndar
 
 
 def main() -> None:
+    from tasks.heads import inference_copy
     from tasks.vgg16 import load_vgg16
 
     params = load_params()
@@ -90,7 +91,7 @@ def main() -> None:
     result = fit_head(x, train_set.labels, x_valid, valid_set.labels, params.train, vgg)
     metrics_dir = Path(params.paths.metrics)
     with atomic_file(Path(params.paths.model)) as tmp:
-        result.model.save(tmp)
+        inference_copy(result.model).save(tmp)
     with atomic_file(metrics_dir / HISTORY_FILE) as tmp:
         result.history.to_csv(tmp, index=False)
     with atomic_file(metrics_dir / METRICS_FILE) as tmp:
