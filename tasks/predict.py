@@ -64,5 +64,6 @@ def main() -> None:
     write_filter_grid(vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
     print(f"predict: {len(valid)} validation and {len(test)} test photos; view tiles: {tiles}")
 
+
 if __name__ == "__main__":
     run_stage("predict", main)
