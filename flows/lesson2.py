@@ -87,7 +87,7 @@ def publish_artifacts(
 def lesson2(
     workspace: str = ".", overrides: dict[str, Any] | None = None, record_experiment: bool = True
 ) -> dict[str, str]:
-    """Reproduce the DAG in workspace with params.yaml keys overridden for this run (e.g. {"train.epochs": 5}).
+    """Reproduce the DAG in workspace with params.yaml keys overridden for this run (e.g. {"train.head": "last_layer"}).
 
     Records the run as a DVC experiment named after the flow run; returns each stage's outcome.
     """

@@ -19,12 +19,12 @@ FIXED_SECTIONS = frozenset({"paths"})
 
 
 def apply_overrides(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of params with each dotted key of overrides (e.g. 'train.epochs') set to its value."""
+    """A copy of params with each dotted key of overrides (e.g. 'train.head') set to its value."""
     merged = copy.deepcopy(dict(params))
     for key, value in overrides.items():
         parts = key.split(".")
         if not key or "" in parts:
-            raise StageError(f"override {key!r} is not a dotted params.yaml key such as 'train.epochs'")
+            raise StageError(f"override {key!r} is not a dotted params.yaml key such as 'train.head'")
         if parts[0] in FIXED_SECTIONS:
             raise StageError(f"override {key}: the {parts[0]} section lays out the DAG; change params.yaml instead")
         node = merged

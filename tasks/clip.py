@@ -1,4 +1,4 @@
-"""Stage clip: pull P(dog) into [lo, hi] so one confident mistake can't dominate the log loss, and write the submission."""
+"""Stage clip: pull P(dog) into [lo, hi] (given, or chosen on validation) so one confident mistake can't dominate the log loss."""
 from __future__ import annotations
 
 import json
@@ -14,12 +14,26 @@ from tasks.params import load_params
 from tasks.predict import TEST_FILE, VALID_FILE
 
 METRICS_FILE = "clip.json"
+# Symmetric bounds b tried by `auto`: 0 (no clipping) first, so ties keep the least clipping and the loss never rises.
+AUTO_BOUNDS = np.concatenate([[0.0], np.geomspace(1e-6, 0.49, 400)])
 
 
 def clip_probabilities(p_dog: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
     """P(dog) clipped to [lo, hi]."""
     lo, hi = bounds
     return np.clip(p_dog, lo, hi)
+
+
+def auto_bounds(is_dog: np.ndarray, p_dog: np.ndarray) -> tuple[float, float]:
+    """The symmetric [b, 1 - b] with the lowest validation log loss among AUTO_BOUNDS."""
+    losses = [log_loss(is_dog, clip_probabilities(p_dog, (b, 1.0 - b))) for b in AUTO_BOUNDS]
+    best = float(AUTO_BOUNDS[int(np.argmin(losses))])  # argmin takes the first of equals: the smallest b
+    return best, 1.0 - best
+
+
+def resolve_bounds(valid: pd.DataFrame, bounds: tuple[float, float] | str) -> tuple[float, float]:
+    """clip.bounds as numbers: `auto` is chosen on the validation predictions."""
+    return auto_bounds(valid["is_dog"].to_numpy(), valid["p_dog"].to_numpy()) if bounds == "auto" else bounds
 
 
 def submission_frame(test: pd.DataFrame, bounds: tuple[float, float]) -> pd.DataFrame:
@@ -44,13 +58,13 @@ def main() -> None:
     predictions = Path(params.paths.predictions)
     valid = pd.read_csv(predictions / VALID_FILE)
     test = pd.read_csv(predictions / TEST_FILE)
-    bounds = params.clip.bounds
+    bounds = resolve_bounds(valid, params.clip.bounds)
     with atomic_file(Path(params.paths.submission)) as tmp:
         submission_frame(test, bounds).to_csv(tmp, index=False, float_format="%.6f")
     metrics = clip_metrics(valid, bounds)
     with atomic_file(Path(params.paths.metrics) / METRICS_FILE) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"clip: validation log loss {metrics['val_log_loss_raw']:.4f} -> {metrics['val_log_loss_clipped']:.4f}")
+    print(f"clip: [{bounds[0]:.6g}, {bounds[1]:.6g}], validation log loss {metrics['val_log_loss_raw']:.4f} -> {metrics['val_log_loss_clipped']:.4f}")
 
 
 if __name__ == "__main__":

@@ -61,14 +61,14 @@ def extract(conv, photos: list[Photo], batch_size: int, out: np.ndarray, label: 
 
 def features(split_dir: Path, organized_dir: Path, target: Path, params: FeaturesParams) -> dict[str, int]:
     """Cache pool5 for train, valid and test, and cut the sample sets from them; return rows per subset."""
-    from tasks.vgg16 import FEATURE_SHAPE, conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
+    from tasks.vgg16 import conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
 
     photos = {
         "train": labelled_photos(split_dir / "train"),
         "valid": labelled_photos(split_dir / "valid"),
         "test": test_photos(organized_dir / "test" / "unknown"),
     }
-    conv = conv_base(load_vgg16(params.weights, params.seed))
+    conv = conv_base(load_vgg16(params.weights, params.seed), params.layer)
     with atomic_dir(target) as out:
         computed = {}
         for subset in CONV_SUBSETS:
@@ -76,7 +76,7 @@ def features(split_dir: Path, organized_dir: Path, target: Path, params: Feature
             folder.mkdir()
             rows = photos[subset]
             cache = np.lib.format.open_memmap(
-                folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *FEATURE_SHAPE)
+                folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *conv.output_shape[1:])
             )
             extract(conv, rows, params.batch_size, cache, subset)
             cache.flush()

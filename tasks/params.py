@@ -56,21 +56,31 @@ class FeaturesParams:
     weights: str = "none"  # "imagenet", "none", or a weights file path
     seed: int = 0  # makes `none` the same random network in every stage that rebuilds it
     batch_size: int = 16
+    layer: str = "block5_pool"  # where VGG16 is cut: earlier layers suit data unlike ImageNet (the lesson's CT scans)
+
+
+@dataclass(frozen=True)
+class PhaseParams:
+    lr: float  # both required: a phase with a silent default would train at a rate nobody chose
+    epochs: int
 
 
 @dataclass(frozen=True)
 class TrainParams:
     dataset: Literal["full", "sample"] = "full"
+    # linear: on the 1,000 probabilities; last_layer: on fc2; dense: fc1+fc2+new top on pool5; conv: any cut
+    head: Literal["linear", "last_layer", "dense", "conv"] = "linear"
     optimizer: Literal["rmsprop", "adam", "sgd"] = "rmsprop"
-    lr: float = 0.1
-    epochs: int = 3
+    # The lesson fits more than once, lowering the learning rate: each phase runs `epochs` at `lr`, in turn.
+    phases: tuple[PhaseParams, ...] = (PhaseParams(lr=0.1, epochs=3),)
     batch_size: int = 64
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class ClipParams:
-    bounds: tuple[float, float] = (0.05, 0.95)
+    # [lo, hi], or auto: the symmetric [b, 1 - b] with the lowest validation log loss
+    bounds: tuple[float, float] | Literal["auto"] = (0.05, 0.95)
 
 
 @dataclass(frozen=True)
@@ -102,18 +112,24 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             choices = ", ".join(map(str, typing.get_args(hint)))
             raise StageError(f"params.yaml: {key} is {value!r}; expected one of: {choices}")
         return value
+    if origin is tuple and typing.get_args(hint)[-1] is Ellipsis:
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list | tuple) or not value:
+            raise StageError(f"params.yaml: {key} must be a non-empty list, got {value!r}")
+        return tuple(_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, list | tuple) or len(value) != len(args):
             raise StageError(f"params.yaml: {key} must be a list of {len(args)} values, got {value!r}")
         return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin in (typing.Union, types.UnionType):
+        reasons = []
         for option in typing.get_args(hint):
             try:
                 return _convert(value, option, key)
-            except StageError:
-                continue
-        raise StageError(f"params.yaml: {key} has an unsupported value {value!r}")
+            except StageError as err:
+                reasons.append(str(err).removeprefix("params.yaml: "))
+        raise StageError(f"params.yaml: {key} has an unsupported value {value!r}: " + "; or ".join(reasons))
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if hint is str and value is None:
@@ -159,17 +175,19 @@ def _check_ranges(params: Params) -> None:
             raise StageError(f"params.yaml: {key} is {value}; it must be 0 or more")
     positive = {
         "features.batch_size": params.features.batch_size,
-        "train.epochs": params.train.epochs,
         "train.batch_size": params.train.batch_size,
     }
+    positive.update({f"train.phases[{i}].epochs": p.epochs for i, p in enumerate(params.train.phases)})
     for key, value in positive.items():
         if value < 1:
             raise StageError(f"params.yaml: {key} is {value}; it must be at least 1")
-    if params.train.lr <= 0:
-        raise StageError(f"params.yaml: train.lr is {params.train.lr}; it must be positive")
-    lo, hi = params.clip.bounds
-    if not 0.0 <= lo < hi <= 1.0:
-        raise StageError(f"params.yaml: clip.bounds is [{lo}, {hi}]; it needs 0 <= lo < hi <= 1")
+    for i, phase in enumerate(params.train.phases):
+        if phase.lr <= 0:
+            raise StageError(f"params.yaml: train.phases[{i}].lr is {phase.lr}; it must be positive")
+    if params.clip.bounds != "auto":
+        lo, hi = params.clip.bounds
+        if not 0.0 <= lo < hi <= 1.0:
+            raise StageError(f"params.yaml: clip.bounds is [{lo}, {hi}]; it needs 0 <= lo < hi <= 1")
     if params.download.source == "archive" and not params.download.archive_path:
         raise StageError("params.yaml: download.source is archive but download.archive_path is empty")
 

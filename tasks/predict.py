@@ -1,4 +1,4 @@
-"""Stage predict: P(dog) for every validation and test photo, in id order."""
+"""Stage predict: P(dog) for every validation and test photo, in id order, and the pictures a person checks."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,11 +8,16 @@ import pandas as pd
 
 from tasks.atomic_output import atomic_file
 from tasks.errors import StageError, run_stage
-from tasks.head_inputs import DATASET_SUBSETS, imagenet_probabilities, load_subsets
+from tasks.head_inputs import DATASET_SUBSETS, head_inputs, load_subsets
 from tasks.params import load_params
 
 VALID_FILE = "valid.csv"
 TEST_FILE = "test.csv"
+# Under paths.metrics: DVC plots (dvc.yaml declares them; `dvc plots show` renders them with the learning curves).
+CONFUSION_FILE = "confusion.csv"
+VIEWS_DIR = "views"
+FILTERS_FILE = "first_layer_filters.png"
+CLASS_NAMES = ("cat", "dog")
 
 
 def prediction_frames(valid_ids: list[str], valid_labels: np.ndarray, p_valid: np.ndarray,
@@ -26,23 +31,38 @@ def prediction_frames(valid_ids: list[str], valid_labels: np.ndarray, p_valid: n
     return valid, test.reset_index(drop=True)
 
 
+def confusion_frame(is_dog: np.ndarray, p_dog: np.ndarray) -> pd.DataFrame:
+    """One row per validation photo, actual and predicted class names: what DVC's confusion template counts."""
+    names = np.array(CLASS_NAMES)
+    return pd.DataFrame({"actual": names[np.asarray(is_dog, dtype=int)], "predicted": names[(np.asarray(p_dog) > 0.5).astype(int)]})
+
+
 def main() -> None:
     import keras
+
+    from tasks.filter_grid import FIRST_CONV, write_filter_grid
+    from tasks.validation_views import write_views
+    from tasks.vgg16 import load_vgg16
 
     params = load_params()
     subsets = [DATASET_SUBSETS[params.train.dataset][1], "test"]
     valid_set, test_set = load_subsets(Path(params.paths.features), subsets)
-    x_valid, x_test = imagenet_probabilities([valid_set, test_set], params.features)
+    vgg = load_vgg16(params.features.weights, params.features.seed)
+    x_valid, x_test = head_inputs(params.train.head, params.features.layer, [valid_set, test_set], vgg)
     head = keras.models.load_model(params.paths.model)
     p_valid = head.predict(x_valid, verbose=0)[:, 1]
     p_test = head.predict(x_test, verbose=0)[:, 1]
     valid, test = prediction_frames(valid_set.ids, valid_set.labels, p_valid, test_set.ids, p_test)
-    out = Path(params.paths.predictions)
+    out, metrics = Path(params.paths.predictions), Path(params.paths.metrics)
     with atomic_file(out / VALID_FILE) as tmp:
         valid.to_csv(tmp, index=False)
     with atomic_file(out / TEST_FILE) as tmp:
         test.to_csv(tmp, index=False)
-    print(f"predict: {len(valid)} validation and {len(test)} test photos")
+    with atomic_file(metrics / CONFUSION_FILE) as tmp:
+        confusion_frame(valid_set.labels, p_valid).to_csv(tmp, index=False)
+    tiles = write_views(valid_set.paths, valid_set.labels, p_valid, metrics / VIEWS_DIR)
+    write_filter_grid(vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
+    print(f"predict: {len(valid)} validation and {len(test)} test photos; view tiles: {tiles}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage train: the lesson's linear model, Dense(2, softmax) on VGG16's 1,000 ImageNet probabilities."""
+"""Stage train: the head named in train.head, fitted on cached features through the learning-rate phases."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,9 @@ import pandas as pd
 
 from tasks.atomic_output import atomic_file
 from tasks.errors import run_stage
-from tasks.head_inputs import DATASET_SUBSETS, imagenet_probabilities, load_subsets
+from tasks.head_inputs import DATASET_SUBSETS, head_inputs, load_subsets
 from tasks.log_loss import accuracy, log_loss
-from tasks.params import TrainParams, load_params
+from tasks.params import PhaseParams, TrainParams, load_params
 
 HISTORY_FILE = "train_history.csv"
 METRICS_FILE = "train.json"
@@ -34,27 +34,42 @@ def make_optimizer(name: str, lr: float):
     )
 
 
-def build_linear_head(inputs: int) -> object:
-    """Dense(2, softmax) on `inputs` features: column 1 is P(dog)."""
-    import keras
-
-    return keras.Sequential([keras.Input((inputs,)), keras.layers.Dense(2, activation="softmax", name="cats_dogs")])
-
-
-def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, params: TrainParams) -> TrainResult:
-    """Train the linear head with a fixed seed and deterministic ops; report validation accuracy and log loss."""
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make ops deterministic: same seed, data and params -> same model."""
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(params.seed)
-    tf.config.experimental.enable_op_determinism()  # same seed, same data, same params -> same model
-    model = build_linear_head(x.shape[1])
-    model.compile(optimizer=make_optimizer(params.optimizer, params.lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    fitted = model.fit(
-        x, y, validation_data=(x_valid, y_valid), epochs=params.epochs, batch_size=params.batch_size, shuffle=True, verbose=2
-    )
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def epoch_rates(phases: tuple[PhaseParams, ...]) -> list[float]:
+    """The learning rate of each epoch, phase after phase."""
+    return [phase.lr for phase in phases for _ in range(phase.epochs)]
+
+
+def fit_phases(model, x, y, params: TrainParams, loss: str, validation=None, metrics=()) -> pd.DataFrame:
+    """Compile model with train.optimizer and fit it through train.phases; one history row per epoch, with its rate."""
+    import keras
+
+    rates = epoch_rates(params.phases)
+    model.compile(optimizer=make_optimizer(params.optimizer, rates[0]), loss=loss, metrics=list(metrics))
+    # One fit call with the rate set at each epoch's start: the shuffling stream runs on across phases as in one fit.
+    schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[epoch])
+    fitted = model.fit(x, y, validation_data=validation, epochs=len(rates), batch_size=params.batch_size,
+                       shuffle=True, verbose=2, callbacks=[schedule])
     history = pd.DataFrame(fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    return history
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, params: TrainParams, vgg) -> TrainResult:
+    """Build train.head (dense copies vgg's fc1/fc2), fit it, and report validation accuracy and log loss."""
+    from tasks.heads import build_head
+
+    seed_everything(params.seed)
+    model = build_head(params.head, x.shape[1:], vgg)
+    history = fit_phases(model, x, y, params, "sparse_categorical_crossentropy", (x_valid, y_valid), ["accuracy"])
     p_dog = model.predict(x_valid, batch_size=params.batch_size, verbose=0)[:, 1]
     metrics = {
         "val_accuracy": accuracy(y_valid, p_dog),
@@ -66,13 +81,17 @@ def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndar
 
 
 def main() -> None:
+    from tasks.heads import inference_copy
+    from tasks.vgg16 import load_vgg16
+
     params = load_params()
     train_set, valid_set = load_subsets(Path(params.paths.features), list(DATASET_SUBSETS[params.train.dataset]))
-    x, x_valid = imagenet_probabilities([train_set, valid_set], params.features)
-    result = fit_head(x, train_set.labels, x_valid, valid_set.labels, params.train)
+    vgg = load_vgg16(params.features.weights, params.features.seed)
+    x, x_valid = head_inputs(params.train.head, params.features.layer, [train_set, valid_set], vgg)
+    result = fit_head(x, train_set.labels, x_valid, valid_set.labels, params.train, vgg)
     metrics_dir = Path(params.paths.metrics)
     with atomic_file(Path(params.paths.model)) as tmp:
-        result.model.save(tmp)
+        inference_copy(result.model).save(tmp)
     with atomic_file(metrics_dir / HISTORY_FILE) as tmp:
         result.history.to_csv(tmp, index=False)
     with atomic_file(metrics_dir / METRICS_FILE) as tmp:

@@ -46,9 +46,12 @@ def load_vgg16(weights: str, seed: int) -> keras.Model:
     return model
 
 
-def conv_base(vgg: keras.Model) -> keras.Model:
-    """Photos (224x224 caffe-preprocessed) -> pool5 (7x7x512): 99% of VGG16's multiply-adds."""
-    return keras.Model(vgg.inputs, vgg.get_layer(FEATURE_LAYER).output, name="vgg16_conv_base")
+def conv_base(vgg: keras.Model, layer: str = FEATURE_LAYER) -> keras.Model:
+    """Photos (224x224 caffe-preprocessed) -> the output of `layer` (pool5, 7x7x512, by default: 99% of the multiply-adds)."""
+    cuts = [x.name for x in vgg.layers if x.name.startswith("block")]
+    if layer not in cuts:
+        raise StageError(f"features.layer is {layer!r}, not a VGG16 conv or pool layer; choose one of: {', '.join(cuts)}")
+    return keras.Model(vgg.inputs, vgg.get_layer(layer).output, name="vgg16_conv_base")
 
 
 def dense_tail(vgg: keras.Model, until: str = "predictions") -> keras.Model:

@@ -32,7 +32,7 @@ def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everythi
     run_tool(["git", "add", "prefect.yaml"], workspace)
     run_tool(["git", "commit", "-qm", "deployments"], workspace)
     committed_params = (workspace / "params.yaml").read_text()
-    overrides = {"overrides": {"train.epochs": 1, "clip.bounds": [0.02, 0.98]}}
+    overrides = {"overrides": {"train.phases": [{"lr": 0.1, "epochs": 1}], "clip.bounds": [0.02, 0.98]}}
 
     with prefect_server(tmp_path / "prefect-home") as server:
         server.cli("work-pool", "create", "local", "--type", "process", cwd=workspace)
@@ -57,13 +57,13 @@ def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everythi
         lock = yaml.safe_load((workspace / "dvc.lock").read_text())
         archive_md5 = lock["stages"]["download"]["outs"][0]["md5"]
         lineage = artifacts["lesson2-lineage"]["data"]
-        assert run["name"] in lineage and archive_md5 in lineage and "train.epochs=1" in lineage
+        assert run["name"] in lineage and archive_md5 in lineage and "train.phases=" in lineage
         assert "data/submission/submission.csv" in artifacts["lesson2-submission"]["data"]
 
         recorded = experiments(workspace)
         assert run["name"] in recorded
         params = recorded[run["name"]]["params"]["params.yaml"]["data"]
-        assert params["train"]["epochs"] == 1
+        assert params["train"]["phases"] == [{"lr": 0.1, "epochs": 1}]
         assert recorded[run["name"]]["metrics"]["metrics/clip.json"]["data"]["lo"] == 0.02
         assert (workspace / "params.yaml").read_text() == committed_params  # overrides were for that run only
 

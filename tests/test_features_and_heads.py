@@ -6,7 +6,7 @@ import pytest
 
 from tasks.feature_store import read_feature_set
 from tasks.features import features
-from tasks.params import FeaturesParams, SplitParams, TrainParams
+from tasks.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
 from tasks.predict import prediction_frames
 from tasks.split import split
 from tasks.errors import StageError
@@ -70,18 +70,20 @@ def test_cached_features_equal_a_direct_conv_pass(feature_root: Path):
 
 
 def test_linear_head_learns_and_is_reproducible(feature_root: Path):
-    from tasks.head_inputs import imagenet_probabilities, load_subsets
+    from tasks.head_inputs import head_inputs, load_subsets
     from tasks.train import fit_head
+    from tasks.vgg16 import load_vgg16
 
     train, valid = load_subsets(feature_root / "features", ["train", "valid"])
-    x, x_valid = imagenet_probabilities([train, valid], FeaturesParams(weights="none", seed=0))
+    vgg = load_vgg16("none", 0)
+    x, x_valid = head_inputs("linear", "block5_pool", [train, valid], vgg)
     assert x.shape == (12, 1000)
     np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-4)
-    params = TrainParams(epochs=2, batch_size=4, seed=0)
-    first = fit_head(x, train.labels, x_valid, valid.labels, params)
-    second = fit_head(x, train.labels, x_valid, valid.labels, params)
+    params = TrainParams(phases=(PhaseParams(0.1, 2),), batch_size=4, seed=0)
+    first = fit_head(x, train.labels, x_valid, valid.labels, params, vgg)
+    second = fit_head(x, train.labels, x_valid, valid.labels, params, vgg)
     np.testing.assert_array_equal(first.model.predict(x_valid, verbose=0), second.model.predict(x_valid, verbose=0))
-    assert list(first.history.columns) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert list(first.history.columns) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "learning_rate"]
     assert set(first.metrics) >= {"val_accuracy", "val_log_loss"}
 
 

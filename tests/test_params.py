@@ -18,7 +18,9 @@ def test_project_params_load_into_typed_values():
     assert params.download.source == "synthetic"
     assert params.features.weights == "none"
     assert params.clip.bounds == (0.05, 0.95)
-    assert isinstance(params.train.lr, float)
+    assert params.train.phases[0].lr == 0.1 and isinstance(params.train.phases[0].lr, float)
+    assert params.train.head == "linear" and params.features.layer == "block5_pool"
+    assert parse_params(merge(project_yaml(), {"clip": {"bounds": "auto"}})).clip.bounds == "auto"
 
 
 @pytest.mark.parametrize(
@@ -26,14 +28,19 @@ def test_project_params_load_into_typed_values():
     [
         ({"train": {"epocs": 3}}, "unknown key train.epocs"),
         ({"trian": {}}, "unknown key trian"),
-        ({"train": {"epochs": "three"}}, "train.epochs must be int"),
-        ({"train": {"epochs": True}}, "train.epochs must be int"),
+        ({"train": {"phases": [{"lr": 0.1, "epochs": "three"}]}}, "train.phases[0].epochs must be int"),
+        ({"train": {"phases": [{"lr": 0.1, "epochs": True}]}}, "train.phases[0].epochs must be int"),
         ({"train": {"optimizer": "adagrad"}}, "train.optimizer is 'adagrad'"),
         ({"download": {"source": "ftp"}}, "download.source is 'ftp'"),
         ({"split": {"valid_size": -1}}, "split.valid_size is -1"),
         ({"clip": {"bounds": [0.9, 0.1]}}, "clip.bounds is [0.9, 0.1]"),
         ({"clip": {"bounds": [0.1]}}, "clip.bounds must be a list of 2"),
-        ({"train": {"lr": 0}}, "train.lr is 0"),
+        ({"train": {"phases": [{"lr": 0.1, "epochs": 2}, {"lr": 0, "epochs": 1}]}}, "train.phases[1].lr is 0"),
+        ({"train": {"phases": []}}, "train.phases must be a non-empty list"),
+        ({"train": {"phases": [{"lr": 0.01}]}}, "missing key train.phases[0].epochs"),
+        ({"train": {"phases": [{"lr": 0.1, "epochs": 0}]}}, "train.phases[0].epochs is 0"),
+        ({"train": {"head": "resnet"}}, "train.head is 'resnet'"),
+        ({"clip": {"bounds": "best"}}, "expected one of: auto"),
         ({"download": {"source": "archive", "archive_path": ""}}, "download.archive_path is empty"),
     ],
 )

@@ -29,12 +29,21 @@ def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
 
     assert stages_ran(dvc(workspace, "repro").stdout) == []
 
+    # One page with the curves, the confusion matrix, the five validation views and the first layer's filters.
+    dvc(workspace, "plots", "show", "-o", "plots_html")
+    page = (workspace / "plots_html/index.html").read_text()
+    for image in ["views_random_correct", "views_random_incorrect", "views_confident_correct",
+                  "views_confident_incorrect", "views_uncertain", "first_layer_filters"]:
+        assert f"metrics_{image}.png" in page
+    assert '"actual": "cat"' in page and "val_accuracy" in page
+
+    # Switching heads reruns train and what follows, never features.
     features_before = (workspace / "data/features/train/pool5.npy").stat().st_mtime_ns
-    write_params(workspace, {"train": {"lr": 0.05}})
+    write_params(workspace, {"train": {"head": "last_layer"}})
     assert stages_ran(dvc(workspace, "repro").stdout) == ["train", "predict", "clip", "submit"]
     assert (workspace / "data/features/train/pool5.npy").stat().st_mtime_ns == features_before
 
-    write_params(workspace, {"train": {"lr": 0.05, "dataset": "sample"}})
+    write_params(workspace, {"train": {"head": "last_layer", "dataset": "sample"}})
     assert stages_ran(dvc(workspace, "repro").stdout)[:2] == ["train", "predict"]
     trained = json.loads((workspace / "metrics/train.json").read_text())
     assert (trained["train_photos"], trained["valid_photos"]) == (4, 2)
@@ -42,8 +51,10 @@ def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
     assert len(pd.read_csv(workspace / "data/predictions/test.csv")) == 6
 
     # submit reruns only if the clipped CSV's bytes changed: DVC compares hashes, not timestamps.
-    write_params(workspace, {"train": {"lr": 0.05, "dataset": "sample"}, "clip": {"bounds": [0.02, 0.98]}})
+    write_params(workspace, {"train": {"head": "last_layer", "dataset": "sample"}, "clip": {"bounds": "auto"}})
     assert stages_ran(dvc(workspace, "repro").stdout) in (["clip"], ["clip", "submit"])
+    clip = json.loads((workspace / "metrics/clip.json").read_text())
+    assert clip["lo"] + clip["hi"] == 1.0 and clip["val_log_loss_clipped"] <= clip["val_log_loss_raw"]
 
 
 def test_a_failing_stage_stops_the_dag_with_its_message(workspace: Path):

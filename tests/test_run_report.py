@@ -25,11 +25,11 @@ def test_weights_are_identified_by_seed_or_by_the_files_hash(tmp_path: Path):
 
 
 def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_path: Path):
-    merged, params = validated_params(project_params(), {"train.epochs": 1})
+    merged, params = validated_params(project_params(), {"train.batch_size": 4})
     lock = {"stages": {"download": {"outs": [{"path": params.paths.raw_archive, "md5": "abc123"}]}}}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     text = lineage_markdown(
-        run_name="brave-lemur", workspace=tmp_path, params=params, merged=merged, overrides={"train.epochs": 1},
+        run_name="brave-lemur", workspace=tmp_path, params=params, merged=merged, overrides={"train.batch_size": 4},
         outcomes={"download": "up to date"}, commit="c0ffee", changed=["tasks/train.py"], experiment="brave-lemur",
         experiment_commit="e4e4", metrics=[{"metric": "train.val_accuracy", "value": 0.5}],
     )
@@ -37,4 +37,4 @@ def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_pat
     assert f"`{params.paths.features}` md5 `not in dvc.lock`" in text
     assert "`c0ffee` plus uncommitted changes to tasks/train.py" in text
     assert "`brave-lemur` at `e4e4`" in text and "| download | up to date |" in text
-    assert "`train.epochs=1`" in text and "epochs: 1" in text and "raw_archive" not in text.split("## Params")[1]
+    assert "`train.batch_size=4`" in text and "batch_size: 4" in text and "raw_archive" not in text.split("## Params")[1]

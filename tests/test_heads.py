@@ -1,0 +1,132 @@
+"""The four heads on cached features, learning-rate phases, reproducibility, other cuts, and the lesson's warm-up."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.errors import StageError
+from tasks.features import features
+from tasks.head_inputs import head_inputs, load_subsets
+from tasks.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
+from tasks.split import split
+from tests.photos import organized_photos
+
+# Settings that learn from 16 photos of random-network features; the lesson's RMSprop 0.1 overshoots here.
+HEAD_PARAMS = {
+    head: TrainParams(head=head, optimizer="adam", phases=(PhaseParams(0.01, 10),), batch_size=8)
+    for head in ("linear", "last_layer", "conv")
+}
+# fc1 alone has 103M weights: small steps, lowered in a second phase as the lesson does.
+DENSE_PARAMS = TrainParams(head="dense", optimizer="adam", phases=(PhaseParams(3e-5, 3), PhaseParams(1e-5, 3)), batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory) -> tuple[Path, object]:
+    """pool5 of 24 synthetic photos (8 for validation) from a seeded random VGG16, and that VGG16."""
+    from tasks.vgg16 import load_vgg16
+
+    root = tmp_path_factory.mktemp("heads")
+    organized = organized_photos(root, per_class=12, test_count=1, seed=3)
+    split(organized, root / "split", SplitParams(seed=0, valid_size=8, sample_train_size=4, sample_valid_size=2))
+    features(root / "split", organized, root / "features", FeaturesParams(weights="none", seed=0, batch_size=8))
+    return root / "features", load_vgg16("none", 0)
+
+
+def fit(cached, params: TrainParams):
+    from tasks.train import fit_head
+
+    root, vgg = cached
+    train, valid = load_subsets(root, ["train", "valid"])
+    x, x_valid = head_inputs(params.head, "block5_pool", [train, valid], vgg)
+    return fit_head(x, train.labels, x_valid, valid.labels, params, vgg), x_valid
+
+
+@pytest.mark.parametrize("head", list(HEAD_PARAMS))
+def test_each_head_beats_chance_on_validation(cached, head):
+    result, _ = fit(cached, HEAD_PARAMS[head])
+    assert result.metrics["valid_photos"] == 8
+    assert result.metrics["val_accuracy"] >= 0.75, result.metrics  # chance is 0.5
+
+
+def test_head_inputs_are_the_layers_each_head_names(cached):
+    root, vgg = cached
+    (valid,) = load_subsets(root, ["valid"])
+    shapes = {head: head_inputs(head, "block5_pool", [valid], vgg)[0].shape for head in [*HEAD_PARAMS, "dense"]}
+    assert shapes == {"linear": (8, 1000), "last_layer": (8, 4096), "dense": (8, 7, 7, 512), "conv": (8, 7, 7, 512)}
+    np.testing.assert_allclose(head_inputs("linear", "block5_pool", [valid], vgg)[0].sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_dense_head_beats_chance_starting_from_vgg16s_dense_weights_and_leaving_them_alone(cached):
+    root, vgg = cached
+    before = vgg.get_layer("fc2").get_weights()[0].copy()
+    result, _ = fit(cached, DENSE_PARAMS)
+    assert result.metrics["val_accuracy"] >= 0.75, result.metrics
+    trained = result.model.get_layer("fc2").get_weights()[0]
+    assert not np.array_equal(trained, before)  # trained, so moved
+    np.testing.assert_allclose(trained, before, atol=0.05)  # but from VGG16's weights, not a fresh init
+    np.testing.assert_array_equal(vgg.get_layer("fc2").get_weights()[0], before)
+
+
+def test_phases_change_the_learning_rate_at_the_boundary(cached):
+    params = TrainParams(head="conv", phases=(PhaseParams(0.1, 2), PhaseParams(0.01, 1)), batch_size=8)
+    result, _ = fit(cached, params)
+    assert result.history["epoch"].tolist() == [1, 2, 3]
+    np.testing.assert_allclose(result.history["learning_rate"], [0.1, 0.1, 0.01], rtol=1e-6)
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(result.history.columns)
+
+
+def test_same_seed_data_and_params_give_the_same_predictions_after_a_save(cached, tmp_path):
+    import keras
+
+    from tasks.heads import inference_copy
+
+    params = TrainParams(head="linear", phases=(PhaseParams(0.1, 2), PhaseParams(0.01, 1)), batch_size=4, seed=5)
+    predictions = []
+    for run in ("first", "second"):
+        result, x_valid = fit(cached, params)
+        inference_copy(result.model).save(tmp_path / f"{run}.keras")  # what the train stage writes
+        loaded = keras.models.load_model(tmp_path / f"{run}.keras")
+        assert getattr(loaded, "optimizer", None) is None  # predict needs no optimizer state
+        predictions.append(loaded.predict(x_valid, verbose=0))
+    np.testing.assert_array_almost_equal(predictions[0], predictions[1], decimal=6)
+    other, x_valid = fit(cached, TrainParams(head="linear", phases=params.phases, batch_size=4, seed=6))
+    assert not np.allclose(other.model.predict(x_valid, verbose=0), predictions[0], atol=1e-6)  # the seed matters
+
+
+def test_another_cut_trains_the_conv_head_and_the_others_refuse_it(tmp_path):
+    from tasks.feature_store import read_feature_set
+    from tasks.train import fit_head
+    from tasks.vgg16 import conv_base, load_vgg16
+
+    organized = organized_photos(tmp_path, per_class=4, test_count=1)
+    split(organized, tmp_path / "split", SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2))
+    features(tmp_path / "split", organized, tmp_path / "features",
+             FeaturesParams(weights="none", seed=0, batch_size=4, layer="block2_pool"))
+    train, valid = load_subsets(tmp_path / "features", ["train", "valid"])
+    assert train.features.shape == (6, 56, 56, 128) and read_feature_set(tmp_path / "features", "test").features.shape[0] == 1
+    x, x_valid = head_inputs("conv", "block2_pool", [train, valid], None)
+    result = fit_head(x, train.labels, x_valid, valid.labels, TrainParams(head="conv", phases=(PhaseParams(0.1, 1),)), None)
+    assert result.model.input_shape == (None, 56, 56, 128)
+    for head in ("linear", "last_layer", "dense"):
+        with pytest.raises(StageError, match=f"train.head {head} needs features.layer block5_pool"):
+            head_inputs(head, "block2_pool", [valid], None)
+    with pytest.raises(StageError, match="features.layer is 'fc1', not a VGG16 conv or pool layer"):
+        conv_base(load_vgg16("none", 0), "fc1")
+
+
+def test_warm_up_recovers_a_known_line_with_sgd():
+    """The lesson's first example: y = 2*x1 + 3*x2 + 1 from 30 random points, one Dense(1), SGD on MSE."""
+    import keras
+
+    from tasks.train import fit_phases, seed_everything
+
+    seed_everything(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((30, 2)).astype(np.float32)
+    y = x @ np.array([2.0, 3.0], dtype=np.float32) + 1.0
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    history = fit_phases(model, x, y, TrainParams(optimizer="sgd", phases=(PhaseParams(0.1, 40),), batch_size=1), "mse")
+    kernel, bias = model.layers[0].get_weights()
+    np.testing.assert_allclose(kernel[:, 0], [2.0, 3.0], atol=0.05)
+    np.testing.assert_allclose(bias, [1.0], atol=0.05)
+    assert history["loss"].iloc[-1] < 1e-3 < history["loss"].iloc[0]

@@ -1,0 +1,126 @@
+"""What a person checks after a run: the five validation views, the first-layer filters, auto clipping, and grade."""
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tasks.clip import AUTO_BOUNDS, auto_bounds, clip_metrics, resolve_bounds
+from tasks.errors import StageError
+from tasks.filter_grid import filter_images, write_filter_grid
+from tasks.grade import grade, read_labels
+from tasks.log_loss import log_loss
+from tasks.predict import confusion_frame
+from tasks.validation_views import VIEWS, choose_views, write_views
+from tests.conftest import PROJECT, tool_env
+
+# Ten validation photos: 5 cats (0) then 5 dogs (1); two confident mistakes (rows 1 and 8), one near-coin-toss (row 4).
+IS_DOG = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+P_DOG = np.array([0.10, 0.97, 0.02, 0.30, 0.51, 0.80, 0.99, 0.60, 0.01, 0.49])
+
+
+def test_views_pick_the_right_photos():
+    views = choose_views(IS_DOG, P_DOG, tiles=2)
+    correct = {0, 2, 3, 5, 6, 7}
+    assert len(views["random_correct"]) == 2 and set(views["random_correct"]) <= correct
+    assert len(views["random_incorrect"]) == 2 and set(views["random_incorrect"]) <= {1, 4, 8, 9}
+    assert views["confident_correct"] == [2, 0, 6, 5]  # cats most sure of cat, then dogs most sure of dog
+    assert views["confident_incorrect"] == [1, 4, 8, 9]  # cats called dog, then dogs called cat, surest first
+    assert views["uncertain"] == [4, 9]
+
+
+def test_views_show_fewer_tiles_when_fewer_photos_qualify():
+    all_right = choose_views(np.array([0, 1, 1]), np.array([0.2, 0.9, 0.7]), tiles=4)
+    assert all_right["random_incorrect"] == [] and all_right["confident_incorrect"] == []
+    assert len(all_right["random_correct"]) == 3 and all_right["uncertain"] == [2, 0, 1]
+    one_mistake = choose_views(np.array([0, 1, 1, 0]), np.array([0.2, 0.9, 0.3, 0.1]), tiles=4)
+    assert one_mistake["random_incorrect"] == [2] and one_mistake["confident_incorrect"] == [2]
+
+
+def test_the_five_grids_are_written_with_their_tile_counts(tmp_path: Path):
+    paths = []
+    for i, dog in enumerate(IS_DOG):
+        path = tmp_path / f"{i}.jpg"
+        Image.new("RGB", (40, 30), (200, 100, 50) if dog else (50, 100, 200)).save(path)
+        paths.append(str(path))
+    tiles = write_views(paths, IS_DOG, P_DOG, tmp_path / "views")
+    assert tiles == {"random_correct": 4, "random_incorrect": 4, "confident_correct": 6,
+                     "confident_incorrect": 4, "uncertain": 4}
+    sizes = {view: Image.open(tmp_path / "views" / f"{view}.png").size for view in VIEWS}
+    assert sizes["confident_correct"][1] > sizes["uncertain"][1]  # six tiles need a second row
+    empty = write_views(paths[:3], IS_DOG[:3], np.array([0.1, 0.2, 0.3]), tmp_path / "none")
+    assert empty["random_incorrect"] == 0 and (tmp_path / "none" / "random_incorrect.png").is_file()
+
+
+def test_first_layer_filters_are_drawn_as_rgb_tiles(tmp_path: Path):
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 3, 64))
+    kernel[..., 0] = 0.0
+    kernel[:, :, 0, 0] = 1.0  # filter 0 reads only VGG16's first input channel, blue in BGR
+    images = filter_images(kernel)
+    assert images.shape == (64, 3, 3, 3) and images.min() >= 0 and images.max() <= 1
+    np.testing.assert_array_equal(images[0][..., 2], 1.0)  # shown in the blue channel of RGB
+    np.testing.assert_array_equal(images[0][..., :2], 0.0)
+    assert write_filter_grid(kernel, tmp_path / "filters.png") == 64
+    assert Image.open(tmp_path / "filters.png").format == "PNG"
+
+
+def test_confusion_rows_name_actual_and_predicted_classes():
+    frame = confusion_frame(IS_DOG[:5], P_DOG[:5])
+    assert frame.to_dict("list") == {"actual": ["cat"] * 5, "predicted": ["cat", "dog", "cat", "cat", "dog"]}
+
+
+def test_auto_clip_lowers_the_loss_of_confident_mistakes_and_never_raises_it():
+    lo, hi = auto_bounds(IS_DOG, P_DOG)
+    assert 0 < lo < 0.5 and hi == pytest.approx(1 - lo)
+    metrics = clip_metrics(pd.DataFrame({"is_dog": IS_DOG, "p_dog": P_DOG}), (lo, hi))
+    assert metrics["val_log_loss_clipped"] < metrics["val_log_loss_raw"]
+    for b in AUTO_BOUNDS:
+        assert metrics["val_log_loss_clipped"] <= log_loss(IS_DOG, np.clip(P_DOG, b, 1 - b)) + 1e-12
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        y = rng.integers(0, 2, 30)
+        p = np.where(y == 1, rng.beta(5, 2, 30), rng.beta(2, 5, 30))
+        lo, hi = auto_bounds(y, p)
+        assert log_loss(y, np.clip(p, lo, hi)) <= log_loss(y, p)
+
+
+def test_auto_clip_leaves_modest_predictions_alone_and_explicit_bounds_pass_through():
+    y, p = np.array([0, 1, 0, 1]), np.array([0.3, 0.7, 0.4, 0.8])
+    assert auto_bounds(y, p) == (0.0, 1.0)  # any clipping would cost: none is chosen
+    valid = pd.DataFrame({"is_dog": y, "p_dog": p})
+    assert resolve_bounds(valid, (0.02, 0.98)) == (0.02, 0.98)
+    assert resolve_bounds(valid, "auto") == (0.0, 1.0)
+
+
+def write_csv(path: Path, rows: dict) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_grade_agrees_with_a_hand_computation(tmp_path: Path):
+    submission = write_csv(tmp_path / "sub.csv", {"id": [3, 1, 2], "label": [0.2, 0.9, 0.6]})
+    labels = write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]})
+    by_hand = -(math.log(0.9) + math.log(1 - 0.6) + math.log(1 - 0.2)) / 3
+    assert grade(pd.read_csv(submission), read_labels(labels)) == pytest.approx(by_hand, rel=1e-12)
+    result = subprocess.run([sys.executable, "-m", "tasks.grade", str(submission), str(labels)],
+                            cwd=PROJECT, env=tool_env(), capture_output=True, text=True, check=True)
+    assert float(result.stdout) == pytest.approx(by_hand, abs=1e-6)
+
+
+def test_grade_applies_submits_format_checks_and_explains_bad_labels(tmp_path: Path):
+    labels = read_labels(write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]}))
+    with pytest.raises(StageError, match=r"1 test ids have no row, e.g. \[3\]"):
+        grade(pd.DataFrame({"id": [1, 2], "label": [0.5, 0.5]}), labels)
+    with pytest.raises(StageError, match="labels are not numbers in"):
+        grade(pd.DataFrame({"id": [1, 2, 3], "label": [0.5, 1.5, 0.5]}), labels)
+    with pytest.raises(StageError, match="every label must be 1 \\(dog\\) or 0 \\(cat\\)"):
+        read_labels(write_csv(tmp_path / "soft.csv", {"id": [1], "label": [0.7]}))
+    with pytest.raises(StageError, match="does not exist"):
+        read_labels(tmp_path / "missing.csv")
+    bad = subprocess.run([sys.executable, "-m", "tasks.grade", str(tmp_path / "nope.csv"), str(tmp_path / "labels.csv")],
+                         cwd=PROJECT, env=tool_env(), capture_output=True, text=True)
+    assert bad.returncode == 2 and "error: grade: submission" in bad.stderr and "Traceback" not in bad.stderr
