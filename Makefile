@@ -26,3 +26,8 @@ test: $(VENV)/.synced
 
 dag: $(VENV)/.synced
 	$(PY) -m dvc dag
+
+.PHONY: bench
+# Issue 7's figures, measured side by side in one run (~15 min on 2 cores): bench/RESULTS.md.
+bench: $(VENV)/.synced
+	PYTHONPATH=. $(PY) -m bench.run
