@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	python3 -m uv sync --frozen --python python3.11
+	python3 -m uv sync --frozen --python python3.11 --compile-bytecode
 	@touch $@
 
 run: $(VENV)/.synced

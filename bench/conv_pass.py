@@ -82,6 +82,7 @@ def measure_conv(photos: list[Path], scratch: Path, rounds: int = 2) -> dict:
     candidates["course: flow_from_directory + full VGG16 predict, batch 64"] = lambda: vgg.predict(make_course(), verbose=0)
     candidates["stage, backend keras"] = stage("keras")
     candidates["stage, backend openvino"] = stage("openvino")
+    candidates["stage, backend openvino bf16"] = stage("openvino bf16")
     candidates["input pipeline alone (decode + resize + preprocess, 2 threads)"] = decode_only
     rates = {name: 0.0 for name in candidates}
     for _ in range(rounds):  # interleaved, so a burst of load from others hits every candidate alike

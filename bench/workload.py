@@ -35,7 +35,7 @@ def course_train_step_seconds(vgg, trainable: str, photos: np.ndarray, steps: in
     return min(_seconds(lambda: model.train_on_batch(photos, labels)) for _ in range(steps)) / len(photos)
 
 
-def head_seconds(vgg, samples: int = 512) -> dict[str, float]:
+def head_seconds(vgg, samples: int = 500) -> dict[str, float]:
     """Seconds per photo for what our way does after the cache: dense-tail passes and each head's epochs."""
     import keras
 
@@ -52,14 +52,14 @@ def head_seconds(vgg, samples: int = 512) -> dict[str, float]:
     costs["tail pass to fc2"] = _seconds(lambda: run_in_batches(tail_to_fc2, pool5, 256)) / samples
     probabilities = run_in_batches(tail_to_probabilities, pool5, 256)
     fc2 = run_in_batches(tail_to_fc2, pool5, 256)
-    half = samples // 2
+    trained = samples * TRAIN // (TRAIN + VALID)  # rows trained on; the rest validate, in the competition's proportion
 
     def linear(epochs: int) -> float:
         params = TrainParams(epochs=epochs, batch_size=HEAD_BATCH)
-        return _seconds(lambda: fit_head(probabilities[:half], labels[:half], probabilities[half:], labels[half:], params))
+        return _seconds(lambda: fit_head(probabilities[:trained], labels[:trained], probabilities[trained:], labels[trained:], params))
 
     # Each fit pays a one-off trace; the difference of two epoch counts leaves the cost per epoch.
-    costs["linear head, per photo-epoch"] = (linear(LINEAR_EPOCHS) - linear(1)) / (half * (LINEAR_EPOCHS - 1))
+    costs["linear head, per photo-epoch"] = (linear(LINEAR_EPOCHS) - linear(1)) / (trained * (LINEAR_EPOCHS - 1))
 
     def fit(inputs, x, epochs: int, hidden: bool) -> float:
         """Marginal seconds per photo-epoch of a head on x (epochs vs one epoch, so tracing cancels out)."""
@@ -71,10 +71,10 @@ def head_seconds(vgg, samples: int = 512) -> dict[str, float]:
                 h = keras.layers.Dense(4096, activation="relu")(h)
             model = keras.Model(layer_input, keras.layers.Dense(2, activation="softmax")(h))
             model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="sparse_categorical_crossentropy")
-            data = dict(validation_data=(x[half:], labels[half:]), epochs=n, batch_size=HEAD_BATCH, verbose=0)
-            return _seconds(lambda: model.fit(x[:half], labels[:half], **data))
+            data = dict(validation_data=(x[trained:], labels[trained:]), epochs=n, batch_size=HEAD_BATCH, verbose=0)
+            return _seconds(lambda: model.fit(x[:trained], labels[:trained], **data))
 
-        return (seconds(epochs) - seconds(1)) / (half * (epochs - 1))
+        return (seconds(epochs) - seconds(1)) / (trained * (epochs - 1))
 
     costs["last-layer head, per photo-epoch (bench stand-in)"] = fit((4096,), fc2, LAST_LAYER_EPOCHS, hidden=False)
     costs["dense head, per photo-epoch (bench stand-in)"] = fit((7, 7, 512), pool5.astype(np.float32), DENSE_EPOCHS, hidden=True)
