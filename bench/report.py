@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.conv_pass import CONV_GFLOP
+from bench.workload import DENSE_EPOCHS, LAST_LAYER_EPOCHS, TEST, TRAIN, VALID
 
 COURSE = "course: flow_from_directory + full VGG16 predict, batch 64"
 STAGES = ("stage, backend keras", "stage, backend openvino")  # float32
@@ -51,7 +52,8 @@ def conv_section(r: dict) -> list[str]:
         f"{rates[max(ANY_STAGE, key=rates.get)] / max(v for k, v in rates.items() if k.startswith('backend')):.2f}x the fastest backend "
         f"({max((k for k in rates if k.startswith('backend')), key=rates.get)}).",
         f"- Stage (float32) at least 75% of the GEMM probe: {peak:.0f}%: {verdict(peak >= 75)}. "
-        "(bf16 rows can exceed the FP32 probe: they use the CPU's bf16 dot-product instructions.)",
+        "(bf16 rows can exceed the FP32 probe: they use the CPU's bf16 dot-product instructions. A float32 row near or "
+        "above 100% says the conv pass runs as fast as the probe's matmul; both are noisy on shared cores.)",
         f"- The stage vs the course's way: {rates[best_stage] / rates[COURSE]:.2f}x (per photo, one pass).",
         "",
     ]
@@ -61,6 +63,9 @@ def conv_section(r: dict) -> list[str]:
 def workload_section(r: dict) -> list[str]:
     w = r["workload"]
     totals = w["totals"]
+    course_passes = (1 + LAST_LAYER_EPOCHS + DENSE_EPOCHS) * (TRAIN + VALID) + TEST
+    features_bf16 = (TRAIN + VALID + TEST) / r["conv"]["rates"]["stage, backend openvino bf16"]
+    bf16_total = sum(totals["ours"].values()) - totals["ours"]["features once (stage)"] + features_bf16
     lines = [
         "## 2. The whole lesson workload, at the competition's size (23,000 train, 2,000 valid, 12,500 test)",
         "",
@@ -85,7 +90,14 @@ def workload_section(r: dict) -> list[str]:
         f"Per-photo training step through the full network: last layer {w['course step seconds per photo']['last_layer']:.3f} s, "
         f"dense layers {w['course step seconds per photo']['dense']:.3f} s.",
         "",
-        f"- At least 5x faster: {totals['ratio']:.1f}x: {verdict(totals['ratio'] >= 5)}.",
+        f"- At least 5x faster (float32 both ways): {totals['ratio']:.1f}x: {verdict(totals['ratio'] >= 5)}.",
+        f"- Why: with these epoch counts the course runs the conv base on {course_passes:,} photos "
+        f"((1 + {LAST_LAYER_EPOCHS} + {DENSE_EPOCHS}) x {TRAIN + VALID:,} + {TEST:,}) against our {TEST + TRAIN + VALID:,}, "
+        f"so no cache can beat {course_passes / (TEST + TRAIN + VALID):.2f}x at equal precision; the conv pass itself is "
+        "already at the GEMM probe (figure 1), and the course's own predict runs at the same per-photo rate as ours.",
+        f"- With `features.backend: openvino` and `features.precision: mixed_bfloat16` (features within "
+        f"{r['conv']['relative_difference_vs_keras']['openvino bf16']:.1%} of float32) our total is {bf16_total:.0f} s: "
+        f"{sum(totals['course'].values()) / bf16_total:.1f}x the course's float32 way (not equal precision).",
         "",
     ]
     return lines
@@ -170,7 +182,7 @@ def write_report(r: dict, target: Path) -> None:
     lines = [
         "# Benchmarks (issue 7)",
         "",
-        f"Produced by `{r['command']}` in {r['total seconds'] / 60:.1f} min. Photos: {r['photos used']}. "
+        f"Produced by `{r['command']}` (`make bench` runs it with the defaults) in {r['total seconds'] / 60:.1f} min. Photos: {r['photos used']}. "
         "VGG16 with `weights: none` (same shapes and FLOPs as ImageNet's). Every ratio is between candidates "
         "measured in this one run; the machine is shared, so absolute rates move from run to run.",
         "",
@@ -183,8 +195,11 @@ def write_report(r: dict, target: Path) -> None:
     lines += [
         "## GPU",
         "",
-        "`bench/gpu.sh` runs the Keras conv pass on synthetic images in float32 and mixed_bfloat16 (XLA on) and prints "
-        "images/s and the largest feature difference. It has not been run on a GPU: none was lent to this task.",
+        "`bash bench/gpu.sh [--images N] [--batch-size B]` runs the Keras conv pass (`make_conv_runner`, XLA on) on "
+        "synthetic images in float32 and mixed_bfloat16 and prints images/s for each and the largest feature difference. "
+        "It needs TensorFlow with CUDA (`uv sync --extra gpu`) on the GPU host. **It has not been run on a GPU**: none was "
+        "lent to this task, so the 5,000 images/s bf16 target on an H200 is unmeasured. Its CPU path was checked with "
+        "`bash bench/gpu.sh --images 2 --batch-size 2` (bf16 vs float32: 0.90% of the largest feature).",
         "",
     ]
     target.write_text("\n".join(lines))

@@ -30,9 +30,13 @@ def main() -> None:
     parser.add_argument("--rss-sizes", type=int, nargs=2, default=[32, 160], help="photo counts for figure 4")
     parser.add_argument("--scale-photos", type=int, default=37_500, help="photos for reorganize + split at scale")
     parser.add_argument("--scratch", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--report-only", action="store_true", help="re-render RESULTS.md from bench/results.json")
     args = parser.parse_args()
+    if args.report_only:
+        write_report(json.loads((HERE / "results.json").read_text()), HERE / "RESULTS.md")
+        return
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="dogscats-bench-"))
-    results: dict = {"command": "make bench  (python -m bench.run " + " ".join(sys.argv[1:]) + ")", "machine": machine_details()}
+    results: dict = {"command": " ".join(["python -m bench.run", *sys.argv[1:]]), "machine": machine_details()}
     started = time.perf_counter()
 
     def section(name: str, run):
