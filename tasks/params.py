@@ -60,7 +60,7 @@ class FeaturesParams:
     backend: Literal["keras", "onnxruntime", "openvino"] = "keras"
     # float32, or bf16 / fp16 arithmetic (GPUs; openvino bf16 on CPUs that have it): faster, features differ ~1%.
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
-    xla: bool = False  # compile the keras conv pass with XLA: pays off on GPUs, not on oneDNN CPUs
+    xla: bool = False  # compile the keras conv pass with XLA: meant for GPUs (bench/gpu.sh); unmeasured on CPUs here
 
 
 @dataclass(frozen=True)
