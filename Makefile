@@ -3,17 +3,20 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.8
 VENV := .venv
 PY := $(VENV)/bin/python
+# The system interpreter, found before .venv/bin goes first on PATH: it bootstraps uv and the venv.
+BOOTSTRAP_PYTHON := $(shell command -v python3.11 || command -v python3)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Prefect's temporary server (make run) gets 20 s to start by default: not enough on a busy 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: run test dag clean-outputs
+.PHONY: run test dag bench
 
 $(VENV)/.synced: pyproject.toml uv.lock
-	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	python3 -m uv sync --frozen --python python3.11
+	@$(BOOTSTRAP_PYTHON) -m uv --version >/dev/null 2>&1 || \
+		$(BOOTSTRAP_PYTHON) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BOOTSTRAP_PYTHON) -m uv sync --frozen --python $(BOOTSTRAP_PYTHON) --compile-bytecode
 	@touch $@
 
 run: $(VENV)/.synced
@@ -28,3 +31,7 @@ test: $(VENV)/.synced
 
 dag: $(VENV)/.synced
 	$(PY) -m dvc dag
+
+# Issue 7's figures, measured side by side in one run (~15 min on 2 cores): bench/RESULTS.md.
+bench: $(VENV)/.synced
+	PYTHONPATH=. $(PY) -m bench.run

@@ -10,6 +10,7 @@ import numpy as np
 
 from tasks.atomic_output import atomic_dir
 from tasks.competition_archive import CLASSES
+from tasks.conv_backends import ConvRunner, make_conv_runner
 from tasks.errors import run_stage
 from tasks.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
 from tasks.params import FeaturesParams, load_params
@@ -48,12 +49,12 @@ def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor):
         pending = submitted
 
 
-def extract(conv, photos: list[Photo], batch_size: int, out: np.ndarray, label: str) -> None:
-    """Fill out (N, 7, 7, 512) with the conv base's output for each photo, reporting progress on stdout."""
+def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndarray, label: str) -> None:
+    """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout."""
     done, began = 0, time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for batch in _batches([p for _, _, p in photos], batch_size, pool):
-            out[done : done + len(batch)] = np.asarray(conv.predict_on_batch(batch), dtype=np.float16)
+            out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
             print(f"features: {label} {done}/{len(photos)} photos, {rate:.1f} photos/s", flush=True)
@@ -68,7 +69,8 @@ def features(split_dir: Path, organized_dir: Path, target: Path, params: Feature
         "valid": labelled_photos(split_dir / "valid"),
         "test": test_photos(organized_dir / "test" / "unknown"),
     }
-    conv = conv_base(load_vgg16(params.weights, params.seed), params.layer)
+    vgg_conv = conv_base(load_vgg16(params.weights, params.seed), params.layer)
+    conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
     with atomic_dir(target) as out:
         computed = {}
         for subset in CONV_SUBSETS:
@@ -76,7 +78,7 @@ def features(split_dir: Path, organized_dir: Path, target: Path, params: Feature
             folder.mkdir()
             rows = photos[subset]
             cache = np.lib.format.open_memmap(
-                folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *conv.output_shape[1:])
+                folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *vgg_conv.output_shape[1:])
             )
             extract(conv, rows, params.batch_size, cache, subset)
             cache.flush()

@@ -57,6 +57,11 @@ class FeaturesParams:
     seed: int = 0  # makes `none` the same random network in every stage that rebuilds it
     batch_size: int = 16
     layer: str = "block5_pool"  # where VGG16 is cut: earlier layers suit data unlike ImageNet (the lesson's CT scans)
+    # Who runs the conv base: keras, or onnxruntime / openvino (CPU), which match Keras within float32 round-off.
+    backend: Literal["keras", "onnxruntime", "openvino"] = "keras"
+    # float32, or bf16 / fp16 arithmetic (GPUs; openvino bf16 on CPUs that have it): faster, features differ ~1%.
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    xla: bool = False  # compile the keras conv pass with XLA: meant for GPUs (bench/gpu.sh); unmeasured on CPUs here
 
 
 @dataclass(frozen=True)

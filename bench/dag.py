@@ -1,0 +1,80 @@
+"""The DAG under DVC: no-op repro, a train-param change, and reorganize + split at the competition's photo count."""
+from __future__ import annotations
+
+import resource
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.photos import REAL_SAMPLE
+from tests.conftest import dvc, make_workspace, stages_ran
+
+
+def _timed_dvc(workspace: Path, *args: str) -> tuple[float, str]:
+    began = time.perf_counter()
+    result = dvc(workspace, *args)
+    return time.perf_counter() - began, result.stdout
+
+
+def _cpu_and_wall(workspace: Path, *args: str) -> dict[str, float]:
+    """Wall and CPU seconds of a dvc command: CPU time is what it costs on an idle machine, wall what it took here."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, _ = _timed_dvc(workspace, *args)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": wall, "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime}
+
+
+def _disk_bytes(workspace: Path, *paths: str) -> int:
+    """Allocated bytes of paths together, each hardlinked file counted once (one du over all of them)."""
+    out = subprocess.run(["du", "-s", "-c", "-B1", *paths], cwd=workspace, capture_output=True, text=True, check=True)
+    return int(out.stdout.splitlines()[-1].split()[0])
+
+
+def small_dag(root: Path) -> dict:
+    """Whole DAG on the bench photos: first run, no-op repro, then a train.lr change (must not rerun features)."""
+    real = REAL_SAMPLE.resolve()
+    download = {"source": "archive", "archive_path": str(real)} if real.is_file() else {"synthetic": {"train_per_class": 100, "test_count": 50}}
+    override = {
+        "download": download,
+        "split": {"valid_size": 40, "sample_train_size": 40, "sample_valid_size": 20},
+        "features": {"batch_size": 16},
+        "train": {"batch_size": 64},
+    }
+    workspace = make_workspace(root, override)
+    first, _ = _timed_dvc(workspace, "repro")
+    noop = min((_cpu_and_wall(workspace, "repro") for _ in range(2)), key=lambda t: t["wall"])
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["train"]["lr"] = params["train"]["lr"] / 2
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed, output = _timed_dvc(workspace, "repro")
+    return {"photos": _photo_count(workspace), "first_run": first, "noop": noop, "train_change": changed, "ran_after_train_change": stages_ran(output)}
+
+
+def dag_at_scale(root: Path, photos: int) -> dict:
+    """download, reorganize and split at `photos` (train 2/3, test 1/3 as in the competition), timed, and disk use."""
+    per_class = photos // 3
+    override = {
+        "download": {"source": "synthetic", "synthetic": {"seed": 0, "train_per_class": per_class, "test_count": photos - 2 * per_class}},
+        "split": {"valid_size": 2000 * per_class // 12_500 or 2, "sample_train_size": 200 * per_class // 12_500 or 2, "sample_valid_size": 50 * per_class // 12_500 or 2},
+    }
+    workspace = make_workspace(root, override)
+    times = {stage: _timed_dvc(workspace, "repro", stage)[0] for stage in ("download", "reorganize", "split")}
+    noop = min((_cpu_and_wall(workspace, "repro", "split") for _ in range(2)), key=lambda t: t["wall"])
+    status = _cpu_and_wall(workspace, "status")
+    photos_bytes = _disk_bytes(workspace, "data/organized")
+    with_dvc = _disk_bytes(workspace, "data/organized", "data/split", ".dvc/cache", ".dvc/tmp", "data/raw")
+    raw = _disk_bytes(workspace, "data/raw")
+    return {
+        "photos": photos,
+        "seconds": times,
+        "noop repro of download..split": noop,
+        "dvc status (whole DAG)": status,
+        "photo bytes": photos_bytes,
+        "extra bytes from split + DVC cache": with_dvc - raw - photos_bytes,
+    }
+
+
+def _photo_count(workspace: Path) -> int:
+    return sum(1 for _ in (workspace / "data" / "organized").glob("*/*/*.jpg"))

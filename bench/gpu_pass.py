@@ -1,0 +1,43 @@
+"""The conv pass on synthetic images in float32 and bf16 (XLA): images/s and the largest feature difference."""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from tasks.conv_backends import make_conv_runner
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=8192, help="images timed per precision")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--no-xla", action="store_true", help="run without XLA compilation")
+    args = parser.parse_args()
+    import tensorflow as tf
+
+    from tasks.preprocess import caffe_preprocess
+    from tasks.vgg16 import conv_base, load_vgg16
+
+    print("devices:", ", ".join(d.name for d in tf.config.list_logical_devices()), flush=True)
+    conv = conv_base(load_vgg16("none", 0))
+    rng = np.random.default_rng(0)
+    batch = caffe_preprocess(rng.integers(0, 256, (args.batch_size, 224, 224, 3), dtype=np.uint8))
+    steps = max(1, args.images // args.batch_size)
+    features = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        run = make_conv_runner(conv, "keras", precision, xla=not args.no_xla)
+        features[precision] = run(batch)  # warm-up: compiles
+        began = time.perf_counter()
+        for _ in range(steps):
+            run(batch)
+        rate = steps * args.batch_size / (time.perf_counter() - began)
+        print(f"{precision}: {rate:,.0f} images/s ({steps} batches of {args.batch_size}, xla={not args.no_xla})", flush=True)
+    difference = np.abs(features["mixed_bfloat16"] - features["float32"]).max()
+    scale = np.abs(features["float32"]).max()
+    print(f"largest feature difference bf16 vs float32: {difference:.4g} ({difference / scale:.2%} of the largest feature)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The machine a benchmark ran on, and a GEMM probe of its measured FP32 peak."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from importlib.metadata import version
+
+import numpy as np
+
+PACKAGES = ("tensorflow", "keras", "onnxruntime", "openvino", "numpy", "pillow", "dvc")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, or the platform's guess."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux only; empty elsewhere)."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine_details() -> dict[str, str]:
+    """CPU model, usable cores, memory, SIMD extensions that matter for conv kernels, and package versions."""
+    flags = cpu_flags()
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    details = {
+        "cpu": cpu_model(),
+        "cores usable": str(len(os.sched_getaffinity(0))),
+        "memory": f"{pages / 2**30:.0f} GiB",
+        "simd": " ".join(simd),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    details.update({p: version(p) for p in PACKAGES})
+    return details
+
+
+def gemm_flops(seconds: float = 2.0, n: int = 2048) -> dict[str, float]:
+    """Best FP32 FLOP/s of an n x n matmul, by numpy (OpenBLAS) and by TensorFlow (oneDNN), each for ~seconds."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    import tensorflow as tf
+
+    ta, tb = tf.constant(a), tf.constant(b)
+    probes = {"numpy": lambda: a @ b, "tensorflow": lambda: tf.linalg.matmul(ta, tb).numpy()}
+    best = {}
+    for name, run in probes.items():
+        run()  # warm-up: thread pools and kernels
+        fastest, began = float("inf"), time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            t = time.perf_counter()
+            run()
+            fastest = min(fastest, time.perf_counter() - t)
+        best[name] = 2 * n**3 / fastest
+    return best

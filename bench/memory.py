@@ -1,0 +1,50 @@
+"""Figure 4: peak RSS of the features stage, run as DVC runs it, at two photo counts."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tasks.params import SplitParams
+from tasks.split import split
+from tests.conftest import PROJECT, project_params, tool_env
+from tests.photos import organized_photos
+
+POLL_SECONDS = 0.05  # VmHWM only grows, so polling misses at most the last 50 ms of a run
+
+
+def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
+    """Run `python -m tasks.features` on a fresh synthetic set; return photos, seconds and its peak RSS in bytes."""
+    scratch.mkdir(parents=True)
+    organized = organized_photos(scratch, per_class=per_class, test_count=test_count)
+    valid = max(2, per_class // 5)
+    split(organized, scratch / "split", SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2))
+    params = project_params({"paths": {"organized": str(organized), "split": str(scratch / "split"), "features": str(scratch / "features")}})
+    (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = tool_env() | {"PYTHONPATH": str(PROJECT)}
+    began = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "tasks.features"], cwd=scratch, env=env, stdout=subprocess.DEVNULL)
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, high_water_rss(child.pid))
+        time.sleep(POLL_SECONDS)
+    if child.returncode != 0:
+        raise RuntimeError(f"features stage failed with status {child.returncode} in {scratch}")
+    return {"photos": 2 * per_class + test_count, "seconds": time.perf_counter() - began, "peak_rss": peak}
+
+
+def high_water_rss(pid: int) -> int:
+    """The process's peak RSS so far (Linux's VmHWM), in bytes; 0 once it has gone.
+
+    Not getrusage's ru_maxrss: a child forked from this large bench process inherits its high-water mark.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0

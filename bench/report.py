@@ -1,0 +1,205 @@
+"""bench/RESULTS.md from the figures of one `make bench` run: tables, ratios, and each target met or not."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.conv_pass import CONV_GFLOP
+from bench.workload import DENSE_EPOCHS, LAST_LAYER_EPOCHS, TEST, TRAIN, VALID
+
+COURSE = "course: flow_from_directory + full VGG16 predict, batch 64"
+STAGES = ("stage, backend keras", "stage, backend openvino")  # float32
+ANY_STAGE = (*STAGES, "stage, backend openvino bf16")
+FLOAT32_BACKENDS = ("backend keras (conv only)", "backend onnxruntime (conv only)", "backend openvino (conv only)")
+DECODE = "input pipeline alone (decode + resize + preprocess, 2 threads)"
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**NOT met**"
+
+
+def conv_section(r: dict) -> list[str]:
+    conv, gemm = r["conv"], max(r["gemm"].values())
+    rates = conv["rates"]
+    base = rates["stage, backend keras"]
+    lines = [
+        "## 1. Conv pass throughput",
+        "",
+        f"{conv['photos']} photos per candidate, {conv['rounds']} interleaved rounds, best round kept. "
+        f"GEMM probe (2048x2048 FP32 matmul, best of numpy and TensorFlow): **{gemm / 1e9:.1f} GFLOP/s** "
+        f"(numpy {r['gemm']['numpy'] / 1e9:.1f}, TensorFlow {r['gemm']['tensorflow'] / 1e9:.1f}). "
+        f"One photo through the conv base is {CONV_GFLOP} GFLOP.",
+        "",
+        "| candidate | images/s | vs stage (keras) | GFLOP/s | % of GEMM probe |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, rate in rates.items():
+        if name == DECODE:
+            continue
+        flops = rate * CONV_GFLOP * (15.47 / 15.35 if name == COURSE else 1)  # the course also runs the dense top
+        lines.append(f"| {name} | {rate:.2f} | {rate / base:.2f}x | {flops:.1f} | {100 * flops / (gemm / 1e9):.0f}% |")
+    fastest_name = max(FLOAT32_BACKENDS, key=rates.get)
+    best_stage = max(STAGES, key=rates.get)
+    share = rates[best_stage] / rates[fastest_name]
+    peak = 100 * rates[best_stage] * CONV_GFLOP / (gemm / 1e9)
+    lines += [
+        "",
+        "Largest feature difference from Keras, relative to the largest feature: "
+        + ", ".join(f"{k} {v:.1e}" for k, v in conv["relative_difference_vs_keras"].items()),
+        "",
+        f"- Stage at least 0.9x the fastest float32 backend: best stage ({best_stage}) is {share:.2f}x "
+        f"{fastest_name}: {verdict(share >= 0.9)}.",
+        f"- The same against every backend, bf16 included: best stage ({max(ANY_STAGE, key=rates.get)}) is "
+        f"{rates[max(ANY_STAGE, key=rates.get)] / max(v for k, v in rates.items() if k.startswith('backend')):.2f}x the fastest backend "
+        f"({max((k for k in rates if k.startswith('backend')), key=rates.get)}).",
+        f"- Stage (float32) at least 75% of the GEMM probe: {peak:.0f}%: {verdict(peak >= 75)}. "
+        "(bf16 rows can exceed the FP32 probe: they use the CPU's bf16 dot-product instructions. A float32 row near or "
+        "above 100% says the conv pass runs as fast as the probe's matmul; both are noisy on shared cores.)",
+        f"- The stage vs the course's way: {rates[best_stage] / rates[COURSE]:.2f}x (per photo, one pass).",
+        "",
+    ]
+    return lines
+
+
+def workload_section(r: dict) -> list[str]:
+    w = r["workload"]
+    totals = w["totals"]
+    course_passes = (1 + LAST_LAYER_EPOCHS + DENSE_EPOCHS) * (TRAIN + VALID) + TEST
+    features_bf16 = (TRAIN + VALID + TEST) / r["conv"]["rates"]["stage, backend openvino bf16"]
+    bf16_total = sum(totals["ours"].values()) - totals["ours"]["features once (stage)"] + features_bf16
+    lines = [
+        "## 2. The whole lesson workload, at the competition's size (23,000 train, 2,000 valid, 12,500 test)",
+        "",
+        "Measured in this run: per-photo seconds of the stage (figure 1), of the course's full-network predict "
+        "(figure 1), of one full-network training step with the conv base frozen (last layer / dense layers "
+        "trainable, batch 8), of the dense-tail passes and of each head's epochs on 500 cached rows (train:valid as 23:2). "
+        "**Extrapolated**: the totals below, per-photo cost x the competition's photo counts x the course's epochs "
+        "(linear 3, last layer 2, dense layers 3, as in the course's lesson-2 notebook). The course's epochs are "
+        "costed without its image loading (a pre-decoded batch), which flatters it. The last-layer and dense heads are bench stand-ins "
+        "(Keras models on fc2 / pool5 of the same shapes) until `train.head` lands on main.",
+        "",
+        "| our way | seconds |",
+        "| --- | ---: |",
+        *[f"| {k} | {v:.0f} |" for k, v in totals["ours"].items()],
+        f"| **total** | **{sum(totals['ours'].values()):.0f}** |",
+        "",
+        "| the course's way | seconds |",
+        "| --- | ---: |",
+        *[f"| {k} | {v:.0f} |" for k, v in totals["course"].items()],
+        f"| **total** | **{sum(totals['course'].values()):.0f}** |",
+        "",
+        f"Per-photo training step through the full network: last layer {w['course step seconds per photo']['last_layer']:.3f} s, "
+        f"dense layers {w['course step seconds per photo']['dense']:.3f} s.",
+        "",
+        f"- At least 5x faster (float32 both ways): {totals['ratio']:.1f}x: {verdict(totals['ratio'] >= 5)}.",
+        f"- Why: with these epoch counts the course runs the conv base on {course_passes:,} photos "
+        f"((1 + {LAST_LAYER_EPOCHS} + {DENSE_EPOCHS}) x {TRAIN + VALID:,} + {TEST:,}) against our {TEST + TRAIN + VALID:,}, "
+        f"so no cache can beat {course_passes / (TEST + TRAIN + VALID):.2f}x at equal precision; the conv pass itself is "
+        "already at the GEMM probe (figure 1), and the course's own predict runs at the same per-photo rate as ours.",
+        f"- With `features.backend: openvino` and `features.precision: mixed_bfloat16` (features within "
+        f"{r['conv']['relative_difference_vs_keras']['openvino bf16']:.1%} of float32) our total is {bf16_total:.0f} s: "
+        f"{sum(totals['course'].values()) / bf16_total:.1f}x the course's float32 way (not equal precision).",
+        "",
+    ]
+    return lines
+
+
+def decode_section(r: dict) -> list[str]:
+    rates = r["conv"]["rates"]
+    stage = rates["stage, backend keras"]
+    share = stage / rates[DECODE]
+    large = stage / r["conv"]["decode_500x375"]
+    return [
+        "## 3. Decode and resize alone vs the stage's wall time",
+        "",
+        f"Input pipeline alone on the bench photos: {rates[DECODE]:.0f} photos/s; on synthetic photos up to 500x375 "
+        f"(the competition's size): {r['conv']['decode_500x375']:.0f} photos/s. The stage (backend keras): {stage:.2f} photos/s.",
+        "",
+        f"- Under 10% of the stage's wall time: bench photos {100 * share:.1f}%, 500x375 photos {100 * large:.1f}% "
+        f"(decoding overlaps the conv pass on threads, so this is an upper bound): {verdict(max(share, large) < 0.1)}.",
+        "",
+    ]
+
+
+def memory_section(r: dict) -> list[str]:
+    rows = r["memory"]
+    worst = max(m["peak_rss"] for m in rows)
+    return [
+        "## 4. Peak RSS of the features stage (`python -m tasks.features`, as DVC runs it)",
+        "",
+        "| photos | seconds | peak RSS |",
+        "| ---: | ---: | ---: |",
+        *[f"| {m['photos']} | {m['seconds']:.0f} | {m['peak_rss'] / 2**30:.2f} GiB |" for m in rows],
+        "",
+        f"- Under 3 GB at both sizes, not growing with the photo count: {verdict(worst < 3e9)} "
+        f"(growth {100 * (rows[-1]['peak_rss'] / rows[0]['peak_rss'] - 1):+.1f}% for {rows[-1]['photos'] / rows[0]['photos']:.0f}x the photos). "
+        "Features are written float16 into a memmap, batch by batch.",
+        "",
+    ]
+
+
+def dag_section(r: dict) -> list[str]:
+    small, scale = r["dag small"], r["dag at scale"]
+    s = scale["seconds"]
+    noop_small, noop_scale, status = small["noop"], scale["noop repro of download..split"], scale["dvc status (whole DAG)"]
+    reorganize_split = s["reorganize"] + s["split"]
+    extra = scale["extra bytes from split + DVC cache"] / scale["photo bytes"]
+    no_vgg = "features" not in small["ran_after_train_change"]
+    return [
+        "## The DAG under DVC",
+        "",
+        f"Whole DAG on the bench photos ({small['photos']}): first `dvc repro` {small['first_run']:.0f} s; a `dvc repro` with "
+        f"nothing to do {noop_small['wall']:.2f} s wall, {noop_small['cpu']:.2f} s CPU; after halving `train.lr`, `dvc repro` "
+        f"took {small['train_change']:.0f} s and ran: {', '.join(small['ran_after_train_change']) or 'nothing'}.",
+        "",
+        f"At {scale['photos']:,} photos (synthetic, the product's default photo size, up to 256 px): download, reorganize "
+        "and split only, since the conv pass alone would take hours on these cores. Times are `dvc repro <stage>`, "
+        "DVC's hashing and caching included:",
+        "",
+        "| step | wall seconds |",
+        "| --- | ---: |",
+        *[f"| `dvc repro {k}` | {v:.1f} |" for k, v in s.items()],
+        f"| `dvc repro split` with nothing to do | {noop_scale['wall']:.2f} (CPU {noop_scale['cpu']:.2f}) |",
+        f"| `dvc status` of the whole DAG | {status['wall']:.2f} (CPU {status['cpu']:.2f}) |",
+        "",
+        f"Photos take {scale['photo bytes'] / 2**20:.0f} MiB; split + DVC's cache add {scale['extra bytes from split + DVC cache'] / 2**20:.1f} MiB "
+        f"({100 * extra:.2f}%; `cache.type: hardlink,copy` and split's hardlinks: what is left is folders, manifests and DVC's state).",
+        "",
+        "Wall seconds are inflated by the other jobs sharing these 2 cores; CPU seconds are what the command costs on an idle machine.",
+        "",
+        f"- No-op `dvc repro` under 3 s: whole DAG at {small['photos']} photos {noop_small['wall']:.2f} s wall: "
+        f"{verdict(noop_small['wall'] < 3)}; download..split at {scale['photos']:,} photos {noop_scale['wall']:.2f} s wall: "
+        f"{verdict(noop_scale['wall'] < 3)}.",
+        f"- No VGG pass after a train param change: {verdict(no_vgg)}.",
+        f"- reorganize + split under 60 s at {scale['photos']:,}: {reorganize_split:.0f} s: {verdict(reorganize_split < 60)}.",
+        f"- Under 5% extra disk: {100 * extra:.2f}%: {verdict(extra < 0.05)}.",
+        "",
+    ]
+
+
+def write_report(r: dict, target: Path) -> None:
+    """Render the results as markdown."""
+    machine = r["machine"]
+    lines = [
+        "# Benchmarks (issue 7)",
+        "",
+        f"Produced by `{r['command']}` (`make bench` runs it with the defaults) in {r['total seconds'] / 60:.1f} min. Photos: {r['photos used']}. "
+        "VGG16 with `weights: none` (same shapes and FLOPs as ImageNet's). Every ratio is between candidates "
+        "measured in this one run; the machine is shared, so absolute rates move from run to run.",
+        "",
+        "| machine | |",
+        "| --- | --- |",
+        *[f"| {k} | {v} |" for k, v in machine.items()],
+        "",
+    ]
+    lines += conv_section(r) + workload_section(r) + decode_section(r) + memory_section(r) + dag_section(r)
+    lines += [
+        "## GPU",
+        "",
+        "`bash bench/gpu.sh [--images N] [--batch-size B]` runs the Keras conv pass (`make_conv_runner`, XLA on) on "
+        "synthetic images in float32 and mixed_bfloat16 and prints images/s for each and the largest feature difference. "
+        "It needs TensorFlow with CUDA (`uv sync --extra gpu`) on the GPU host. **It has not been run on a GPU**: none was "
+        "lent to this task, so the 5,000 images/s bf16 target on an H200 is unmeasured. Its CPU path was checked with "
+        "`bash bench/gpu.sh --images 2 --batch-size 2` (bf16 vs float32: 0.90% of the largest feature).",
+        "",
+    ]
+    target.write_text("\n".join(lines))

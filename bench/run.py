@@ -1,0 +1,83 @@
+"""`make bench`: every figure of issue 7 measured side by side in one run; writes bench/results.json and bench/RESULTS.md."""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.conv_pass import CONV_GFLOP, measure_conv
+from bench.dag import dag_at_scale, small_dag
+from bench.machine import gemm_flops, machine_details
+from bench.memory import features_peak_rss
+from bench.photos import all_photos, organized_bench_photos
+from bench.report import write_report
+from bench.workload import course_train_step_seconds, head_seconds, workload_totals
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--conv-photos", type=int, default=64, help="photos per candidate per round in figure 1")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each candidate keeps its best")
+    parser.add_argument("--rss-sizes", type=int, nargs=2, default=[32, 160], help="photo counts for figure 4")
+    parser.add_argument("--scale-photos", type=int, default=37_500, help="photos for reorganize + split at scale")
+    parser.add_argument("--scratch", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--report-only", action="store_true", help="re-render RESULTS.md from bench/results.json")
+    args = parser.parse_args()
+    if args.report_only:
+        write_report(json.loads((HERE / "results.json").read_text()), HERE / "RESULTS.md")
+        return
+    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="dogscats-bench-"))
+    results: dict = {"command": " ".join(["python -m bench.run", *sys.argv[1:]]), "machine": machine_details()}
+    started = time.perf_counter()
+
+    def section(name: str, run):
+        began = time.perf_counter()
+        print(f"bench: {name} ...", flush=True)
+        results[name] = run()
+        results.setdefault("section seconds", {})[name] = time.perf_counter() - began
+        gc.collect()  # each section builds its own VGG16s; let them go before the next
+        (HERE / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+
+    organized, what = organized_bench_photos(scratch / "photos")
+    results["photos used"] = what
+    photos = all_photos(organized)[: args.conv_photos]
+    section("gemm", lambda: gemm_flops())
+    section("conv", lambda: measure_conv(photos, scratch / "conv", args.rounds))
+
+    def workload():
+        from tasks.preprocess import caffe_preprocess, load_photo
+        from tasks.vgg16 import load_vgg16
+
+        vgg = load_vgg16("none", 0)
+        batch = caffe_preprocess(np.stack([load_photo(p) for p in photos[:8]]))
+        step = {kind: course_train_step_seconds(load_vgg16("none", 0), kind, batch) for kind in ("last_layer", "dense")}
+        heads = head_seconds(vgg)
+        rates = results["conv"]["rates"]
+        return {"course step seconds per photo": step, "head seconds per photo": heads,
+                "totals": workload_totals(rates["stage, backend keras"], rates[COURSE], step, heads)}
+
+    section("workload", workload)
+    section("memory", lambda: [features_peak_rss(scratch / f"rss{n}", n * 2 // 5, n // 5) for n in args.rss_sizes])
+    section("dag small", lambda: small_dag(scratch / "dag-small"))
+    section("dag at scale", lambda: dag_at_scale(scratch / "dag-scale", args.scale_photos))
+    results["total seconds"] = time.perf_counter() - started
+    (HERE / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    write_report(results, HERE / "RESULTS.md")
+    if args.scratch is None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"bench: done in {results['total seconds']:.0f} s; see bench/RESULTS.md", flush=True)
+
+
+COURSE = "course: flow_from_directory + full VGG16 predict, batch 64"
+
+if __name__ == "__main__":
+    main()
