@@ -5,10 +5,14 @@ import hashlib
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from tasks.atomic_output import atomic_file
 from tasks.competition_archive import parse_test_name
 from tasks.errors import run_stage
 from tasks.params import Params, load_params
+from tasks.photo_quarantine import undecoded_test_ids
+from tasks.predict import TEST_FILE
 from tasks.submission_format import read_submission, validate_submission
 
 
@@ -38,6 +42,8 @@ def submit(params: Params) -> dict:
         "rows": len(frame),
         "validated": True,
         "sent": False,
+        # Rows whose photo couldn't be decoded: their label is a fallback, not a prediction.
+        "undecoded_test_ids": undecoded_test_ids(pd.read_csv(Path(params.paths.predictions) / TEST_FILE)),
     }
     if params.submit.enabled:
         from tasks.kaggle_source import submit_csv  # the client authenticates on import: only when sending
@@ -54,6 +60,9 @@ def main() -> None:
         tmp.write_text(json.dumps(receipt, indent=2) + "\n")
     state = "sent to Kaggle" if receipt["sent"] else "validated, not sent (submit.enabled is false)"
     print(f"submit: {receipt['rows']} rows {state}")
+    if receipt["undecoded_test_ids"]:
+        print(f"submit: warning: {len(receipt['undecoded_test_ids'])} rows are fallbacks for test photos that "
+              "can't be decoded (listed in the receipt)")
 
 
 if __name__ == "__main__":
