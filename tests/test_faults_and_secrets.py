@@ -21,7 +21,7 @@ import yaml
 from flows.dvc_stages import StageFailed, reproduce_stage
 from tasks.atomic_output import remove_path
 from tests.bad_inputs import png_bomb, synthetic_with_bad_photos, truncated_jpeg
-from tests.conftest import make_workspace, stages_ran, tool_env, write_params
+from tests.conftest import make_workspace, stages_ran, tool_env
 
 CANARIES = {
     "KAGGLE_KEY": "canary-kaggle-key-31e5b0",
@@ -94,10 +94,6 @@ def kill_tree(process: subprocess.Popen, log: Path) -> None:
 
 def lock_stages(ws: Path) -> dict:
     return yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
-
-
-def out_hashes(ws: Path, stage: str) -> dict[str, str]:
-    return {out["path"]: out["md5"] for out in lock_stages(ws)[stage]["outs"]}
 
 
 def debris(ws: Path) -> list[str]:
@@ -224,11 +220,15 @@ def test_disk_full_while_writing_features(ws: Path, reference: dict):
 
 
 def test_a_failing_run_and_no_canary_anywhere(ws: Path):
-    write_params(ws, {**PARAMS, "train": {**PARAMS["train"], "lr": -1.0}})
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["train"]["lr"] = -1.0
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
     failed = dvc(ws, "repro", check=False)
     assert failed.returncode != 0 and "train.lr is -1.0" in failed.stderr
-    files = [p for p in ws.rglob("*") if p.is_file()]
-    assert any(p.name == "dvc.lock" for p in files) and any(".dvc" in p.parts for p in files)
+    # Every file: the workspace (.dvc/ and its cache, .git/, dvc.lock, params, receipts, metrics) and the logs beside it.
+    files = [p for p in ws.parent.rglob("*") if p.is_file()]
+    assert {"dvc.lock", "receipt.json", "params.yaml", "rwlock"} <= {p.name for p in files}
+    assert any(p.suffix == ".log" for p in files)
     for name, canary in CANARIES.items():
         assert not [str(p) for p in files if canary.encode() in p.read_bytes()], f"{name} leaked into a file"
         assert not [text for text in outputs_seen if canary in text], f"{name} leaked into output"
