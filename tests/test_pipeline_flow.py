@@ -66,11 +66,11 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
 def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_harness):
     from flows.lesson2 import lesson2
 
-    write_params(workspace, {"split": {"valid_size": 1000}})
+    write_params(workspace, {"split": {"valid_size": 1000}})  # checked when params load, so download fails
     state = lesson2(workspace=str(workspace), return_state=True)
     assert state.is_failed()
     with pytest.raises(StageFailed, match="split.valid_size is 1000"):
         state.result()
     tasks = _task_runs(state.state_details.flow_run_id)
-    assert tasks["split"] == "Failed"
-    assert "features" not in tasks
+    assert tasks["download"] == "Failed"
+    assert "reorganize" not in tasks
