@@ -1,6 +1,7 @@
 """Outputs appear under their final name only when complete: a killed stage leaves nothing that looks finished."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -17,10 +18,18 @@ def remove_path(path: Path) -> None:
         path.unlink()
 
 
+def remove_stale_temps(target: Path) -> None:
+    """Delete temporaries that a killed earlier run left beside target (`kill -9` skips every cleanup)."""
+    # mkstemp/mkdtemp put 8 random characters between prefix and suffix; matching exactly that spares other targets.
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.{'?' * 8}.tmp*"):
+        remove_path(stale)
+
+
 @contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside target; rename it onto target when the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
     # The temp name keeps target's suffix: some writers (Keras) insist on it.
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
@@ -38,6 +47,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temporary directory beside target; swap it in for target when the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp_path

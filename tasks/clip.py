@@ -11,6 +11,7 @@ from tasks.atomic_output import atomic_file
 from tasks.errors import run_stage
 from tasks.log_loss import log_loss
 from tasks.params import load_params
+from tasks.photo_quarantine import undecoded_test_ids
 from tasks.predict import TEST_FILE, VALID_FILE
 
 METRICS_FILE = "clip.json"
@@ -62,9 +63,14 @@ def main() -> None:
     with atomic_file(Path(params.paths.submission)) as tmp:
         submission_frame(test, bounds).to_csv(tmp, index=False, float_format="%.6f")
     metrics = clip_metrics(valid, bounds)
+    undecoded = undecoded_test_ids(test)
+    metrics["test_undecoded"] = len(undecoded)
     with atomic_file(Path(params.paths.metrics) / METRICS_FILE) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"clip: [{bounds[0]:.6g}, {bounds[1]:.6g}], validation log loss {metrics['val_log_loss_raw']:.4f} -> {metrics['val_log_loss_clipped']:.4f}")
+    if undecoded:
+        print(f"clip: warning: the submission holds {len(undecoded)} fallback rows for test photos that can't be decoded: "
+              f"ids {undecoded[:20]}")
 
 
 if __name__ == "__main__":

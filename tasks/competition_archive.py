@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tasks.errors import StageError
 
@@ -36,6 +36,17 @@ def parse_test_name(name: str) -> int:
     return int(match.group(1))
 
 
+def check_member_path(zip_name: str, member: str, expected: str) -> None:
+    """Refuse a member whose path is absolute or climbs with '..' (a "zip slip"), naming it and what was expected.
+
+    Photos are written under their base name only, so such a member could not escape the output anyway;
+    refusing it says plainly that this is not the competition's archive instead of quietly renaming files.
+    """
+    path = PurePosixPath(member.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", member):
+        raise StageError(f"{zip_name} holds {member!r}, an absolute or '..' path; expected names like {expected}")
+
+
 def check_archive(path: Path) -> None:
     """Fail unless path is a readable zip holding train.zip, test.zip and sample_submission.csv."""
     if not path.is_file():
@@ -46,6 +57,8 @@ def check_archive(path: Path) -> None:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise StageError(f"{path} is not a readable zip archive ({err}); download it again") from None
+    for name in sorted(names):
+        check_member_path(path.name, name, ", ".join(REQUIRED_MEMBERS))
     if bad is not None:
         raise StageError(f"{path} is corrupt (member {bad} fails its CRC check); download it again")
     missing = [m for m in REQUIRED_MEMBERS if m not in names]

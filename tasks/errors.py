@@ -1,8 +1,12 @@
 """The one exception a stage raises for a problem the user can fix, and the entry point that reports it."""
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
+
+# Out of space, over quota, or over a file-size limit: the machine's problem, not the code's, so a sentence.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class StageError(Exception):
@@ -10,9 +14,16 @@ class StageError(Exception):
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's main(); a StageError becomes one line on stderr and exit status 2, not a traceback."""
+    """Run a stage's main(); a StageError or a full disk becomes one line on stderr and exit status 2, not a traceback."""
     try:
         main()
     except StageError as err:
         print(f"error: {name}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as err:
+        if err.errno not in _NO_SPACE:
+            raise
+        where = f" writing {err.filename}" if err.filename else ""
+        print(f"error: {name}: the disk is full or a size limit was hit{where} ({err.strerror}); nothing was kept: "
+              "free some space and run it again", file=sys.stderr)
         raise SystemExit(2) from None

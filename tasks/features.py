@@ -1,6 +1,7 @@
 """Stage features: run VGG16's conv base once per photo and cache pool5 (float16) for every subset."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -8,18 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.atomic_output import atomic_dir
+from tasks.atomic_output import atomic_dir, atomic_file
 from tasks.competition_archive import CLASSES
 from tasks.conv_backends import ConvRunner, make_conv_runner
 from tasks.errors import run_stage
 from tasks.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
 from tasks.params import FeaturesParams, load_params
-from tasks.preprocess import caffe_preprocess, load_photo
+from tasks.photo_quarantine import REPORT_FILE, Quarantine, decode_or_blank, quarantine_metrics
+from tasks.preprocess import caffe_preprocess
 from tasks.split import natural_key
 
 Photo = tuple[str, int, Path]  # id, label, path
 # Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
 CONV_SUBSETS = ("train", "valid", "test")
+QUARANTINE_METRICS = "quarantine.json"
 SAMPLE_SUBSETS = {"sample_train": ("train", "sample/train"), "sample_valid": ("valid", "sample/valid")}
 
 
@@ -38,26 +41,36 @@ def test_photos(folder: Path) -> list[Photo]:
     return [(p.stem, UNKNOWN_LABEL, p) for p in paths]
 
 
-def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor):
-    """Yield preprocessed batches, decoding the next batch on threads while the model runs on this one."""
+def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor, unreadable: dict[int, str]):
+    """Yield preprocessed batches, decoding the next batch on threads while the model runs on this one.
+
+    A photo that can't be decoded becomes a blank frame, and its position and reason go into unreadable.
+    """
     starts = range(0, len(paths), batch_size)
     pending: list[Future] | None = None
     for start in [*starts, None]:
-        submitted = None if start is None else [pool.submit(load_photo, p) for p in paths[start : start + batch_size]]
+        submitted = None if start is None else [pool.submit(decode_or_blank, p) for p in paths[start : start + batch_size]]
         if pending is not None:
-            yield caffe_preprocess(np.stack([f.result() for f in pending]))
-        pending = submitted
+            decoded = [f.result() for f in pending]
+            unreadable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
+            yield caffe_preprocess(np.stack([rgb for rgb, _ in decoded]))
+        pending, start_of_pending = submitted, start
 
 
-def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndarray, label: str) -> None:
-    """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout."""
+def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndarray, label: str) -> dict[int, str]:
+    """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout.
+
+    Returns the rows whose photo could not be decoded, with the reason; their rows hold a blank frame's features.
+    """
     done, began = 0, time.perf_counter()
+    unreadable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _batches([p for _, _, p in photos], batch_size, pool):
+        for batch in _batches([p for _, _, p in photos], batch_size, pool, unreadable):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
             print(f"features: {label} {done}/{len(photos)} photos, {rate:.1f} photos/s", flush=True)
+    return unreadable
 
 
 def features(split_dir: Path, organized_dir: Path, target: Path, params: FeaturesParams) -> dict[str, int]:
@@ -71,6 +84,7 @@ def features(split_dir: Path, organized_dir: Path, target: Path, params: Feature
     }
     vgg_conv = conv_base(load_vgg16(params.weights, params.seed), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
+    quarantine = Quarantine(params.max_quarantined)
     with atomic_dir(target) as out:
         computed = {}
         for subset in CONV_SUBSETS:
@@ -80,21 +94,23 @@ def features(split_dir: Path, organized_dir: Path, target: Path, params: Feature
             cache = np.lib.format.open_memmap(
                 folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *vgg_conv.output_shape[1:])
             )
-            extract(conv, rows, params.batch_size, cache, subset)
+            unreadable = extract(conv, rows, params.batch_size, cache, subset)
             cache.flush()
+            rows, cache = quarantine.apply(subset, rows, unreadable, cache, folder / FEATURES_FILE)
             paths = [str(p) for _, _, p in rows]
             write_index(folder, [i for i, _, _ in rows], [lab for _, lab, _ in rows], paths)
             computed[subset] = FeatureSet([i for i, _, _ in rows], np.array([lab for _, lab, _ in rows]), paths, cache)
+        counts = {s: len(computed[s].ids) for s in CONV_SUBSETS}
         for name, (source, split_subset) in SAMPLE_SUBSETS.items():
-            ids = [i for i, _, _ in labelled_photos(split_dir / split_subset)]
+            ids = [i for i, _, _ in labelled_photos(split_dir / split_subset) if not quarantine.holds(source, i)]
             chosen = select_rows(computed[source], ids)
             folder = out / name
             folder.mkdir()
             np.save(folder / FEATURES_FILE, chosen.features)
             write_index(folder, chosen.ids, chosen.labels.tolist(), chosen.paths)
+            counts[name] = len(chosen.ids)
+        quarantine.write_report(out)
         del computed  # release the memmaps before the folder is renamed
-    counts = {s: len(photos[s]) for s in CONV_SUBSETS}
-    counts.update({name: len(labelled_photos(split_dir / sub)) for name, (_, sub) in SAMPLE_SUBSETS.items()})
     return counts
 
 
@@ -102,6 +118,12 @@ def main() -> None:
     params = load_params()
     counts = features(Path(params.paths.split), Path(params.paths.organized), Path(params.paths.features), params.features)
     print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
+    quarantined = quarantine_metrics(Path(params.paths.features))
+    with atomic_file(Path(params.paths.metrics) / QUARANTINE_METRICS) as tmp:
+        tmp.write_text(json.dumps(quarantined, indent=2) + "\n")
+    if any(quarantined.values()):
+        print(f"features: warning: photos that can't be decoded: {quarantined}; "
+              f"see {Path(params.paths.features) / REPORT_FILE}", file=sys.stderr)
 
 
 if __name__ == "__main__":

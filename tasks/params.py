@@ -62,6 +62,8 @@ class FeaturesParams:
     # float32, or bf16 / fp16 arithmetic (GPUs; openvino bf16 on CPUs that have it): faster, features differ ~1%.
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     xla: bool = False  # compile the keras conv pass with XLA: meant for GPUs (bench/gpu.sh); unmeasured on CPUs here
+    # Undecodable train/valid photos are left out and listed; more than this many fails the stage.
+    max_quarantined: int = 10
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ def _check_ranges(params: Params) -> None:
         "split.valid_size": params.split.valid_size,
         "split.sample_train_size": params.split.sample_train_size,
         "split.sample_valid_size": params.split.sample_valid_size,
+        "features.max_quarantined": params.features.max_quarantined,
     }
     for key, value in counts.items():
         if value < 0:
@@ -193,6 +196,24 @@ def _check_ranges(params: Params) -> None:
         lo, hi = params.clip.bounds
         if not 0.0 <= lo < hi <= 1.0:
             raise StageError(f"params.yaml: clip.bounds is [{lo}, {hi}]; it needs 0 <= lo < hi <= 1")
+    split = params.split
+    if split.sample_valid_size > split.valid_size:
+        raise StageError(
+            f"params.yaml: split.sample_valid_size is {split.sample_valid_size}, more than split.valid_size "
+            f"({split.valid_size}) it is drawn from"
+        )
+    if params.download.source == "synthetic":  # the data's size is known before any work: check it now
+        total = 2 * params.download.synthetic.train_per_class
+        if split.valid_size >= total:
+            raise StageError(
+                f"params.yaml: split.valid_size is {split.valid_size} but download.synthetic makes only {total} "
+                "train photos; lower it so some remain to train on"
+            )
+        if split.sample_train_size > total - split.valid_size:
+            raise StageError(
+                f"params.yaml: split.sample_train_size is {split.sample_train_size} but only "
+                f"{total - split.valid_size} train photos remain after split.valid_size"
+            )
     if params.download.source == "archive" and not params.download.archive_path:
         raise StageError("params.yaml: download.source is archive but download.archive_path is empty")
 

@@ -1,6 +1,7 @@
 """Photo decoding and VGG16's ImageNet "caffe" preprocessing."""
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -9,17 +10,34 @@ from PIL import Image
 IMAGE_SIZE = 224
 # ImageNet channel means in BGR order, the ones VGG16 was trained with.
 CAFFE_BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+# Pillow's own bomb threshold (~89 megapixels); above it Pillow only warns, up to twice it. We refuse
+# outright: a competition photo is ~0.2 megapixels, and a declared size this big is a bomb, not a photo.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+# What Pillow raises for files it can't decode: empty, text, truncated, corrupt, or a bomb.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
+
+
+class UnreadablePhoto(Exception):
+    """A photo file that can't be decoded; the message says why."""
 
 
 def load_photo(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
     """Decode a photo to RGB uint8 of shape (size, size, 3), squashed to square as the course's loader did.
 
-    EXIF orientation is ignored, as Keras' loaders ignore it, so train and test photos are treated alike.
+    The format comes from the bytes, not the name (a PNG or GIF named .jpg decodes fine); grayscale,
+    palette, CMYK and alpha become RGB. EXIF orientation is ignored, as Keras' loaders ignore it, and
+    the same function decodes train, valid and test photos, so all are treated alike.
+    Raises UnreadablePhoto for an empty, truncated, non-image or oversized file.
     """
-    with Image.open(path) as image:
-        image.draft("RGB", (size, size))  # lets libjpeg decode at a reduced scale: much faster for big photos
-        rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8)
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise UnreadablePhoto(f"declares {image.width}x{image.height} pixels, over the {MAX_PIXELS} limit")
+            image.draft("RGB", (size, size))  # lets libjpeg decode at a reduced scale: much faster for big photos
+            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8)
+    except _DECODE_ERRORS as err:
+        raise UnreadablePhoto(f"{type(err).__name__}: {err}") from None
 
 
 def caffe_preprocess(rgb: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from tasks.competition_archive import (
     TEST_ZIP,
     TRAIN_ZIP,
     check_archive,
+    check_member_path,
     parse_test_name,
     parse_train_name,
 )
@@ -18,8 +19,10 @@ from tasks.errors import StageError, run_stage
 from tasks.params import load_params
 
 
-def _photo_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    """The file members of an inner zip, skipping folders and macOS resource forks."""
+def _photo_members(archive: zipfile.ZipFile, zip_name: str, expected: str) -> list[zipfile.ZipInfo]:
+    """The file members of an inner zip, skipping folders and macOS resource forks; unsafe paths are refused."""
+    for member in archive.infolist():
+        check_member_path(zip_name, member.filename, expected)
     return [
         m for m in archive.infolist()
         if not m.is_dir() and not PurePosixPath(m.filename).name.startswith("._") and "__MACOSX" not in m.filename
@@ -30,7 +33,7 @@ def _unpack_train(train_zip: Path, out: Path) -> int:
     """Write each train photo to out/train/<cats|dogs>/<name>; return how many."""
     seen: set[str] = set()
     with zipfile.ZipFile(train_zip) as archive:
-        for member in _photo_members(archive):
+        for member in _photo_members(archive, TRAIN_ZIP, "train/cat.1.jpg or train/dog.1.jpg"):
             name = PurePosixPath(member.filename).name  # the folder inside is ignored; only the name counts
             folder, photo_id = parse_train_name(name)
             if photo_id in seen:
@@ -45,7 +48,7 @@ def _unpack_test(test_zip: Path, out: Path) -> int:
     """Write each test photo to out/test/unknown/<N>.jpg; return how many."""
     seen: set[int] = set()
     with zipfile.ZipFile(test_zip) as archive:
-        for member in _photo_members(archive):
+        for member in _photo_members(archive, TEST_ZIP, "test/1.jpg"):
             name = PurePosixPath(member.filename).name
             test_id = parse_test_name(name)
             if test_id in seen:

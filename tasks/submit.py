@@ -5,6 +5,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from tasks.atomic_output import atomic_file
@@ -12,6 +13,8 @@ from tasks.competition_archive import parse_test_name
 from tasks.errors import run_stage
 from tasks.params import PARAMS_FILE, Params, load_params
 from tasks.run_identity import git_commit, params_digest
+from tasks.photo_quarantine import undecoded_test_ids
+from tasks.predict import TEST_FILE
 from tasks.submission_format import read_submission, validate_submission
 
 
@@ -68,6 +71,8 @@ def submit(params: Params, raw_params: dict) -> dict:
         "params_digest": digest,
         "validated": True,
         "sent": False,
+        # Rows whose photo couldn't be decoded: their label is a fallback, not a prediction.
+        "undecoded_test_ids": undecoded_test_ids(pd.read_csv(Path(params.paths.predictions) / TEST_FILE)),
     }
     if params.submit.enabled:
         message = submission_message(params.submit.message, commit, digest, csv_sha256)
@@ -95,6 +100,9 @@ def main() -> None:
     with atomic_file(Path(params.paths.receipt)) as tmp:
         tmp.write_text(json.dumps(receipt, indent=2) + "\n")
     print(f"submit: {receipt['rows']} rows {describe(receipt)}")
+    if receipt["undecoded_test_ids"]:
+        print(f"submit: warning: {len(receipt['undecoded_test_ids'])} rows are fallbacks for test photos that "
+              "can't be decoded (listed in the receipt)")
 
 
 if __name__ == "__main__":

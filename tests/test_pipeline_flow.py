@@ -65,17 +65,31 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
     assert all(again[s] == "up to date" for s in ["download", "reorganize", "split", "features"])
 
 
-def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_harness):
+def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_harness, tmp_path: Path):
     from flows.lesson2 import lesson2
+
+    # Valid params, so the flow starts; the archive's absence is found by the download stage itself.
+    missing = tmp_path / "nowhere" / "dogs-vs-cats-redux-kernels-edition.zip"
+    write_params(workspace, {"download": {"source": "archive", "archive_path": str(missing)}})
+    state = lesson2(workspace=str(workspace), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(StageFailed, match="competition archive .* does not exist"):
+        state.result()
+    tasks = _task_runs(state.state_details.flow_run_id)
+    assert tasks["download"] == "Failed"
+    assert "reorganize" not in tasks
+
+
+def test_params_that_cannot_work_fail_the_flow_before_any_stage(workspace: Path, prefect_harness):
+    from flows.lesson2 import lesson2
+    from tasks.errors import StageError
 
     write_params(workspace, {"split": {"valid_size": 1000}})
     state = lesson2(workspace=str(workspace), return_state=True)
     assert state.is_failed()
-    with pytest.raises(StageFailed, match="split.valid_size is 1000"):
+    with pytest.raises(StageError, match="split.valid_size is 1000"):
         state.result()
-    tasks = _task_runs(state.state_details.flow_run_id)
-    assert tasks["split"] == "Failed"
-    assert "features" not in tasks
+    assert _task_runs(state.state_details.flow_run_id) == {}
 
 
 def test_a_bad_override_fails_the_flow_before_any_stage_runs(workspace: Path, prefect_harness):

@@ -1,0 +1,74 @@
+"""Bad inputs made on the spot: broken photos, photos in other formats, and competition archives built around them."""
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tasks.competition_archive import SAMPLE_SUBMISSION, TEST_ZIP, TRAIN_ZIP, write_member
+from tasks.synthetic_archive import build_synthetic_archive
+
+
+def photo_pixels(seed: int = 0, size: tuple[int, int] = (300, 200)) -> np.ndarray:
+    """A noisy RGB photo, (height, width, 3) uint8, with no symmetry (so a rotation would show)."""
+    width, height = size
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    pixels[: height // 3, : width // 4] = (250, 20, 20)  # a red block in one corner
+    return pixels
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    """image saved in fmt, as bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def truncated_jpeg(seed: int = 0) -> bytes:
+    """The first half of a JPEG: the header is fine, the pixel data stops."""
+    data = encoded(Image.fromarray(photo_pixels(seed)), "JPEG")
+    return data[: len(data) // 2]
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A tiny PNG that declares width x height pixels: decoding it would need width*height*3 bytes."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip holding members (name -> bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            write_member(archive, name, data)
+    return buffer.getvalue()
+
+
+def competition_zip(path: Path, train: dict[str, bytes], test: dict[str, bytes], outer_extra: dict[str, bytes] | None = None) -> Path:
+    """A competition archive at path whose train.zip and test.zip hold exactly the given members."""
+    members = {TRAIN_ZIP: zip_bytes(train), TEST_ZIP: zip_bytes(test), SAMPLE_SUBMISSION: b"id,label\n"}
+    path.write_bytes(zip_bytes({**members, **(outer_extra or {})}))
+    return path
+
+
+def synthetic_with_bad_photos(path: Path, train_per_class: int, test_count: int, bad_train: dict[str, bytes],
+                              bad_test: dict[str, bytes]) -> Path:
+    """The seeded synthetic archive plus the given broken train and test photos (name -> bytes)."""
+    build_synthetic_archive(path, seed=0, train_per_class=train_per_class, test_count=test_count)
+    with zipfile.ZipFile(path) as outer:
+        inner = {name: outer.read(name) for name in outer.namelist()}
+    for name, extra in ((TRAIN_ZIP, bad_train), (TEST_ZIP, bad_test)):
+        with zipfile.ZipFile(io.BytesIO(inner[name])) as archive:
+            members = {m: archive.read(m) for m in archive.namelist()}
+        inner[name] = zip_bytes({**members, **extra})
+    path.write_bytes(zip_bytes(inner))
+    return path
