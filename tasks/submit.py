@@ -8,6 +8,7 @@ from pathlib import Path
 from tasks.atomic_output import atomic_file
 from tasks.competition_archive import parse_test_name
 from tasks.errors import run_stage
+from tasks.lineage import record_lineage
 from tasks.params import Params, load_params
 from tasks.submission_format import read_submission, validate_submission
 
@@ -52,6 +53,7 @@ def main() -> None:
     receipt = submit(params)
     with atomic_file(Path(params.paths.receipt)) as tmp:
         tmp.write_text(json.dumps(receipt, indent=2) + "\n")
+    record_lineage("submit", Path(params.paths.submission), Path(params.paths.submission_lineage))
     state = "sent to Kaggle" if receipt["sent"] else "validated, not sent (submit.enabled is false)"
     print(f"submit: {receipt['rows']} rows {state}")
 
