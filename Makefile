@@ -26,3 +26,7 @@ test: $(VENV)/.synced
 
 dag: $(VENV)/.synced
 	$(PY) -m dvc dag
+
+.PHONY: remote-check
+remote-check: $(VENV)/.synced
+	$(PY) -m tasks.remote_check

@@ -40,9 +40,21 @@ def execution_order(graph: dict[str, list[str]]) -> list[str]:
     return list(TopologicalSorter(graph).static_order())
 
 
+def default_remote(workspace: Path) -> str | None:
+    """The workspace's default DVC remote, if any: with one, stages are pulled from it rather than rerun."""
+    from dvc.repo import Repo
+
+    with Repo(str(workspace)) as repo:
+        return repo.config["core"].get("remote")
+
+
 def stage_environment() -> dict[str, str]:
     """The environment for DVC and the stages: this interpreter's bin first, so `python` in dvc.yaml is ours."""
+    from prefect.runtime import flow_run  # flows/ may import Prefect; the stages only read the variable
+
     env = dict(os.environ)
+    if flow_run.id:  # only the lineage records' run facts carry it; no stage's data depends on it
+        env["PREFECT__FLOW_RUN_ID"] = str(flow_run.id)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter drowns the stage's own log
     env.setdefault("PYTHONUNBUFFERED", "1")  # so progress lines stream as they happen
@@ -52,6 +64,8 @@ def stage_environment() -> dict[str, str]:
 def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] = print) -> StageRun:
     """Run `dvc repro --single-item stage`, streaming its output line by line; raise StageFailed on failure."""
     command = [sys.executable, "-m", "dvc", "repro", "--single-item", stage]
+    if default_remote(workspace):
+        command.append("--pull")  # restore from the shared cache and run-cache what another clone already ran
     lines: list[str] = []
     with subprocess.Popen(
         command, cwd=workspace, env=stage_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
