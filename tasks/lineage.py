@@ -1,6 +1,6 @@
 """Lineage records for the model and the submission: the chain of hashes and params back to the raw archive.
 
-Written by the train and submit stages (`record_lineage`), shown and verified from the command line:
+Written by the train and submit stages (`record_lineage`), shown and verified (tasks/lineage_check.py) from the shell:
   python -m tasks.lineage show   models/head.keras | data/submission/submission.csv  [--json]
   python -m tasks.lineage verify models/head.keras | data/submission/submission.csv  [--json]
 """
@@ -10,15 +10,16 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tasks.atomic_output import atomic_file
-from tasks.digests import cache_object, cached_listing, dir_listing, file_digest, listing_md5, path_digest
+from tasks.digests import file_digest, path_digest
 from tasks.errors import StageError, run_stage
+from tasks.lineage_check import dvc_cache_dir, verify
 from tasks.params import PARAMS_FILE
 from tasks.run_context import run_context
 
@@ -60,7 +61,7 @@ def stage_spec(stage: str, params_data: dict, dvc_yaml: Path = DVC_YAML) -> dict
 def read_lock(lock_file: Path = LOCK_FILE) -> dict[str, dict]:
     """dvc.lock's stages; a stage run outside `dvc repro` finds none and cannot chain its inputs."""
     if not lock_file.is_file():
-        raise StageError(f"{lock_file} not found: run the pipeline with `dvc repro` so the lineage can chain to the raw archive")
+        raise StageError(f"{lock_file} not found: run the pipeline with `dvc repro` so the lineage reaches the raw archive")
     return yaml.safe_load(lock_file.read_text()).get("stages", {})
 
 
@@ -177,12 +178,16 @@ def build_record(stage: str, artifact: Path, record_path: Path, params_data: dic
         features = params_of(FEATURES_STAGE).get("features", {})
         record["features"] = {
             "outs": links[FEATURES_STAGE]["outs"],
-            "vgg16": weights_identity(str(features.get("weights")), int(features.get("seed", 0)), context["versions"]["keras"]),
+            "vgg16": weights_identity(
+                str(features.get("weights")), int(features.get("seed", 0)), context["versions"]["keras"]
+            ),
         }
     metrics_paths = list(spec["metrics"])
     for name in links:
         metrics_paths += stage_spec(name, params_data)["metrics"]
-    record["metrics"] = {p: json.loads(Path(p).read_text()) for p in metrics_paths if Path(p).is_file() and p.endswith(".json")}
+    record["metrics"] = {
+        p: json.loads(Path(p).read_text()) for p in metrics_paths if p.endswith(".json") and Path(p).is_file()
+    }
     if stage != TRAIN_STAGE and TRAIN_STAGE in links:
         model_lineage = Path(params_data["paths"]["model_lineage"])
         record["model"] = {"lineage_path": model_lineage.as_posix(), "lineage": json.loads(model_lineage.read_text())}
@@ -199,123 +204,6 @@ def record_lineage(stage: str, artifact: Path, record_path: Path) -> dict:
         tmp.write_text(json.dumps(record, indent=2) + "\n")
     print(f"{stage}: lineage of {artifact} written to {record_path}")
     return record
-
-
-# --- verify -----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One recorded path checked against its recorded hashes."""
-
-    path: str
-    ok: bool
-    detail: str
-
-
-def expected_hashes(record: dict) -> tuple[dict[str, dict], list[Finding]]:
-    """Every path the record hashes -> {md5, sha256?}; a path recorded twice with different md5s is a finding."""
-    expected: dict[str, dict] = {}
-    conflicts: list[Finding] = []
-    entries = [record["artifact"], *record["stage"]["deps"], *record["stage"]["outs"]]
-    for link in record.get("upstream", []):
-        entries += link["deps"] + link["outs"]
-    for entry in entries:
-        known = expected.setdefault(entry["path"], {"md5": entry["md5"]})
-        if known["md5"] != entry["md5"]:
-            conflicts.append(Finding(entry["path"], False, f"the record itself holds two md5s for it ({known['md5']}, {entry['md5']})"))
-        if "sha256" in entry:
-            known["sha256"] = entry["sha256"]
-    return expected, conflicts
-
-
-def dvc_cache_dir() -> Path:
-    """The local DVC cache's md5 object folder (honours cache.dir)."""
-    from dvc.repo import Repo
-
-    with Repo(".") as repo:
-        return Path(repo.cache.local.path)
-
-
-def _check_dir(path: str, md5: str, cache_dir: Path | None) -> Finding:
-    """A directory against its recorded DVC hash; on mismatch name the files, using the recorded listing from the cache."""
-    root = Path(path)
-    if not root.is_dir():
-        return Finding(path, False, "recorded as a directory but it is not one")
-    listing = dir_listing(root)
-    if listing_md5(listing) == md5:
-        return Finding(path, True, "workspace")
-    recorded = cached_listing(cache_dir, md5) if cache_dir else None
-    if recorded is None:
-        return Finding(path, False, f"contents differ from the recorded {md5} (its listing is not in the DVC cache to say which files)")
-    changed = sorted(
-        [f"{path}/{rel} (changed)" for rel in recorded.keys() & listing.keys() if recorded[rel] != listing[rel]]
-        + [f"{path}/{rel} (added)" for rel in listing.keys() - recorded.keys()]
-        + [f"{path}/{rel} (removed)" for rel in recorded.keys() - listing.keys()]
-    )
-    return Finding(path, False, "differs from the record: " + ", ".join(changed))
-
-
-def _check_cached(path: str, want: dict, cache_dir: Path | None) -> Finding:
-    """A path absent from the workspace, checked against the DVC cache object its md5 names."""
-    md5 = want["md5"]
-    if cache_dir is not None and md5.endswith(".dir"):
-        listing = cached_listing(cache_dir, md5)
-        if listing is not None:
-            bad = [rel for rel, m in listing.items() if not cache_object(cache_dir, m).is_file() or file_digest(cache_object(cache_dir, m))["md5"] != m]
-            if not bad:
-                return Finding(path, True, "DVC cache (not in the workspace)")
-            return Finding(path, False, f"not in the workspace, and the DVC cache's copy is damaged: {', '.join(bad)}")
-    elif cache_dir is not None and cache_object(cache_dir, md5).is_file():
-        found = file_digest(cache_object(cache_dir, md5))
-        if found["md5"] == md5 and found["sha256"] == want.get("sha256", found["sha256"]):
-            return Finding(path, True, "DVC cache (not in the workspace)")
-        return Finding(path, False, "not in the workspace, and the DVC cache's copy does not match the record")
-    return Finding(path, False, "missing from the workspace and the DVC cache: `dvc pull` or `dvc checkout` it")
-
-
-def check_path(path: str, want: dict, cache_dir: Path | None) -> Finding:
-    """Recompute one recorded path's hashes from the workspace, or from the DVC cache when it isn't checked out."""
-    if not Path(path).exists():
-        return _check_cached(path, want, cache_dir)
-    if want["md5"].endswith(".dir"):
-        return _check_dir(path, want["md5"], cache_dir)
-    found = file_digest(Path(path))
-    for algorithm in ("md5", "sha256"):
-        if algorithm in want and found[algorithm] != want[algorithm]:
-            return Finding(path, False, f"{algorithm} is {found[algorithm]} but the record says {want[algorithm]}: changed since it was written")
-    return Finding(path, True, "workspace")
-
-
-def check_record_file(record_path: Path, lock: dict[str, dict]) -> Finding:
-    """The record itself against the md5 dvc.lock holds for it (it is a stage output), so editing it shows too."""
-    md5s = [o["md5"] for entry in lock.values() for o in entry.get("outs", []) if o["path"] == record_path.as_posix()]
-    if not md5s:
-        return Finding(record_path.as_posix(), True, "not in dvc.lock (stage not locked yet); record not cross-checked")
-    found = file_digest(record_path)["md5"]
-    if found != md5s[0]:
-        return Finding(record_path.as_posix(), False, f"md5 is {found} but dvc.lock says {md5s[0]}: the record was edited")
-    return Finding(record_path.as_posix(), True, "matches dvc.lock")
-
-
-def verify(record: dict, record_path: Path, cache_dir: Path | None) -> list[Finding]:
-    """Check every hash in the record (and in an embedded model record) against the workspace or DVC cache."""
-    expected, findings = expected_hashes(record)
-    embedded = record.get("model", {}).get("lineage")
-    if embedded is not None:
-        more, conflicts = expected_hashes(embedded)
-        findings += conflicts
-        for path, want in more.items():
-            expected.setdefault(path, want)
-    vgg16 = record.get("features", {}).get("vgg16", {})
-    findings += [check_path(path, want, cache_dir) for path, want in expected.items()]
-    if "sha256" in vgg16:
-        weights = Path(vgg16["path"])
-        same = weights.is_file() and file_digest(weights)["sha256"] == vgg16["sha256"]
-        findings.append(Finding(str(weights), same, "VGG16 weights match" if same else "VGG16 weights file missing or changed"))
-    if LOCK_FILE.is_file():
-        findings.append(check_record_file(record_path, read_lock()))
-    return findings
 
 
 # --- show ---------------------------------------------------------------------------------------------------------
@@ -350,11 +238,13 @@ def render(record: dict) -> str:
             lines.append(f"     made {_short(out)}")
     source = record.get("source")
     if source:
-        lines += ["", "raw archive: " + ", ".join(f"{k} {v}" for k, v in source.items() if k != "archive") + f"; {_short(source['archive'])}"]
+        origin = ", ".join(f"{k} {v}" for k, v in source.items() if k != "archive")
+        lines += ["", f"raw archive: {origin}; {_short(source['archive'])}"]
     if "split" in record:
         lines.append("split: " + ", ".join(_flat(record["split"])))
     if "features" in record:
-        lines.append(f"VGG16 weights: {record['features']['vgg16']['identity']}" + (f", sha256 {record['features']['vgg16']['sha256']}" if "sha256" in record["features"]["vgg16"] else ""))
+        vgg16 = record["features"]["vgg16"]
+        lines.append(f"VGG16 weights: {vgg16['identity']}" + (f", sha256 {vgg16['sha256']}" if "sha256" in vgg16 else ""))
     for path, values in record.get("metrics", {}).items():
         lines.append(f"metrics {path}: " + ", ".join(_flat(values)))
     model = record.get("model", {}).get("lineage")
@@ -400,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "show":
         print(json.dumps(record, indent=2) if args.json else render(record))
         return 0
-    findings = verify(record, record_path, dvc_cache_dir())
+    findings = verify(record, record_path, read_lock() if LOCK_FILE.is_file() else None, dvc_cache_dir())
     failed = [f for f in findings if not f.ok]
     if args.json:
         print(json.dumps({"ok": not failed, "findings": [asdict(f) for f in findings]}, indent=2))
@@ -408,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         for f in findings:
             print(f"{'ok  ' if f.ok else 'FAIL'}  {f.path}: {f.detail}")
     if failed:
-        print(f"verify: {len(failed)} of {len(findings)} checks FAILED for {record['artifact']['path']}: "
-              + "; ".join(f.path for f in failed), file=sys.stderr)
+        names = "; ".join(f.path for f in failed)
+        artifact = record["artifact"]["path"]
+        print(f"verify: {len(failed)} of {len(findings)} checks FAILED for {artifact}: {names}", file=sys.stderr)
         return 1
     print(f"verify: all {len(findings)} recorded hashes match for {record['artifact']['path']}", file=sys.stderr)
     return 0

@@ -22,7 +22,8 @@ def remote_config(name: str | None) -> tuple[str, dict]:
         if not name:
             raise StageError("no DVC remote is configured: add one with `dvc remote add -d storage s3://BUCKET/PATH`")
         if name not in config["remote"]:
-            raise StageError(f"there is no DVC remote named {name!r}; configured: {', '.join(config['remote']) or 'none'}")
+            known = ", ".join(config["remote"]) or "none"
+            raise StageError(f"there is no DVC remote named {name!r}; configured: {known}")
         return name, dict(config["remote"][name])
 
 
@@ -51,14 +52,15 @@ def check_remote(name: str | None = None) -> str:
     url = urlparse(settings["url"])
     if url.scheme != "s3":
         return f"remote {name} is {settings['url']}, not S3: nothing to check here"
-    where = f"remote {name} ({settings['url']}" + (f" at {settings['endpointurl']})" if settings.get("endpointurl") else ")")
+    endpoint = f" at {settings['endpointurl']}" if settings.get("endpointurl") else ""
+    where = f"remote {name} ({settings['url']}{endpoint})"
     try:
         s3_client(settings).head_bucket(Bucket=url.netloc)
     except errors.NoCredentialsError:
         raise StageError(f"{where}: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                          "AWS_PROFILE, or `dvc remote modify --local` the keys") from None
     except (errors.EndpointConnectionError, errors.ConnectTimeoutError) as err:
-        raise StageError(f"{where}: cannot reach the endpoint ({err}); check `endpointurl` and that the server is up") from None
+        raise StageError(f"{where}: cannot reach the endpoint ({err}); check `endpointurl` and the server") from None
     except errors.ClientError as err:
         code = str(err.response.get("Error", {}).get("Code", ""))
         if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):

@@ -71,9 +71,8 @@ def gpu_names() -> list[str]:
         return [tf.config.experimental.get_device_details(d).get("device_name", d.name) for d in devices]
     if shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, check=True, timeout=30
-            ).stdout
+            query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+            out = subprocess.run(query, capture_output=True, text=True, check=True, timeout=30).stdout
         except (OSError, subprocess.SubprocessError):
             return []
         return [line.strip() for line in out.splitlines() if line.strip()]

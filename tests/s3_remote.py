@@ -1,4 +1,4 @@
-"""An S3-speaking server on loopback (moto, as DVC's own tests use) and helpers to point a workspace's DVC remote at it."""
+"""An S3 server on loopback (moto, as DVC's own tests use) and helpers to point a workspace's DVC remote at it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
