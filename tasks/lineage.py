@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from dataclasses import asdict
@@ -84,7 +85,17 @@ def lock_stage(name: str, entry: dict) -> dict:
     }
 
 
-def upstream_chain(lock: dict[str, dict], deps: list[dict]) -> list[dict]:
+def declared_outputs(params_data: dict, dvc_yaml: Path = DVC_YAML) -> dict[str, str]:
+    """Every output path dvc.yaml declares -> the stage that makes it."""
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    made = {}
+    for name in stages:
+        spec = stage_spec(name, params_data, dvc_yaml)
+        made.update({path: name for path in spec["outs"] + spec["metrics"] + spec["plots"]})
+    return made
+
+
+def upstream_chain(lock: dict[str, dict], deps: list[dict], declared: dict[str, str]) -> list[dict]:
     """The dvc.lock stages that produced deps and everything before them, upstream first.
 
     Each dep's md5 (computed now) must equal what its producer recorded, or the chain would describe other data.
@@ -92,6 +103,11 @@ def upstream_chain(lock: dict[str, dict], deps: list[dict]) -> list[dict]:
     producer = {out["path"]: name for name, entry in lock.items() for out in entry.get("outs", [])}
     recorded = {out["path"]: out["md5"] for entry in lock.values() for out in entry.get("outs", [])}
     for dep in deps:
+        if dep["path"] in declared and dep["path"] not in producer:
+            raise StageError(
+                f"dvc.lock has no entry for stage {declared[dep['path']]}, which makes {dep['path']}: "
+                "run the pipeline with `dvc repro` so the lineage reaches the raw archive"
+            )
         if dep["path"] in producer and recorded[dep["path"]] != dep["md5"]:
             raise StageError(
                 f"{dep['path']} is not what dvc.lock records for stage {producer[dep['path']]}: "
@@ -140,7 +156,8 @@ def weights_identity(weights: str, seed: int, keras_version: str | None) -> dict
     if weights == "none":
         return {"weights": "none", "identity": f"none (random init), seed {seed}, keras {keras_version}"}
     if weights == "imagenet":
-        found = Path("~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels.h5").expanduser()
+        keras_home = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()  # where Keras keeps what it fetched
+        found = keras_home / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
         identity = {"weights": "imagenet", "identity": f"keras.applications VGG16 imagenet, keras {keras_version}"}
         return identity | ({"path": str(found), "sha256": file_digest(found)["sha256"]} if found.is_file() else {})
     path = Path(weights).expanduser()
@@ -151,7 +168,7 @@ def build_record(stage: str, artifact: Path, record_path: Path, params_data: dic
     """The lineage record of artifact, an output of stage, which has just run (so it is not yet in dvc.lock)."""
     spec = stage_spec(stage, params_data)
     deps = [describe(Path(p)) for p in spec["deps"]]
-    upstream = upstream_chain(lock, deps)
+    upstream = upstream_chain(lock, deps, declared_outputs(params_data))
     own_outs = [p for p in spec["outs"] + spec["metrics"] + spec["plots"] if p != record_path.as_posix()]
     links = {link["name"]: link for link in upstream}
     context = run_context()

@@ -157,6 +157,23 @@ def test_verify_fails_naming_the_tampered_file(origin: Path, tmp_path: Path, kin
     assert f"checks FAILED for {target}" in result.stderr
 
 
+def test_a_record_is_refused_when_the_inputs_are_not_what_dvc_lock_chains(origin: Path, tmp_path: Path, monkeypatch):
+    from tasks.errors import StageError
+    from tasks.lineage import build_record, read_lock
+
+    workspace = tmp_path / "copy"
+    shutil.copytree(origin, workspace, symlinks=True)
+    monkeypatch.chdir(workspace)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    lock = read_lock()
+    without_features = {name: entry for name, entry in lock.items() if name != "features"}
+    with pytest.raises(StageError, match="dvc.lock has no entry for stage features, which makes data/features"):
+        build_record("train", Path(MODEL), Path(MODEL_RECORD), params, without_features)
+    _replace(Path("data/features/train/pool5.npy"), _flip_last_byte)
+    with pytest.raises(StageError, match="data/features is not what dvc.lock records for stage features"):
+        build_record("train", Path(MODEL), Path(MODEL_RECORD), params, lock)
+
+
 def _clone(origin: Path, target: Path) -> Path:
     run_tool(["git", "clone", "-q", str(origin), str(target)], origin.parent)
     return target
