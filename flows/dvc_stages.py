@@ -42,10 +42,9 @@ def execution_order(graph: dict[str, list[str]]) -> list[str]:
 
 def default_remote(workspace: Path) -> str | None:
     """The workspace's default DVC remote, if any: with one, stages are pulled from it rather than rerun."""
-    from dvc.repo import Repo
+    from dvc.config import Config  # the repo's config with its --local, --global and --system levels
 
-    with Repo(str(workspace)) as repo:
-        return repo.config["core"].get("remote")
+    return Config(dvc_dir=str(workspace / ".dvc"))["core"].get("remote")
 
 
 def stage_environment() -> dict[str, str]:
