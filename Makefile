@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Prefect's temporary server (make run) gets 20 s to start by default: not enough on a busy 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: run test dag bench
+.PHONY: run test dag bench remote-check
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(BOOTSTRAP_PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -35,3 +35,6 @@ dag: $(VENV)/.synced
 # Issue 7's figures, measured side by side in one run (~15 min on 2 cores): bench/RESULTS.md.
 bench: $(VENV)/.synced
 	PYTHONPATH=. $(PY) -m bench.run
+
+remote-check: $(VENV)/.synced
+	$(PY) -m tasks.remote_check

@@ -40,9 +40,20 @@ def execution_order(graph: dict[str, list[str]]) -> list[str]:
     return list(TopologicalSorter(graph).static_order())
 
 
+def default_remote(workspace: Path) -> str | None:
+    """The workspace's default DVC remote, if any: with one, stages are pulled from it rather than rerun."""
+    from dvc.config import Config  # the repo's config with its --local, --global and --system levels
+
+    return Config(dvc_dir=str(workspace / ".dvc"))["core"].get("remote")
+
+
 def stage_environment() -> dict[str, str]:
     """The environment for DVC and the stages: this interpreter's bin first, so `python` in dvc.yaml is ours."""
+    from prefect.runtime import flow_run  # flows/ may import Prefect; the stages only read the variable
+
     env = dict(os.environ)
+    if flow_run.id:  # only the lineage records' run facts carry it; no stage's data depends on it
+        env["PREFECT__FLOW_RUN_ID"] = str(flow_run.id)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter drowns the stage's own log
     env.setdefault("PYTHONUNBUFFERED", "1")  # so progress lines stream as they happen
@@ -66,7 +77,10 @@ def stream_dvc(workspace: Path, args: list[str], on_line: Callable[[str], None] 
 
 def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] = print) -> StageRun:
     """Run `dvc repro --single-item stage`, streaming its output line by line; raise StageFailed on failure."""
-    returncode, lines = stream_dvc(workspace, ["repro", "--single-item", stage], on_line)
+    args = ["repro", "--single-item", stage]
+    if default_remote(workspace):
+        args.append("--pull")  # restore from the shared cache and run-cache what another clone already ran
+    returncode, lines = stream_dvc(workspace, args, on_line)
     output = "\n".join(lines)
     if returncode != 0:
         tail = "\n".join(lines[-15:])

@@ -26,6 +26,8 @@ class PathsParams:
     submission: str
     receipt: str
     metrics: str
+    model_lineage: str  # lineage records (tasks/lineage.py): written beside what they describe
+    submission_lineage: str
 
 
 @dataclass(frozen=True)

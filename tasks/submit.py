@@ -10,9 +10,11 @@ import yaml
 
 from tasks.atomic_output import atomic_file
 from tasks.competition_archive import parse_test_name
+from tasks.digests import file_digest
 from tasks.errors import run_stage
+from tasks.lineage import record_lineage
 from tasks.params import PARAMS_FILE, Params, load_params
-from tasks.run_identity import git_commit, params_digest
+from tasks.run_context import git_state
 from tasks.photo_quarantine import undecoded_test_ids
 from tasks.predict import TEST_FILE
 from tasks.submission_format import read_submission, validate_submission
@@ -23,13 +25,9 @@ def test_ids(organized: Path) -> set[int]:
     return {parse_test_name(p.name) for p in (organized / "test" / "unknown").iterdir()}
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def params_digest(params: dict) -> str:
+    """SHA-256 of the params in canonical JSON: equal settings give equal digests whatever the YAML layout."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def submission_message(text: str, commit: str | None, digest: str, csv_sha256: str) -> str:
@@ -58,16 +56,17 @@ def submit(params: Params, raw_params: dict) -> dict:
     csv_path = Path(params.paths.submission)
     frame = read_submission(csv_path)
     validate_submission(frame, test_ids(Path(params.paths.organized)), name=str(csv_path))
-    commit, dirty = git_commit()
+    git = git_state()
+    commit = git["commit"]
     digest = params_digest(raw_params)
-    csv_sha256 = file_sha256(csv_path)
+    csv_sha256 = file_digest(csv_path)["sha256"]
     receipt = {
         "competition": params.download.competition,
         "submission": str(csv_path),
         "sha256": csv_sha256,
         "rows": len(frame),
         "git_commit": commit,
-        "git_dirty": dirty,
+        "git_dirty": git["dirty"],
         "params_digest": digest,
         "validated": True,
         "sent": False,
@@ -99,6 +98,7 @@ def main() -> None:
     receipt = submit(params, raw_params)
     with atomic_file(Path(params.paths.receipt)) as tmp:
         tmp.write_text(json.dumps(receipt, indent=2) + "\n")
+    record_lineage("submit", Path(params.paths.submission), Path(params.paths.submission_lineage))
     print(f"submit: {receipt['rows']} rows {describe(receipt)}")
     if receipt["undecoded_test_ids"]:
         print(f"submit: warning: {len(receipt['undecoded_test_ids'])} rows are fallbacks for test photos that "

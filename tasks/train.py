@@ -11,6 +11,7 @@ import pandas as pd
 from tasks.atomic_output import atomic_file
 from tasks.errors import run_stage
 from tasks.head_inputs import DATASET_SUBSETS, head_inputs, load_subsets
+from tasks.lineage import record_lineage
 from tasks.log_loss import accuracy, log_loss
 from tasks.params import PhaseParams, TrainParams, load_params
 
@@ -96,6 +97,7 @@ def main() -> None:
         result.history.to_csv(tmp, index=False)
     with atomic_file(metrics_dir / METRICS_FILE) as tmp:
         tmp.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    record_lineage("train", Path(params.paths.model), Path(params.paths.model_lineage))
     print("train: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items()))
 
 

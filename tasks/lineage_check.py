@@ -1,0 +1,126 @@
+"""Lineage verification: every hash in a record recomputed from the workspace or the DVC cache; mismatches named."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.digests import cache_object, cached_listing, dir_listing, file_digest, listing_md5
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One recorded path checked against its recorded hashes."""
+
+    path: str
+    ok: bool
+    detail: str
+
+
+def expected_hashes(record: dict) -> tuple[dict[str, dict], list[Finding]]:
+    """Every path the record hashes -> {md5, sha256?}; a path recorded twice with different md5s is a finding."""
+    expected: dict[str, dict] = {}
+    conflicts: list[Finding] = []
+    entries = [record["artifact"], *record["stage"]["deps"], *record["stage"]["outs"]]
+    for link in record.get("upstream", []):
+        entries += link["deps"] + link["outs"]
+    for entry in entries:
+        known = expected.setdefault(entry["path"], {"md5": entry["md5"]})
+        if known["md5"] != entry["md5"]:
+            detail = f"the record itself holds two md5s for it ({known['md5']}, {entry['md5']})"
+            conflicts.append(Finding(entry["path"], False, detail))
+        if "sha256" in entry:
+            known["sha256"] = entry["sha256"]
+    return expected, conflicts
+
+
+def dvc_cache_dir() -> Path:
+    """The local DVC cache's md5 object folder (honours cache.dir)."""
+    from dvc.repo import Repo
+
+    with Repo(".") as repo:
+        return Path(repo.cache.local.path)
+
+
+def _check_dir(path: str, md5: str, cache_dir: Path | None) -> Finding:
+    """A directory against its recorded DVC hash; on mismatch name the files, from the recorded listing in the cache."""
+    root = Path(path)
+    if not root.is_dir():
+        return Finding(path, False, "recorded as a directory but it is not one")
+    listing = dir_listing(root)
+    if listing_md5(listing) == md5:
+        return Finding(path, True, "workspace")
+    recorded = cached_listing(cache_dir, md5) if cache_dir else None
+    if recorded is None:
+        detail = f"contents differ from the recorded {md5} (its listing is not in the DVC cache to say which files)"
+        return Finding(path, False, detail)
+    changed = sorted(
+        [f"{path}/{rel} (changed)" for rel in recorded.keys() & listing.keys() if recorded[rel] != listing[rel]]
+        + [f"{path}/{rel} (added)" for rel in listing.keys() - recorded.keys()]
+        + [f"{path}/{rel} (removed)" for rel in recorded.keys() - listing.keys()]
+    )
+    return Finding(path, False, "differs from the record: " + ", ".join(changed))
+
+
+def _check_cached(path: str, want: dict, cache_dir: Path | None) -> Finding:
+    """A path absent from the workspace, checked against the DVC cache object its md5 names."""
+    md5 = want["md5"]
+    if cache_dir is not None and md5.endswith(".dir"):
+        listing = cached_listing(cache_dir, md5)
+        if listing is not None:
+            objects = {rel: cache_object(cache_dir, m) for rel, m in listing.items()}
+            bad = [rel for rel, obj in objects.items() if not obj.is_file() or file_digest(obj)["md5"] != listing[rel]]
+            if not bad:
+                return Finding(path, True, "DVC cache (not in the workspace)")
+            return Finding(path, False, f"not in the workspace, and the DVC cache's copy is damaged: {', '.join(bad)}")
+    elif cache_dir is not None and cache_object(cache_dir, md5).is_file():
+        found = file_digest(cache_object(cache_dir, md5))
+        if found["md5"] == md5 and found["sha256"] == want.get("sha256", found["sha256"]):
+            return Finding(path, True, "DVC cache (not in the workspace)")
+        return Finding(path, False, "not in the workspace, and the DVC cache's copy does not match the record")
+    return Finding(path, False, "missing from the workspace and the DVC cache: `dvc pull` or `dvc checkout` it")
+
+
+def check_path(path: str, want: dict, cache_dir: Path | None) -> Finding:
+    """Recompute one recorded path's hashes from the workspace, or from the DVC cache when it isn't checked out."""
+    if not Path(path).exists():
+        return _check_cached(path, want, cache_dir)
+    if want["md5"].endswith(".dir"):
+        return _check_dir(path, want["md5"], cache_dir)
+    found = file_digest(Path(path))
+    for algorithm in ("md5", "sha256"):
+        if algorithm in want and found[algorithm] != want[algorithm]:
+            detail = f"{algorithm} is {found[algorithm]} but the record says {want[algorithm]}: changed since"
+            return Finding(path, False, detail)
+    return Finding(path, True, "workspace")
+
+
+def check_record_file(record_path: Path, lock: dict[str, dict]) -> Finding:
+    """The record itself against the md5 dvc.lock holds for it (it is a stage output), so editing it shows too."""
+    name = record_path.as_posix()
+    md5s = [out["md5"] for entry in lock.values() for out in entry.get("outs", []) if out["path"] == name]
+    if not md5s:
+        return Finding(name, True, "not in dvc.lock (stage not locked yet); record not cross-checked")
+    found = file_digest(record_path)["md5"]
+    if found != md5s[0]:
+        return Finding(name, False, f"md5 is {found} but dvc.lock says {md5s[0]}: the record was edited")
+    return Finding(name, True, "matches dvc.lock")
+
+
+def verify(record: dict, record_path: Path, lock: dict[str, dict] | None, cache_dir: Path | None) -> list[Finding]:
+    """Check every hash in the record (and an embedded model record), and the record against dvc.lock when given."""
+    expected, findings = expected_hashes(record)
+    embedded = record.get("model", {}).get("lineage")
+    if embedded is not None:
+        more, conflicts = expected_hashes(embedded)
+        findings += conflicts
+        for path, want in more.items():
+            expected.setdefault(path, want)
+    vgg16 = record.get("features", {}).get("vgg16", {})
+    findings += [check_path(path, want, cache_dir) for path, want in expected.items()]
+    if "sha256" in vgg16:
+        weights = Path(vgg16["path"])
+        same = weights.is_file() and file_digest(weights)["sha256"] == vgg16["sha256"]
+        findings.append(Finding(str(weights), same, "VGG16 weights" + (" match" if same else " missing or changed")))
+    if lock is not None:
+        findings.append(check_record_file(record_path, lock))
+    return findings

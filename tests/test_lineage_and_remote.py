@@ -1,0 +1,241 @@
+"""Lineage records and the shared S3 remote, on one synthetic `dvc repro` pushed to a loopback S3 server."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.dvc_stages import execution_order, reproduce_stage, stage_graph
+from tests.conftest import dvc, make_workspace, run_tool, stages_ran
+from tests.s3_remote import CREDENTIALS, add_remote, s3_endpoint, workspace_state  # noqa: F401  (s3_endpoint is a fixture)
+
+ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+FLOW_RUN_ID = "0b9d6a52-6c1e-4bd4-9d5e-5f0c3a7e1f11"
+MODEL, MODEL_RECORD = "models/head.keras", "models/head.lineage.json"
+SUBMISSION, SUBMISSION_RECORD = "data/submission/submission.csv", "data/submission/lineage.json"
+
+
+def lineage(workspace: Path, *args: str, check: bool = True):
+    """Run `python -m tasks.lineage ...` in workspace."""
+    return run_tool([sys.executable, "-m", "tasks.lineage", *args], workspace, check)
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory, s3_endpoint: str) -> Path:
+    """One full synthetic run, as if started by a Prefect flow run, committed and pushed with its run-cache."""
+    workspace = make_workspace(tmp_path_factory.mktemp("lineage") / "origin")
+    add_remote(workspace, s3_endpoint)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PREFECT__FLOW_RUN_ID", FLOW_RUN_ID)
+    try:
+        assert stages_ran(dvc(workspace, "repro").stdout) == ALL_STAGES
+    finally:
+        patch.undo()
+    run_tool(["git", "add", "-A"], workspace)
+    run_tool(["git", "commit", "-qm", "run"], workspace)
+    dvc(workspace, "push", "--run-cache")
+    return workspace
+
+
+def lock_stage(workspace: Path, name: str) -> dict:
+    return yaml.safe_load((workspace / "dvc.lock").read_text())["stages"][name]
+
+
+def test_model_record_is_complete(origin: Path):
+    record = json.loads((origin / MODEL_RECORD).read_text())
+    params = yaml.safe_load((origin / "params.yaml").read_text())
+    raw = lock_stage(origin, "download")["outs"][0]
+    assert record["source"] == {"kind": "synthetic", "seed": 0, "train_per_class": 12, "test_count": 6,
+                                "archive": {"path": raw["path"], "md5": raw["md5"], "size": raw["size"]}}
+    assert record["split"] == {**params["split"], "counts": {"train": 18, "valid": 6, "sample/train": 4, "sample/valid": 2}}
+    assert record["features"]["outs"][0]["md5"] == lock_stage(origin, "features")["outs"][0]["md5"]
+    assert record["features"]["vgg16"]["identity"] == f"none (random init), seed 0, keras {metadata.version('keras')}"
+    upstream = {link["name"]: link for link in record["upstream"]}
+    assert list(upstream) == ["download", "reorganize", "split", "features"]
+    for name in ("download", "split", "features"):
+        assert upstream[name]["params"] == lock_stage(origin, name)["params"]["params.yaml"]
+    assert record["stage"]["params"] == {"features.weights": "none", "features.seed": 0, "train": params["train"]}
+    model_bytes = (origin / MODEL).read_bytes()
+    assert record["artifact"]["sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    locked = {out["path"]: out["md5"] for out in lock_stage(origin, "train")["outs"]}
+    assert record["artifact"]["md5"] == hashlib.md5(model_bytes).hexdigest() == locked[MODEL]
+    assert record["metrics"] == {"metrics/train.json": json.loads((origin / "metrics/train.json").read_text())}
+    first_commit = run_tool(["git", "rev-list", "--max-parents=0", "HEAD"], origin).stdout.strip()
+    assert record["git"]["commit"] == first_commit and record["git"]["dirty"] is True  # ran before the results were committed
+    assert "dvc.lock" in record["git"]["changed"]
+    assert record["versions"] == {"python": platform.python_version(), **{
+        name: metadata.version(name) for name in ("tensorflow", "keras", "dvc", "prefect")}}
+    assert record["hardware"]["cpu_count"] == os.cpu_count() and record["hardware"]["platform"] == platform.platform()
+    assert isinstance(record["hardware"]["gpus"], list)
+    assert record["prefect_flow_run_id"] == FLOW_RUN_ID
+
+
+def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: Path):
+    record = json.loads((origin / SUBMISSION_RECORD).read_text())
+    receipt = json.loads((origin / "data/submission/receipt.json").read_text())
+    assert [link["name"] for link in record["upstream"]] == ALL_STAGES[:-1]
+    assert record["artifact"]["sha256"] == receipt["sha256"] == hashlib.sha256((origin / SUBMISSION).read_bytes()).hexdigest()
+    assert record["receipt"] == receipt
+    assert record["model"]["lineage"] == json.loads((origin / MODEL_RECORD).read_text())
+    assert set(record["metrics"]) == {"metrics/train.json", "metrics/clip.json"}
+    assert record["source"]["archive"]["md5"] == lock_stage(origin, "download")["outs"][0]["md5"]
+
+
+def test_show_prints_the_chain_and_json(origin: Path):
+    text = lineage(origin, "show", SUBMISSION).stdout
+    order = [text.index(f"<- {stage}:") for stage in reversed(ALL_STAGES)]
+    assert order == sorted(order)  # submit first, download last: read from the submission back to the archive
+    assert "raw archive: kind synthetic, seed 0" in text and FLOW_RUN_ID in text
+    assert json.loads(lineage(origin, "show", MODEL, "--json").stdout) == json.loads((origin / MODEL_RECORD).read_text())
+
+
+def test_verify_passes_on_the_untouched_run(origin: Path):
+    for target in (MODEL, SUBMISSION):
+        result = lineage(origin, "verify", target, "--json")
+        report = json.loads(result.stdout)
+        assert report["ok"] is True
+        checked = {f["path"] for f in report["findings"]}
+        assert {target, "data/features", "data/raw/dogs-vs-cats-redux-kernels-edition.zip", "tasks/train.py"} <= checked
+
+
+def _replace(path: Path, change: Callable[[bytes], bytes]) -> None:
+    """Write changed bytes as a new file: the old one may be a hardlink into the DVC cache, which must stay intact."""
+    data = change(path.read_bytes())
+    path.unlink()
+    path.write_bytes(data)
+
+
+def _flip_last_byte(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 0xFF])
+
+
+def _swap_model(workspace: Path) -> None:
+    _replace(workspace / MODEL, lambda data: (workspace / "metrics/train_history.csv").read_bytes())
+
+
+def _forge_record(workspace: Path) -> None:
+    """Swap the model and rewrite its record to match: only dvc.lock's hash of the record can still tell."""
+    _swap_model(workspace)
+    record = json.loads((workspace / MODEL_RECORD).read_text())
+    swapped = (workspace / MODEL).read_bytes()
+    for entry in [record["artifact"], *record["stage"]["outs"]]:
+        if entry["path"] == MODEL:
+            entry.update(md5=hashlib.md5(swapped).hexdigest(), sha256=hashlib.sha256(swapped).hexdigest())
+    _replace(workspace / MODEL_RECORD, lambda _: json.dumps(record).encode())
+
+
+TAMPERING = {
+    "model swapped": (MODEL, _swap_model, [MODEL]),
+    "features edited": (SUBMISSION, lambda ws: _replace(ws / "data/features/test/pool5.npy", _flip_last_byte),
+                        ["data/features/test/pool5.npy (changed)"]),
+    "submission altered": (SUBMISSION, lambda ws: _replace(ws / SUBMISSION, lambda d: d.replace(b",0.", b",0.9", 1)),
+                           [SUBMISSION]),
+    "record forged": (MODEL, _forge_record, [MODEL_RECORD]),
+}
+
+
+@pytest.mark.parametrize("kind", list(TAMPERING))
+def test_verify_fails_naming_the_tampered_file(origin: Path, tmp_path: Path, kind: str):
+    target, tamper, named = TAMPERING[kind]
+    workspace = tmp_path / "copy"
+    shutil.copytree(origin, workspace, symlinks=True, copy_function=shutil.copy2)  # a copy: origin stays untouched
+    tamper(workspace)
+    result = lineage(workspace, "verify", target, check=False)
+    assert result.returncode == 1
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    for name in named:
+        assert any(name in line for line in failed), result.stdout
+    assert f"checks FAILED for {target}" in result.stderr
+
+
+def test_a_record_is_refused_when_the_inputs_are_not_what_dvc_lock_chains(origin: Path, tmp_path: Path, monkeypatch):
+    from tasks.errors import StageError
+    from tasks.lineage import build_record, read_lock
+
+    workspace = tmp_path / "copy"
+    shutil.copytree(origin, workspace, symlinks=True)
+    monkeypatch.chdir(workspace)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    lock = read_lock()
+    without_features = {name: entry for name, entry in lock.items() if name != "features"}
+    with pytest.raises(StageError, match="dvc.lock has no entry for stage features, which makes data/features"):
+        build_record("train", Path(MODEL), Path(MODEL_RECORD), params, without_features)
+    _replace(Path("data/features/train/pool5.npy"), _flip_last_byte)
+    with pytest.raises(StageError, match="data/features is not what dvc.lock records for stage features"):
+        build_record("train", Path(MODEL), Path(MODEL_RECORD), params, lock)
+
+
+def _clone(origin: Path, target: Path) -> Path:
+    run_tool(["git", "clone", "-q", str(origin), str(target)], origin.parent)
+    return target
+
+
+def test_fresh_clone_restores_every_stage_from_the_remote_without_running_one(origin: Path, tmp_path: Path):
+    clone = _clone(origin, tmp_path / "clone")
+    assert not (clone / MODEL).exists()
+    result = dvc(clone, "repro", "--pull")
+    assert stages_ran(result.stdout) == []
+    restored = [line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Pulling data for stage")]
+    assert restored == ALL_STAGES[:-1]  # submit's outputs are small and kept in git, so it is already up to date
+    assert (clone / MODEL).read_bytes() == (origin / MODEL).read_bytes()
+    assert stages_ran(dvc(clone, "repro").stdout) == []
+    for target in (MODEL, SUBMISSION):
+        assert json.loads(lineage(clone, "verify", target, "--json").stdout)["ok"] is True
+
+
+def test_flow_stages_pull_from_the_remote_instead_of_running(origin: Path, tmp_path: Path):
+    clone = _clone(origin, tmp_path / "flow-clone")
+    runs = [reproduce_stage(clone, stage, on_line=lambda _: None) for stage in execution_order(stage_graph(clone))]
+    assert [run.stage for run in runs if run.ran] == []
+    assert all("Pulling data for stage" in run.output for run in runs if run.stage != "submit")
+    assert (clone / "data/features/train/pool5.npy").read_bytes() == (origin / "data/features/train/pool5.npy").read_bytes()
+
+
+def remote_check(workspace: Path):
+    return run_tool([sys.executable, "-m", "tasks.remote_check"], workspace, check=False)
+
+
+def _assert_fails_and_changes_nothing(clone: Path, dvc_says: str, check_says: str) -> None:
+    """dvc pull and dvc repro --pull fail, saying dvc_says; tasks.remote_check says check_says; no file changes."""
+    before = workspace_state(clone)
+    for args in (["pull"], ["repro", "--pull"]):
+        result = dvc(clone, *args, check=False)
+        assert result.returncode != 0
+        assert dvc_says in result.stderr, result.stderr
+        assert stages_ran(result.stdout) == []
+    checked = remote_check(clone)
+    assert checked.returncode == 2 and check_says in checked.stderr, checked.stderr
+    assert workspace_state(clone) == before
+
+
+def test_wrong_endpoint_fails_clearly_and_leaves_the_workspace_alone(origin: Path, tmp_path: Path, monkeypatch):
+    clone = _clone(origin, tmp_path / "wrong-endpoint")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # a closed port needs no retries to be declared unreachable
+    dvc(clone, "remote", "modify", "--local", "storage", "endpointurl", "http://127.0.0.1:9")  # the discard port
+    _assert_fails_and_changes_nothing(
+        clone, 'Could not connect to the endpoint URL: "http://127.0.0.1:9', "at http://127.0.0.1:9): cannot reach the endpoint"
+    )
+
+
+def test_bad_credentials_fail_clearly_and_leave_the_workspace_alone(origin: Path, tmp_path: Path):
+    from moto.core.authorization import enable_iam_authentication
+
+    clone = _clone(origin, tmp_path / "bad-credentials")
+    assert "credentials accepted" in remote_check(clone).stdout
+    with enable_iam_authentication():  # the server now checks keys, and knows none: every key is a wrong one
+        _assert_fails_and_changes_nothing(clone, "(403)", "the server refused the credentials (HTTP 403)")
+
+
+def test_credentials_stay_out_of_the_committed_config(origin: Path):
+    config = (origin / ".dvc/config").read_text()
+    assert "endpointurl" in config and "s3://" in config
+    assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in config and CREDENTIALS["AWS_ACCESS_KEY_ID"] not in config
