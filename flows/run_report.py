@@ -1,9 +1,7 @@
 """What a run leaves for people in Prefect: its metrics as rows, and a markdown lineage of the model it made."""
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,10 +9,6 @@ from typing import Any
 import yaml
 
 from tasks.params import Params
-
-# Where keras.applications caches the ImageNet VGG16 file it downloads (KERAS_HOME moves ~/.keras).
-IMAGENET_FILE = "models/vgg16_weights_tf_dim_ordering_tf_kernels.h5"
-
 
 def metric_rows(metrics_dir: Path) -> list[dict[str, Any]]:
     """One row per scalar in metrics/*.json, named file.key (e.g. train.val_accuracy)."""
@@ -38,26 +32,13 @@ def locked_hashes(workspace: Path) -> dict[str, str]:
     return hashes
 
 
-def sha256_of(path: Path) -> str:
-    """The file's SHA-256, read in chunks (ImageNet weights are 528 MB)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def weights_identity(workspace: Path, weights: str, seed: int) -> str:
-    """Which VGG16 weights the features came from, precisely enough to tell two runs apart."""
-    if weights == "none":
-        return f"random init, seed {seed} (features.weights: none)"
-    if weights == "imagenet":
-        path = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / IMAGENET_FILE
-        found = f"sha256 {sha256_of(path)}" if path.is_file() else "not in this host's Keras cache"
-        return f"Keras ImageNet VGG16 ({path.name}, {found})"
-    path = Path(weights).expanduser()
-    path = path if path.is_absolute() else workspace / path
-    return f"{weights} (sha256 {sha256_of(path)})" if path.is_file() else f"{weights} (file missing)"
+def weights_identity(workspace: Path, model_lineage: str) -> str:
+    """Which VGG16 weights the features came from, as the model's lineage record (written by train) names them."""
+    record = workspace / model_lineage
+    if not record.is_file():
+        return "unknown: no model lineage record"
+    vgg16 = json.loads(record.read_text()).get("features", {}).get("vgg16", {})
+    return vgg16.get("identity", "unknown") + (f", sha256 {vgg16['sha256']}" if "sha256" in vgg16 else "")
 
 
 def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
@@ -90,7 +71,7 @@ def lineage_markdown(
         ("features", locked(paths.features)),
         ("model", locked(paths.model)),
         ("submission", locked(paths.submission)),
-        ("VGG16 weights", weights_identity(workspace, params.features.weights, params.features.seed)),
+        ("VGG16 weights", weights_identity(workspace, paths.model_lineage)),
         ("code commit", f"`{commit}`" + (f" plus uncommitted changes to {', '.join(changed)}" if changed else "")),
         ("DVC experiment", f"`{experiment}` at `{experiment_commit}`" if experiment else "not recorded"),
     ]

@@ -13,6 +13,7 @@ from tasks.errors import run_stage
 from tasks.head_inputs import DATASET_SUBSETS, head_inputs, load_subsets
 from tasks.lineage import record_lineage
 from tasks.log_loss import accuracy, log_loss
+from tasks.model_file import save_model
 from tasks.params import PhaseParams, TrainParams, load_params
 
 HISTORY_FILE = "train_history.csv"
@@ -91,8 +92,7 @@ def main() -> None:
     x, x_valid = head_inputs(params.train.head, params.features.layer, [train_set, valid_set], vgg)
     result = fit_head(x, train_set.labels, x_valid, valid_set.labels, params.train, vgg)
     metrics_dir = Path(params.paths.metrics)
-    with atomic_file(Path(params.paths.model)) as tmp:
-        inference_copy(result.model).save(tmp)
+    save_model(inference_copy(result.model), Path(params.paths.model))
     with atomic_file(metrics_dir / HISTORY_FILE) as tmp:
         result.history.to_csv(tmp, index=False)
     with atomic_file(metrics_dir / METRICS_FILE) as tmp:

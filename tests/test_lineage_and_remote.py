@@ -63,12 +63,14 @@ def test_model_record_is_complete(origin: Path):
     assert list(upstream) == ["download", "reorganize", "split", "features"]
     for name in ("download", "split", "features"):
         assert upstream[name]["params"] == lock_stage(origin, name)["params"]["params.yaml"]
-    assert record["stage"]["params"] == {"features.weights": "none", "features.seed": 0, "train": params["train"]}
+    assert record["stage"]["params"] == {"features.weights": "none", "features.seed": 0, "features.layer": "block5_pool", "train": params["train"]}
     model_bytes = (origin / MODEL).read_bytes()
     assert record["artifact"]["sha256"] == hashlib.sha256(model_bytes).hexdigest()
     locked = {out["path"]: out["md5"] for out in lock_stage(origin, "train")["outs"]}
     assert record["artifact"]["md5"] == hashlib.md5(model_bytes).hexdigest() == locked[MODEL]
-    assert record["metrics"] == {"metrics/train.json": json.loads((origin / "metrics/train.json").read_text())}
+    assert record["metrics"] == {  # its own metrics and those of the stages upstream
+        path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", "metrics/quarantine.json")
+    }
     first_commit = run_tool(["git", "rev-list", "--max-parents=0", "HEAD"], origin).stdout.strip()
     assert record["git"]["commit"] == first_commit and record["git"]["dirty"] is True  # ran before the results were committed
     assert "dvc.lock" in record["git"]["changed"]
@@ -86,7 +88,7 @@ def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: P
     assert record["artifact"]["sha256"] == receipt["sha256"] == hashlib.sha256((origin / SUBMISSION).read_bytes()).hexdigest()
     assert record["receipt"] == receipt
     assert record["model"]["lineage"] == json.loads((origin / MODEL_RECORD).read_text())
-    assert set(record["metrics"]) == {"metrics/train.json", "metrics/clip.json"}
+    assert set(record["metrics"]) == {"metrics/train.json", "metrics/clip.json", "metrics/quarantine.json"}
     assert record["source"]["archive"]["md5"] == lock_stage(origin, "download")["outs"][0]["md5"]
 
 

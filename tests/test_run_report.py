@@ -1,5 +1,4 @@
 """What a run publishes: metric rows from metrics/*.json and a lineage summary built from dvc.lock and the params."""
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,12 +15,13 @@ def test_metric_rows_name_each_scalar_by_file_and_key(tmp_path: Path):
     assert metric_rows(tmp_path) == [{"metric": "clip.lo", "value": 0.05}, {"metric": "train.val_accuracy", "value": 0.9}]
 
 
-def test_weights_are_identified_by_seed_or_by_the_files_hash(tmp_path: Path):
-    assert weights_identity(tmp_path, "none", 7) == "random init, seed 7 (features.weights: none)"
-    (tmp_path / "vgg.h5").write_bytes(b"not really weights")
-    digest = hashlib.sha256(b"not really weights").hexdigest()
-    assert weights_identity(tmp_path, "vgg.h5", 0) == f"vgg.h5 (sha256 {digest})"
-    assert weights_identity(tmp_path, "gone.h5", 0) == "gone.h5 (file missing)"
+def test_weights_are_named_as_the_model_lineage_record_names_them(tmp_path: Path):
+    assert weights_identity(tmp_path, "models/head.lineage.json") == "unknown: no model lineage record"
+    record = tmp_path / "models" / "head.lineage.json"
+    record.parent.mkdir()
+    vgg16 = {"weights": "vgg.h5", "identity": "file vgg.h5", "sha256": "ab12"}
+    record.write_text(json.dumps({"features": {"vgg16": vgg16}}))
+    assert weights_identity(tmp_path, "models/head.lineage.json") == "file vgg.h5, sha256 ab12"
 
 
 def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_path: Path):
