@@ -33,7 +33,7 @@ def _disk_bytes(workspace: Path, *paths: str) -> int:
 
 
 def small_dag(root: Path) -> dict:
-    """Whole DAG on the bench photos: first run, no-op repro, then a train.lr change (must not rerun features)."""
+    """Whole DAG on the bench photos: first run, no-op repro, then a train learning-rate change (must not rerun features)."""
     real = REAL_SAMPLE.resolve()
     download = {"source": "archive", "archive_path": str(real)} if real.is_file() else {"synthetic": {"train_per_class": 100, "test_count": 50}}
     override = {
@@ -46,7 +46,7 @@ def small_dag(root: Path) -> dict:
     first, _ = _timed_dvc(workspace, "repro")
     noop = min((_cpu_and_wall(workspace, "repro") for _ in range(2)), key=lambda t: t["wall"])
     params = yaml.safe_load((workspace / "params.yaml").read_text())
-    params["train"]["lr"] = params["train"]["lr"] / 2
+    params["train"]["phases"][0]["lr"] /= 2
     (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed, output = _timed_dvc(workspace, "repro")
     return {"photos": _photo_count(workspace), "first_run": first, "noop": noop, "train_change": changed, "ran_after_train_change": stages_ran(output)}

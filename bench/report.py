@@ -74,8 +74,8 @@ def workload_section(r: dict) -> list[str]:
         "trainable, batch 8), of the dense-tail passes and of each head's epochs on 500 cached rows (train:valid as 23:2). "
         "**Extrapolated**: the totals below, per-photo cost x the competition's photo counts x the course's epochs "
         "(linear 3, last layer 2, dense layers 3, as in the course's lesson-2 notebook). The course's epochs are "
-        "costed without its image loading (a pre-decoded batch), which flatters it. The last-layer and dense heads are bench stand-ins "
-        "(Keras models on fc2 / pool5 of the same shapes) until `train.head` lands on main.",
+        "costed without its image loading (a pre-decoded batch), which flatters it. Our heads are the train stage's own "
+        "(`fit_head` with `train.head` linear, last_layer and dense).",
         "",
         "| our way | seconds |",
         "| --- | ---: |",
@@ -148,7 +148,7 @@ def dag_section(r: dict) -> list[str]:
         "## The DAG under DVC",
         "",
         f"Whole DAG on the bench photos ({small['photos']}): first `dvc repro` {small['first_run']:.0f} s; a `dvc repro` with "
-        f"nothing to do {noop_small['wall']:.2f} s wall, {noop_small['cpu']:.2f} s CPU; after halving `train.lr`, `dvc repro` "
+        f"nothing to do {noop_small['wall']:.2f} s wall, {noop_small['cpu']:.2f} s CPU; after halving the first `train.phases` learning rate, `dvc repro` "
         f"took {small['train_change']:.0f} s and ran: {', '.join(small['ran_after_train_change']) or 'nothing'}.",
         "",
         f"At {scale['photos']:,} photos (synthetic, the product's default photo size, up to 256 px): download, reorganize "

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from tasks.params import TrainParams
+from tasks.params import PhaseParams, TrainParams
 
 # The competition: 25,000 labelled photos (the course moved 2,000 to valid) and 12,500 test photos.
 TRAIN, VALID, TEST = 23_000, 2_000, 12_500
@@ -37,8 +37,6 @@ def course_train_step_seconds(vgg, trainable: str, photos: np.ndarray, steps: in
 
 def head_seconds(vgg, samples: int = 500) -> dict[str, float]:
     """Seconds per photo for what our way does after the cache: dense-tail passes and each head's epochs."""
-    import keras
-
     from tasks.train import fit_head
     from tasks.vgg16 import dense_tail, run_in_batches
 
@@ -54,30 +52,18 @@ def head_seconds(vgg, samples: int = 500) -> dict[str, float]:
     fc2 = run_in_batches(tail_to_fc2, pool5, 256)
     trained = samples * TRAIN // (TRAIN + VALID)  # rows trained on; the rest validate, in the competition's proportion
 
-    def linear(epochs: int) -> float:
-        params = TrainParams(epochs=epochs, batch_size=HEAD_BATCH)
-        return _seconds(lambda: fit_head(probabilities[:trained], labels[:trained], probabilities[trained:], labels[trained:], params))
+    def seconds(head: str, x: np.ndarray, epochs: int) -> float:
+        """The stage's own fit of `head` (build, phases, validation) for `epochs` epochs."""
+        params = TrainParams(head=head, phases=(PhaseParams(lr=0.01, epochs=epochs),), batch_size=HEAD_BATCH)
+        return _seconds(lambda: fit_head(x[:trained], labels[:trained], x[trained:], labels[trained:], params, vgg))
 
-    # Each fit pays a one-off trace; the difference of two epoch counts leaves the cost per epoch.
-    costs["linear head, per photo-epoch"] = (linear(LINEAR_EPOCHS) - linear(1)) / (trained * (LINEAR_EPOCHS - 1))
+    def per_photo_epoch(head: str, x: np.ndarray, epochs: int) -> float:
+        # Each fit pays a one-off trace and build; the difference of two epoch counts leaves the cost per epoch.
+        return (seconds(head, x, epochs) - seconds(head, x, 1)) / (trained * (epochs - 1))
 
-    def fit(inputs, x, epochs: int, hidden: bool) -> float:
-        """Marginal seconds per photo-epoch of a head on x (epochs vs one epoch, so tracing cancels out)."""
-        def seconds(n: int) -> float:
-            layer_input = keras.Input(inputs)
-            h = keras.layers.Flatten()(layer_input)
-            if hidden:  # the course's "all dense layers": fc1 and fc2 retrained from pool5
-                h = keras.layers.Dense(4096, activation="relu")(h)
-                h = keras.layers.Dense(4096, activation="relu")(h)
-            model = keras.Model(layer_input, keras.layers.Dense(2, activation="softmax")(h))
-            model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="sparse_categorical_crossentropy")
-            data = dict(validation_data=(x[trained:], labels[trained:]), epochs=n, batch_size=HEAD_BATCH, verbose=0)
-            return _seconds(lambda: model.fit(x[:trained], labels[:trained], **data))
-
-        return (seconds(epochs) - seconds(1)) / (trained * (epochs - 1))
-
-    costs["last-layer head, per photo-epoch (bench stand-in)"] = fit((4096,), fc2, LAST_LAYER_EPOCHS, hidden=False)
-    costs["dense head, per photo-epoch (bench stand-in)"] = fit((7, 7, 512), pool5.astype(np.float32), DENSE_EPOCHS, hidden=True)
+    costs["linear head, per photo-epoch"] = per_photo_epoch("linear", probabilities, LINEAR_EPOCHS)
+    costs["last-layer head, per photo-epoch"] = per_photo_epoch("last_layer", fc2, LAST_LAYER_EPOCHS)
+    costs["dense head, per photo-epoch"] = per_photo_epoch("dense", pool5.astype(np.float32), DENSE_EPOCHS)
     return costs
 
 
@@ -90,8 +76,8 @@ def workload_totals(stage_rate: float, course_predict_rate: float, step: dict[st
             heads["tail pass to probabilities"] + heads["tail pass to fc2"]
         ),
         "linear head": TRAIN * LINEAR_EPOCHS * heads["linear head, per photo-epoch"],
-        "last-layer head": TRAIN * LAST_LAYER_EPOCHS * heads["last-layer head, per photo-epoch (bench stand-in)"],
-        "dense head": TRAIN * DENSE_EPOCHS * heads["dense head, per photo-epoch (bench stand-in)"],
+        "last-layer head": TRAIN * LAST_LAYER_EPOCHS * heads["last-layer head, per photo-epoch"],
+        "dense head": TRAIN * DENSE_EPOCHS * heads["dense head, per photo-epoch"],
     }
     course = {
         "full-network predictions for the linear model (train + valid)": labelled / course_predict_rate,
