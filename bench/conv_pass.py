@@ -75,7 +75,7 @@ def measure_conv(photos: list[Path], scratch: Path, rounds: int = 2) -> dict:
         return lambda: [runners[backend](b) for b in batches]
 
     def decode_only():
-        for _ in _batches(photos, STAGE_BATCH, decode_pool):
+        for _ in _batches(photos, STAGE_BATCH, decode_pool, {}):
             pass
 
     candidates = {f"backend {name} (conv only)": conv_only(name) for name in runners}
@@ -101,7 +101,7 @@ def competition_size_decode(scratch: Path, pool: ThreadPoolExecutor, count: int 
     photos = sorted((scratch / "large" / "train").glob("*/*.jpg"))
 
     def decode_only():
-        for _ in _batches(photos, STAGE_BATCH, pool):
+        for _ in _batches(photos, STAGE_BATCH, pool, {}):
             pass
 
     return max(best_rate(decode_only, len(photos), 1) for _ in range(2))
