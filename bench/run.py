@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.conv_pass import CONV_GFLOP, measure_conv
+from bench.conv_pass import measure_conv
 from bench.dag import dag_at_scale, small_dag
 from bench.machine import gemm_flops, machine_details
 from bench.memory import features_peak_rss

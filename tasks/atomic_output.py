@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def remove_path(path: Path) -> None:
@@ -41,6 +43,12 @@ def atomic_file(target: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def write_json(target: Path, data: Any) -> None:
+    """Write data as indented JSON to target, atomically (metrics, receipts, lineage records)."""
+    with atomic_file(target) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
 @contextmanager

@@ -1,13 +1,12 @@
 """Stage clip: pull P(dog) into [lo, hi] (given, or chosen on validation) so one confident mistake can't dominate the log loss."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tasks.atomic_output import atomic_file
+from tasks.atomic_output import atomic_file, write_json
 from tasks.errors import run_stage
 from tasks.log_loss import log_loss
 from tasks.params import load_params
@@ -65,8 +64,7 @@ def main() -> None:
     metrics = clip_metrics(valid, bounds)
     undecoded = undecoded_test_ids(test)
     metrics["test_undecoded"] = len(undecoded)
-    with atomic_file(Path(params.paths.metrics) / METRICS_FILE) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(Path(params.paths.metrics) / METRICS_FILE, metrics)
     print(f"clip: [{bounds[0]:.6g}, {bounds[1]:.6g}], validation log loss {metrics['val_log_loss_raw']:.4f} -> {metrics['val_log_loss_clipped']:.4f}")
     if undecoded:
         print(f"clip: warning: the submission holds {len(undecoded)} fallback rows for test photos that can't be decoded: "

@@ -7,7 +7,6 @@ from pathlib import Path, PurePosixPath
 
 from tasks.errors import StageError
 
-ARCHIVE_NAME = "dogs-vs-cats-redux-kernels-edition.zip"
 TRAIN_ZIP = "train.zip"
 TEST_ZIP = "test.zip"
 SAMPLE_SUBMISSION = "sample_submission.csv"

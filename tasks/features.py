@@ -1,7 +1,6 @@
 """Stage features: run VGG16's conv base once per photo and cache pool5 (float16) for every subset."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.atomic_output import atomic_dir, atomic_file
+from tasks.atomic_output import atomic_dir, write_json
 from tasks.competition_archive import CLASSES
 from tasks.conv_backends import ConvRunner, make_conv_runner
 from tasks.errors import run_stage
@@ -48,6 +47,7 @@ def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor, unrea
     """
     starts = range(0, len(paths), batch_size)
     pending: list[Future] | None = None
+    start_of_pending = 0  # row index of pending's first photo
     for start in [*starts, None]:
         submitted = None if start is None else [pool.submit(decode_or_blank, p) for p in paths[start : start + batch_size]]
         if pending is not None:
@@ -119,8 +119,7 @@ def main() -> None:
     counts = features(Path(params.paths.split), Path(params.paths.organized), Path(params.paths.features), params.features)
     print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
     quarantined = quarantine_metrics(Path(params.paths.features))
-    with atomic_file(Path(params.paths.metrics) / QUARANTINE_METRICS) as tmp:
-        tmp.write_text(json.dumps(quarantined, indent=2) + "\n")
+    write_json(Path(params.paths.metrics) / QUARANTINE_METRICS, quarantined)
     if any(quarantined.values()):
         print(f"features: warning: photos that can't be decoded: {quarantined}; "
               f"see {Path(params.paths.features) / REPORT_FILE}", file=sys.stderr)

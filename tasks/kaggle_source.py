@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tasks.atomic_output import atomic_file
+from tasks.competition_archive import REQUIRED_MEMBERS
 from tasks.errors import StageError
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_MEMBERS = ("train.zip", "test.zip", "sample_submission.csv")
 MAX_BACKOFF_S = 60.0
 TOKEN_URL = "https://www.kaggle.com/settings/api"
 OFFLINE_HINT = (
@@ -379,7 +379,7 @@ def _check_archive(path: Path, competition: str, expected: Sequence[str]) -> Non
         raise StageError(f"the archive of '{competition}' is corrupt ({corrupt} fails its checksum); run again.")
 
 
-def download_competition(competition: str, target: Path, *, expected_members: Sequence[str] = ARCHIVE_MEMBERS,
+def download_competition(competition: str, target: Path, *, expected_members: Sequence[str] = REQUIRED_MEMBERS,
                          attempts: int = 5, backoff_s: float = 2.0) -> None:
     """Download competition's whole archive to target (a .zip path), which appears only once verified."""
     source = find_credentials()

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tasks.atomic_output import atomic_file
+from tasks.atomic_output import write_json
 from tasks.digests import file_digest, path_digest
 from tasks.errors import StageError, run_stage
 from tasks.lineage_check import dvc_cache_dir, verify
@@ -217,8 +217,7 @@ def record_lineage(stage: str, artifact: Path, record_path: Path) -> dict:
     """Write artifact's lineage record to record_path (called at the end of a stage's main()); return it."""
     params_data = yaml.safe_load(PARAMS_FILE.read_text())
     record = build_record(stage, artifact, record_path, params_data, read_lock())
-    with atomic_file(record_path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(record_path, record)
     print(f"{stage}: lineage of {artifact} written to {record_path}")
     return record
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tasks.atomic_output import atomic_file
+from tasks.atomic_output import write_json
 from tasks.competition_archive import parse_test_name
 from tasks.digests import file_digest
 from tasks.errors import run_stage
@@ -96,8 +96,7 @@ def main() -> None:
     raw_params = yaml.safe_load(PARAMS_FILE.read_text())
     params = load_params()
     receipt = submit(params, raw_params)
-    with atomic_file(Path(params.paths.receipt)) as tmp:
-        tmp.write_text(json.dumps(receipt, indent=2) + "\n")
+    write_json(Path(params.paths.receipt), receipt)
     record_lineage("submit", Path(params.paths.submission), Path(params.paths.submission_lineage))
     print(f"submit: {receipt['rows']} rows {describe(receipt)}")
     if receipt["undecoded_test_ids"]:

@@ -1,14 +1,13 @@
 """Stage train: the head named in train.head, fitted on cached features through the learning-rate phases."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tasks.atomic_output import atomic_file
+from tasks.atomic_output import atomic_file, write_json
 from tasks.errors import run_stage
 from tasks.head_inputs import DATASET_SUBSETS, head_inputs, load_subsets
 from tasks.lineage import record_lineage
@@ -95,8 +94,7 @@ def main() -> None:
     save_model(inference_copy(result.model), Path(params.paths.model))
     with atomic_file(metrics_dir / HISTORY_FILE) as tmp:
         result.history.to_csv(tmp, index=False)
-    with atomic_file(metrics_dir / METRICS_FILE) as tmp:
-        tmp.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    write_json(metrics_dir / METRICS_FILE, result.metrics)
     record_lineage("train", Path(params.paths.model), Path(params.paths.model_lineage))
     print("train: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items()))
 
