@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.photos import all_photos
 from tasks.conv_backends import make_conv_runner
-from tasks.features import _batches, extract
+from tasks.features import Photo, _batches, extract
 from tasks.preprocess import caffe_preprocess, load_photo
 from tasks.synthetic_archive import build_synthetic_archive
 from tasks.reorganize import reorganize
@@ -29,7 +30,7 @@ def best_rate(run, images: int, rounds: int) -> float:
     return images / best
 
 
-def course_iterator(photos: list[Path], scratch: Path):
+def course_iterator(photos: list[Photo], scratch: Path):
     """The course's loader: ImageDataGenerator with VGG16's preprocessing, flow_from_directory at batch 64, in order."""
     from keras.applications.vgg16 import preprocess_input
     # Keras 3.15 no longer exports the course's ImageDataGenerator publicly; its code still ships here.
@@ -40,21 +41,21 @@ def course_iterator(photos: list[Path], scratch: Path):
     for i, p in enumerate(photos):
         link = folder / f"{i:06d}.jpg"
         if not link.exists():
-            os.symlink(p.resolve(), link)
+            os.symlink(p.path.resolve(), link)
     generator = ImageDataGenerator(preprocessing_function=preprocess_input)
     return lambda: generator.flow_from_directory(
         folder.parent, target_size=(224, 224), batch_size=COURSE_BATCH, class_mode=None, shuffle=False
     )
 
 
-def measure_conv(photos: list[Path], scratch: Path, rounds: int = 2) -> dict:
+def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
     """Images/s of each candidate on the same photos, interleaved round by round, plus decode-alone timings."""
     from tasks.vgg16 import conv_base, load_vgg16
 
     vgg = load_vgg16("none", 0)  # random weights: same shapes, same FLOPs as ImageNet's
     conv = conv_base(vgg)
     n = len(photos)
-    batches = [caffe_preprocess(np.stack([load_photo(p) for p in photos[i : i + STAGE_BATCH]])) for i in range(0, n, STAGE_BATCH)]
+    batches = [caffe_preprocess(np.stack([load_photo(p.path) for p in photos[i : i + STAGE_BATCH]])) for i in range(0, n, STAGE_BATCH)]
     runners = {
         "keras": make_conv_runner(conv, "keras"),
         "onnxruntime": make_conv_runner(conv, "onnxruntime"),
@@ -69,7 +70,7 @@ def measure_conv(photos: list[Path], scratch: Path, rounds: int = 2) -> dict:
     decode_pool = ThreadPoolExecutor(max_workers=2)
 
     def stage(backend: str):
-        return lambda: extract(runners[backend], [(str(i), 0, p) for i, p in enumerate(photos)], STAGE_BATCH, out, "bench")
+        return lambda: extract(runners[backend], photos, STAGE_BATCH, out, "bench")
 
     def conv_only(backend: str):
         return lambda: [runners[backend](b) for b in batches]
@@ -97,8 +98,8 @@ def competition_size_decode(scratch: Path, pool: ThreadPoolExecutor, count: int 
     """Images/s of the input pipeline alone on synthetic photos at the competition's size (up to 500x375)."""
     archive = scratch / "large.zip"
     build_synthetic_archive(archive, seed=1, train_per_class=count // 2, test_count=1, max_side=500)
-    reorganize(archive, scratch / "large")
-    photos = sorted((scratch / "large" / "train").glob("*/*.jpg"))
+    reorganize(archive, scratch / "large", scratch / "large.csv")
+    photos = all_photos(scratch / "large")
 
     def decode_only():
         for _ in _batches(photos, STAGE_BATCH, pool, {}):

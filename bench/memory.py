@@ -9,9 +9,8 @@ from pathlib import Path
 import yaml
 
 from tasks.params import SplitParams
-from tasks.split import split
 from tests.conftest import PROJECT, project_params, tool_env
-from tests.photos import organized_photos
+from tests.photos import organized_photos, split_photos
 
 POLL_SECONDS = 0.05  # VmHWM only grows, so polling misses at most the last 50 ms of a run
 
@@ -21,8 +20,8 @@ def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
     scratch.mkdir(parents=True)
     organized = organized_photos(scratch, per_class=per_class, test_count=test_count)
     valid = max(2, per_class // 5)
-    split(organized, scratch / "split", SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2))
-    params = project_params({"paths": {"organized": str(organized), "split": str(scratch / "split"), "features": str(scratch / "features")}})
+    manifest = split_photos(scratch, SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2))
+    params = project_params({"paths": {"organized": str(organized), "split": str(manifest), "features": str(scratch / "features")}})
     (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = tool_env() | {"PYTHONPATH": str(PROJECT)}
     began = time.perf_counter()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tasks.features import Photo, subset_photos
+from tasks.photo_manifest import read_manifest
 from tasks.reorganize import reorganize
 from tasks.synthetic_archive import build_synthetic_archive
 
@@ -23,10 +25,11 @@ def bench_archive(scratch: Path) -> tuple[Path, str]:
 def organized_bench_photos(scratch: Path) -> tuple[Path, str]:
     """The bench archive reorganized into train/cats, train/dogs, test/unknown under scratch/organized."""
     archive, what = bench_archive(scratch)
-    reorganize(archive, scratch / "organized")
+    reorganize(archive, scratch / "organized", scratch / "organized.csv")
     return scratch / "organized", what
 
 
-def all_photos(organized: Path) -> list[Path]:
-    """Every photo under organized, train then test, in a fixed order."""
-    return sorted((organized / "train").glob("*/*.jpg")) + sorted((organized / "test").glob("*/*.jpg"))
+def all_photos(organized: Path) -> list[Photo]:
+    """Every photo reorganize listed beside organized (organized.csv), train then test, as the features stage reads them."""
+    index = read_manifest(organized.with_suffix(".csv"))
+    return subset_photos(index, "train", organized) + subset_photos(index, "test", organized)

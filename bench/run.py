@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--conv-photos", type=int, default=64, help="photos per candidate per round in figure 1")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each candidate keeps its best")
     parser.add_argument("--rss-sizes", type=int, nargs=2, default=[32, 160], help="photo counts for figure 4")
-    parser.add_argument("--scale-photos", type=int, default=37_500, help="photos for reorganize + split at scale")
+    parser.add_argument("--scale-photos", type=int, default=37_500, help="photos for the whole DAG at scale")
     parser.add_argument("--scratch", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--report-only", action="store_true", help="re-render RESULTS.md from bench/results.json")
     args = parser.parse_args()

@@ -1,55 +1,82 @@
 """Stage features: run VGG16's conv base once per photo and cache pool5 (float16) for every subset."""
 from __future__ import annotations
 
+import hashlib
+import io
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from tasks.atomic_output import atomic_dir, write_json
 from tasks.competition_archive import CLASSES
 from tasks.conv_backends import ConvRunner, make_conv_runner
-from tasks.errors import run_stage
+from tasks.errors import StageError, run_stage
 from tasks.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
 from tasks.params import FeaturesParams, load_params
+from tasks.photo_manifest import PhotoEntry, in_subset, read_manifest
 from tasks.photo_quarantine import REPORT_FILE, Quarantine, decode_or_blank, quarantine_metrics
 from tasks.preprocess import caffe_preprocess
-from tasks.split import natural_key
 
-Photo = tuple[str, int, Path]  # id, label, path
 # Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
 CONV_SUBSETS = ("train", "valid", "test")
 QUARANTINE_METRICS = "quarantine.json"
 SAMPLE_SUBSETS = {"sample_train": ("train", "sample/train"), "sample_valid": ("valid", "sample/valid")}
 
 
-def labelled_photos(folder: Path) -> list[Photo]:
-    """Photos under folder/<cats|dogs>, ids from file names, in class then natural order."""
-    photos = []
-    for label, c in enumerate(CLASSES):
-        for path in sorted((folder / c).iterdir(), key=lambda p: natural_key(p.name)):
-            photos.append((path.name.removesuffix(".jpg"), label, path))
-    return photos
+class Photo(NamedTuple):
+    """A photo to run: its id, label (0 cat, 1 dog, -1 unknown), file, and the md5 the manifest lists for it."""
+
+    id: str
+    label: int
+    path: Path
+    md5: str
 
 
-def test_photos(folder: Path) -> list[Photo]:
-    """Test photos in numeric id order."""
-    paths = sorted(folder.iterdir(), key=lambda p: int(p.stem))
-    return [(p.stem, UNKNOWN_LABEL, p) for p in paths]
+def subset_photos(entries: list[PhotoEntry], subset: str, organized: Path) -> list[Photo]:
+    """The photos of one manifest subset, in manifest order (class, then natural order; test by number)."""
+    return [
+        Photo(e.id, UNKNOWN_LABEL if e.label == "unknown" else CLASSES.index(e.label), organized / e.path, e.md5)
+        for e in in_subset(entries, subset)
+    ]
 
 
-def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor, unreadable: dict[int, str]):
+def read_checked(photo: Photo) -> bytes:
+    """The photo's bytes, refused unless they are the ones the split manifest lists.
+
+    DVC checks the photo folder only as reorganize's output; this check ties what the conv base sees to the
+    manifest that features depends on.
+    """
+    try:
+        data = photo.path.read_bytes()
+    except FileNotFoundError:
+        raise StageError(f"{photo.path} is listed in the split manifest but missing; "
+                         "run `dvc repro` (or `dvc checkout`) to restore the photo folder") from None
+    actual = hashlib.md5(data).hexdigest()
+    if actual != photo.md5:
+        raise StageError(f"{photo.path} changed after the split manifest was written (md5 {actual}, listed "
+                         f"{photo.md5}); run `dvc repro`, which restores or re-indexes the photos first")
+    return data
+
+
+def _decode(photo: Photo) -> tuple[np.ndarray, str | None]:
+    """The checked photo decoded, or a blank frame and why it can't be decoded."""
+    return decode_or_blank(io.BytesIO(read_checked(photo)))
+
+
+def _batches(photos: list[Photo], batch_size: int, pool: ThreadPoolExecutor, unreadable: dict[int, str]):
     """Yield preprocessed batches, decoding the next batch on threads while the model runs on this one.
 
     A photo that can't be decoded becomes a blank frame, and its position and reason go into unreadable.
     """
-    starts = range(0, len(paths), batch_size)
+    starts = range(0, len(photos), batch_size)
     pending: list[Future] | None = None
     start_of_pending = 0  # row index of pending's first photo
     for start in [*starts, None]:
-        submitted = None if start is None else [pool.submit(decode_or_blank, p) for p in paths[start : start + batch_size]]
+        submitted = None if start is None else [pool.submit(_decode, p) for p in photos[start : start + batch_size]]
         if pending is not None:
             decoded = [f.result() for f in pending]
             unreadable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
@@ -65,7 +92,7 @@ def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndar
     done, began = 0, time.perf_counter()
     unreadable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _batches([p for _, _, p in photos], batch_size, pool, unreadable):
+        for batch in _batches(photos, batch_size, pool, unreadable):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
@@ -73,15 +100,12 @@ def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndar
     return unreadable
 
 
-def features(split_dir: Path, organized_dir: Path, target: Path, params: FeaturesParams) -> dict[str, int]:
+def features(manifest: Path, organized: Path, target: Path, params: FeaturesParams) -> dict[str, int]:
     """Cache pool5 for train, valid and test, and cut the sample sets from them; return rows per subset."""
     from tasks.vgg16 import conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
 
-    photos = {
-        "train": labelled_photos(split_dir / "train"),
-        "valid": labelled_photos(split_dir / "valid"),
-        "test": test_photos(organized_dir / "test" / "unknown"),
-    }
+    entries = read_manifest(manifest)
+    photos = {subset: subset_photos(entries, subset, organized) for subset in CONV_SUBSETS}
     vgg_conv = conv_base(load_vgg16(params.weights, params.seed), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
     quarantine = Quarantine(params.max_quarantined)
@@ -97,12 +121,12 @@ def features(split_dir: Path, organized_dir: Path, target: Path, params: Feature
             unreadable = extract(conv, rows, params.batch_size, cache, subset)
             cache.flush()
             rows, cache = quarantine.apply(subset, rows, unreadable, cache, folder / FEATURES_FILE)
-            paths = [str(p) for _, _, p in rows]
-            write_index(folder, [i for i, _, _ in rows], [lab for _, lab, _ in rows], paths)
-            computed[subset] = FeatureSet([i for i, _, _ in rows], np.array([lab for _, lab, _ in rows]), paths, cache)
+            paths = [str(p.path) for p in rows]
+            write_index(folder, [p.id for p in rows], [p.label for p in rows], paths)
+            computed[subset] = FeatureSet([p.id for p in rows], np.array([p.label for p in rows]), paths, cache)
         counts = {s: len(computed[s].ids) for s in CONV_SUBSETS}
         for name, (source, split_subset) in SAMPLE_SUBSETS.items():
-            ids = [i for i, _, _ in labelled_photos(split_dir / split_subset) if not quarantine.holds(source, i)]
+            ids = [e.id for e in in_subset(entries, split_subset) if not quarantine.holds(source, e.id)]
             chosen = select_rows(computed[source], ids)
             folder = out / name
             folder.mkdir()
@@ -116,7 +140,8 @@ def features(split_dir: Path, organized_dir: Path, target: Path, params: Feature
 
 def main() -> None:
     params = load_params()
-    counts = features(Path(params.paths.split), Path(params.paths.organized), Path(params.paths.features), params.features)
+    paths = params.paths
+    counts = features(Path(paths.split), Path(paths.organized), Path(paths.features), params.features)
     print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
     quarantined = quarantine_metrics(Path(params.paths.features))
     write_json(Path(params.paths.metrics) / QUARANTINE_METRICS, quarantined)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tasks.digests import file_digest, path_digest
 from tasks.errors import StageError, run_stage
 from tasks.lineage_check import dvc_cache_dir, verify
 from tasks.params import PARAMS_FILE
+from tasks.photo_manifest import read_manifest
 from tasks.run_context import run_context
 
 SCHEMA = 1
@@ -144,11 +146,10 @@ def source_of(download: dict) -> dict:
     return {"kind": kind, "competition": download.get("competition")}
 
 
-def split_counts(split_dir: Path) -> dict[str, int]:
-    """Photos per split subset (train, valid, sample/train, sample/valid) as found on disk."""
-    from tasks.split import SUBSETS
-
-    return {s: sum(1 for p in (split_dir / s).rglob("*") if p.is_file()) for s in SUBSETS if (split_dir / s).is_dir()}
+def split_counts(manifest: Path) -> dict[str, int]:
+    """Photos per subset (train, valid, sample/train, sample/valid, test) in the split manifest."""
+    counts = Counter(e.subset for e in read_manifest(manifest)) if manifest.is_file() else Counter()
+    return dict(counts)
 
 
 def weights_identity(weights: str, seed: int, keras_version: str | None) -> dict:
@@ -189,8 +190,8 @@ def build_record(stage: str, artifact: Path, record_path: Path, params_data: dic
         raw = links[SOURCE_STAGE]["outs"][0]
         record["source"] = source_of(params_of(SOURCE_STAGE).get("download", {})) | {"archive": raw}
     if SPLIT_STAGE in links:
-        split_dir = Path(links[SPLIT_STAGE]["outs"][0]["path"])
-        record["split"] = params_of(SPLIT_STAGE).get("split", {}) | {"counts": split_counts(split_dir)}
+        manifest = Path(links[SPLIT_STAGE]["outs"][0]["path"])
+        record["split"] = params_of(SPLIT_STAGE).get("split", {}) | {"counts": split_counts(manifest)}
     if FEATURES_STAGE in links:
         features = params_of(FEATURES_STAGE).get("features", {})
         record["features"] = {

@@ -19,7 +19,8 @@ PARAMS_FILE = Path("params.yaml")
 class PathsParams:
     raw_archive: str
     organized: str
-    split: str
+    organized_index: str  # reorganize's list of its photos with their md5s (tasks/photo_manifest.py)
+    split: str  # split's manifest: which photo is in which subset
     features: str
     model: str
     predictions: str

@@ -57,7 +57,7 @@ class Quarantine:
         labelled = subset in LABELLED_SUBSETS
         action = "left out" if labelled else f"P(dog) = {UNREADABLE_TEST_P_DOG}"
         for index, reason in sorted(unreadable.items()):
-            photo_id, _, photo = rows[index]
+            photo_id, photo = rows[index].id, rows[index].path
             self.entries.append({"subset": subset, "id": photo_id, "path": str(photo), "reason": reason, "action": action})
         if not labelled or not unreadable:
             return rows, cache

@@ -1,25 +1,21 @@
-"""Stage split: carve a seeded, stratified validation set and a small sample set out of train, as hardlinks."""
+"""Stage split: carve a seeded, stratified validation set and a small sample set out of train, as a manifest.
+
+The course moved photos into valid/ and copied some into sample/; a manifest (tasks/photo_manifest.py) says
+the same in one small file, so DVC checks one file instead of 25,000 links on every `dvc repro`.
+"""
 from __future__ import annotations
 
-import os
-import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from tasks.atomic_output import atomic_dir
 from tasks.competition_archive import CLASSES
 from tasks.errors import StageError, run_stage
 from tasks.params import SplitParams, load_params
+from tasks.photo_manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
 Plan = dict[str, dict[str, list[str]]]  # subset -> class folder -> photo file names
 SUBSETS = ("train", "valid", "sample/train", "sample/valid")
-
-
-def natural_key(name: str) -> tuple:
-    """Sort 'cat.10.jpg' after 'cat.9.jpg', so the plan never depends on directory listing order."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
@@ -71,31 +67,24 @@ def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
     return {"train": rest, "valid": valid, "sample/train": sample_train, "sample/valid": sample_valid}
 
 
-def _link(source: Path, target: Path) -> None:
-    """Hardlink so 25,000 photos don't take twice the disk; copy only where links are impossible."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def split(organized: Path, target: Path, params: SplitParams) -> dict[str, int]:
-    """Materialise the plan under target as <subset>/<class>/<photo>; return photo counts per subset."""
-    train = {c: [p.name for p in (organized / "train" / c).iterdir()] for c in CLASSES}
-    plan = plan_split(train, params)
-    with atomic_dir(target) as out:
-        for subset, by_class in plan.items():
-            for c, names in by_class.items():
-                folder = out / subset / c
-                folder.mkdir(parents=True)
-                for name in names:
-                    _link(organized / "train" / c / name, folder / name)
-    return {subset: sum(len(v) for v in plan[subset].values()) for subset in SUBSETS}
+def split(index: Path, target: Path, params: SplitParams) -> dict[str, int]:
+    """Write the plan to the manifest target, one row per photo and subset, test rows last; return counts per subset."""
+    entries = read_manifest(index)
+    train = in_subset(entries, "train")
+    by_path = {e.path: e for e in train}
+    plan = plan_split({c: [Path(e.path).name for e in train if e.label == c] for c in CLASSES}, params)
+    rows = [
+        by_path[f"train/{c}/{name}"]._replace(subset=subset)
+        for subset in SUBSETS for c, names in plan[subset].items() for name in names
+    ]
+    test = in_subset(entries, TEST_SUBSET)
+    write_manifest(target, [*rows, *test])
+    return {subset: sum(len(v) for v in plan[subset].values()) for subset in SUBSETS} | {TEST_SUBSET: len(test)}
 
 
 def main() -> None:
     params = load_params()
-    counts = split(Path(params.paths.organized), Path(params.paths.split), params.split)
+    counts = split(Path(params.paths.organized_index), Path(params.paths.split), params.split)
     print("split: " + ", ".join(f"{subset} {n}" for subset, n in counts.items()))
 
 

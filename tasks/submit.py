@@ -9,20 +9,20 @@ import pandas as pd
 import yaml
 
 from tasks.atomic_output import write_json
-from tasks.competition_archive import parse_test_name
 from tasks.digests import file_digest
 from tasks.errors import run_stage
 from tasks.lineage import record_lineage
 from tasks.params import PARAMS_FILE, Params, load_params
 from tasks.run_context import git_state
+from tasks.photo_manifest import TEST_SUBSET, in_subset, read_manifest
 from tasks.photo_quarantine import undecoded_test_ids
 from tasks.predict import TEST_FILE
 from tasks.submission_format import read_submission, validate_submission
 
 
-def test_ids(organized: Path) -> set[int]:
-    """The ids every submission must cover: one per photo in test/unknown."""
-    return {parse_test_name(p.name) for p in (organized / "test" / "unknown").iterdir()}
+def test_ids(manifest: Path) -> set[int]:
+    """The ids every submission must cover: one per test photo in the split manifest."""
+    return {int(e.id) for e in in_subset(read_manifest(manifest), TEST_SUBSET)}
 
 
 def params_digest(params: dict) -> str:
@@ -55,7 +55,7 @@ def submit(params: Params, raw_params: dict) -> dict:
     """Validate the submission, send it if submit.enabled, and return the receipt."""
     csv_path = Path(params.paths.submission)
     frame = read_submission(csv_path)
-    validate_submission(frame, test_ids(Path(params.paths.organized)), name=str(csv_path))
+    validate_submission(frame, test_ids(Path(params.paths.split)), name=str(csv_path))
     git = git_state()
     commit = git["commit"]
     digest = params_digest(raw_params)

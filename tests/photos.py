@@ -1,15 +1,49 @@
 """Small photo sets for stage tests, made by the project's own synthetic archive writer."""
 from __future__ import annotations
 
-from pathlib import Path
+import io
+import zipfile
+from pathlib import Path, PurePosixPath
 
+from tasks.competition_archive import TEST_ZIP, TRAIN_ZIP
+from tasks.params import SplitParams
 from tasks.reorganize import reorganize
+from tasks.split import split
 from tasks.synthetic_archive import build_synthetic_archive
 
 
 def organized_photos(root: Path, per_class: int = 12, test_count: int = 6, seed: int = 0) -> Path:
-    """A reorganized competition tree (train/cats, train/dogs, test/unknown) under root/organized."""
+    """A reorganized competition tree (train/cats, train/dogs, test/unknown) under root/organized, indexed in
+    root/organized.csv."""
     archive = root / "archive.zip"
     build_synthetic_archive(archive, seed, per_class, test_count)
-    reorganize(archive, root / "organized")
+    reorganize(archive, root / "organized", root / "organized.csv")
     return root / "organized"
+
+
+def reorganize_with(root: Path, replacements: dict[str, bytes]) -> Path:
+    """Rewrite root/archive.zip with some photos' bytes replaced (keys: paths under organized), then reorganize it.
+
+    Broken photos reach the pipeline inside the competition archive, so that is where tests put them.
+    """
+    archive = root / "archive.zip"
+    by_name = {PurePosixPath(path).name: data for path, data in replacements.items()}
+    with zipfile.ZipFile(archive) as outer:
+        members = {info.filename: outer.read(info) for info in outer.infolist()}
+    for inner in (TRAIN_ZIP, TEST_ZIP):
+        rewritten = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(members[inner])) as source, zipfile.ZipFile(rewritten, "w") as target:
+            for info in source.infolist():
+                target.writestr(info, by_name.get(PurePosixPath(info.filename).name, source.read(info)))
+        members[inner] = rewritten.getvalue()
+    with zipfile.ZipFile(archive, "w") as outer:
+        for name, data in members.items():
+            outer.writestr(name, data)
+    reorganize(archive, root / "organized", root / "organized.csv")
+    return root / "organized"
+
+
+def split_photos(root: Path, params: SplitParams) -> Path:
+    """Split root/organized.csv into the manifest root/split.csv; return its path."""
+    split(root / "organized.csv", root / "split.csv", params)
+    return root / "split.csv"

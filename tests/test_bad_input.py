@@ -19,7 +19,7 @@ from tasks.reorganize import reorganize
 from tasks.submission_format import validate_submission
 from tests.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
 from tests.conftest import PROJECT, merge
-from tests.photos import organized_photos
+from tests.photos import organized_photos, reorganize_with, split_photos
 
 JPEG = encoded(Image.fromarray(photo_pixels()), "JPEG")
 
@@ -53,7 +53,7 @@ def test_bad_archives_are_refused_by_name_and_nothing_is_written(tmp_path: Path,
     archive = root / "comp.zip"
     make(archive)
     with pytest.raises(StageError, match=message):
-        reorganize(archive, root / "organized")
+        reorganize(archive, root / "organized", root / "organized.csv")
     assert sorted(p.name for p in root.iterdir()) == ["comp.zip"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]  # nothing escaped beside or above the output
     assert not Path("/tmp/1.jpg").exists() or Path("/tmp/1.jpg").read_bytes() != JPEG
@@ -124,19 +124,19 @@ def broken_photos(tmp_path_factory) -> Path:
     """A tiny organized set with two broken train photos, one broken test photo and odd but valid formats."""
     root = tmp_path_factory.mktemp("broken")
     organized = organized_photos(root, per_class=4, test_count=3)
-    (organized / "train/cats/cat.1.jpg").write_bytes(truncated_jpeg())
-    (organized / "train/dogs/dog.2.jpg").write_text("not a photo")
-    (organized / "train/dogs/dog.3.jpg").write_bytes(encoded(Image.open(organized / "train/dogs/dog.3.jpg"), "PNG"))
-    (organized / "train/cats/cat.4.jpg").write_bytes(encoded(Image.open(organized / "train/cats/cat.4.jpg").convert("L"), "JPEG"))
-    (organized / "test/unknown/2.jpg").write_bytes(b"")
-    rotated = Image.open(organized / "test/unknown/3.jpg")
     exif = Image.Exif()
     exif[0x0112] = 8
-    (organized / "test/unknown/3.jpg").write_bytes(encoded(rotated, "JPEG", exif=exif.tobytes()))
-    (organized / "train/cats/cat.3.jpg").write_bytes((organized / "test/unknown/3.jpg").read_bytes())
-    from tasks.split import split
-
-    split(organized, root / "split", SplitParams(seed=0, valid_size=2, sample_train_size=6, sample_valid_size=2))
+    rotated = encoded(Image.open(organized / "test/unknown/3.jpg"), "JPEG", exif=exif.tobytes())
+    reorganize_with(root, {
+        "train/cats/cat.1.jpg": truncated_jpeg(),
+        "train/dogs/dog.2.jpg": b"not a photo",
+        "train/dogs/dog.3.jpg": encoded(Image.open(organized / "train/dogs/dog.3.jpg"), "PNG"),
+        "train/cats/cat.4.jpg": encoded(Image.open(organized / "train/cats/cat.4.jpg").convert("L"), "JPEG"),
+        "test/unknown/2.jpg": b"",
+        "test/unknown/3.jpg": rotated,
+        "train/cats/cat.3.jpg": rotated,
+    })
+    split_photos(root, SplitParams(seed=0, valid_size=2, sample_train_size=6, sample_valid_size=2))
     return root
 
 
@@ -144,7 +144,7 @@ def test_broken_train_photos_are_quarantined_and_test_ids_kept(broken_photos: Pa
     from tasks.features import features
 
     root = broken_photos
-    counts = features(root / "split", root / "organized", root / "features", FeaturesParams(batch_size=4, max_quarantined=2))
+    counts = features(root / "split.csv", root / "organized", root / "features", FeaturesParams(batch_size=4, max_quarantined=2))
     report = read_report(root / "features")
     left_out = report[report["action"] == "left out"]
     assert sorted(left_out["id"]) == ["cat.1", "dog.2"]
@@ -170,7 +170,7 @@ def test_too_many_broken_photos_fail_the_stage_and_keep_nothing(broken_photos: P
 
     root = broken_photos
     with pytest.raises(StageError, match=r"2 train/valid photos can't be decoded, more than features.max_quarantined \(1\)"):
-        features(root / "split", root / "organized", root / "strict", FeaturesParams(batch_size=4, max_quarantined=1))
+        features(root / "split.csv", root / "organized", root / "strict", FeaturesParams(batch_size=4, max_quarantined=1))
     assert not [p for p in root.iterdir() if "strict" in p.name]
 
 
@@ -214,3 +214,21 @@ def test_params_are_refused_at_load_naming_the_key(override, message):
     with pytest.raises(StageError) as err:
         parse_params(data)
     assert message in str(err.value)
+
+
+# ---- photos changed or lost after the manifests were written ---------------------------------------------
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda photo: photo.write_bytes(photo.read_bytes() + b"\0"), r"changed after the split manifest was written \(md5 "),
+    (lambda photo: photo.unlink(), r"is listed in the split manifest but missing; run `dvc repro`"),
+], ids=["changed", "missing"])
+def test_features_refuses_a_photo_that_is_not_the_one_the_manifest_lists(tmp_path: Path, damage, message):
+    from tasks.features import features
+
+    organized = organized_photos(tmp_path, per_class=2, test_count=1)
+    manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
+    damage(organized / "train/dogs/dog.2.jpg")
+    with pytest.raises(StageError, match=message) as refused:
+        features(manifest, organized, tmp_path / "features", FeaturesParams(batch_size=2))
+    assert "dog.2.jpg" in str(refused.value)
+    assert not [p for p in tmp_path.iterdir() if "features" in p.name]

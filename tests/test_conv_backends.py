@@ -7,7 +7,8 @@ import pytest
 from tasks.conv_backends import make_conv_runner
 from tasks.errors import StageError
 from tasks.feature_store import read_feature_set
-from tasks.features import features, labelled_photos
+from tasks.features import features, subset_photos
+from tasks.photo_manifest import read_manifest
 from tasks.params import FeaturesParams, SplitParams
 from tasks.preprocess import caffe_preprocess, load_photo
 from tasks.split import split
@@ -60,11 +61,12 @@ def test_bfloat16_stays_within_its_tolerance_but_is_not_float32(conv, photos, ke
 
 def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
     organized = photos[0]
-    split(organized, tmp_path / "split", SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
+    split(organized.parent / "organized.csv", tmp_path / "split.csv",
+          SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
     params = FeaturesParams(weights="none", seed=0, batch_size=2, backend="onnxruntime")
-    features(tmp_path / "split", organized, tmp_path / "features", params)
+    features(tmp_path / "split.csv", organized, tmp_path / "features", params)
     train = read_feature_set(tmp_path / "features", "train")
-    rows = [p for _, _, p in labelled_photos(tmp_path / "split" / "train")]
+    rows = [p.path for p in subset_photos(read_manifest(tmp_path / "split.csv"), "train", organized)]
     expected = make_conv_runner(conv, "keras")(caffe_preprocess(np.stack([load_photo(p) for p in rows])))  # same seed
     # float16 storage rounds to 2^-11 relative, far above the backends' own difference
     np.testing.assert_allclose(train.features.astype(np.float32), expected, rtol=2e-3, atol=1e-3 * np.abs(expected).max())

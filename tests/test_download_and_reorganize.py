@@ -9,6 +9,7 @@ from tasks.competition_archive import check_archive, parse_test_name, parse_trai
 from tasks.download import download
 from tasks.errors import StageError
 from tasks.params import DownloadParams, SyntheticParams
+from tasks.photo_manifest import file_md5, read_manifest
 from tasks.reorganize import reorganize
 from tasks.synthetic_archive import build_synthetic_archive
 
@@ -73,13 +74,29 @@ def test_a_bad_local_archive_is_refused_and_nothing_is_written(tmp_path: Path):
 def test_reorganize_makes_class_folders_and_keeps_test_ids(tmp_path: Path):
     archive = tmp_path / "comp.zip"
     build_synthetic_archive(archive, seed=0, train_per_class=5, test_count=4)
-    counts = reorganize(archive, tmp_path / "organized")
+    counts = reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
     assert counts == {"train/cats": 5, "train/dogs": 5, "test/unknown": 4}
     organized = tmp_path / "organized"
     assert sorted(p.name for p in (organized / "train" / "dogs").iterdir()) == sorted(f"dog.{i}.jpg" for i in range(1, 6))
     assert sorted(p.name for p in (organized / "test" / "unknown").iterdir()) == sorted(f"{i}.jpg" for i in range(1, 5))
     assert (organized / "sample_submission.csv").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip", "organized"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip", "organized", "organized.csv"]
+
+
+def test_reorganize_indexes_every_photo_with_its_md5_in_a_fixed_order(tmp_path: Path):
+    archive = tmp_path / "comp.zip"
+    build_synthetic_archive(archive, seed=0, train_per_class=11, test_count=12)
+    reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
+    index = read_manifest(tmp_path / "organized.csv")
+    on_disk = sorted(p.relative_to(tmp_path / "organized").as_posix() for p in (tmp_path / "organized").rglob("*.jpg"))
+    assert sorted(e.path for e in index) == on_disk
+    assert all(e.md5 == file_md5(tmp_path / "organized" / e.path) for e in index)
+    assert [e.id for e in index][:3] == ["cat.1", "cat.2", "cat.3"] and index[10].id == "cat.11"  # natural order
+    assert [e.id for e in index if e.subset == "test"] == [str(i) for i in range(1, 13)]
+    assert {(e.subset, e.label) for e in index} == {("train", "cats"), ("train", "dogs"), ("test", "unknown")}
+    first = (tmp_path / "organized.csv").read_bytes()
+    reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
+    assert (tmp_path / "organized.csv").read_bytes() == first
 
 
 def _archive_with_train_members(path: Path, train_names: list[str], test_names: list[str]) -> None:
@@ -108,5 +125,5 @@ def test_reorganize_refuses_bad_archives_and_leaves_nothing(tmp_path: Path, trai
     archive = tmp_path / "comp.zip"
     _archive_with_train_members(archive, train_names, test_names)
     with pytest.raises(StageError, match=message):
-        reorganize(archive, tmp_path / "organized")
+        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]

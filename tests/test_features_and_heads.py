@@ -8,17 +8,16 @@ from tasks.feature_store import read_feature_set
 from tasks.features import features
 from tasks.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
 from tasks.predict import prediction_frames
-from tasks.split import split
 from tasks.errors import StageError
-from tests.photos import organized_photos
+from tests.photos import organized_photos, split_photos
 
 
 @pytest.fixture(scope="module")
 def feature_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("features")
     organized = organized_photos(root, per_class=8, test_count=5)
-    split(organized, root / "split", SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2))
-    features(root / "split", organized, root / "features", FeaturesParams(weights="none", seed=0, batch_size=5))
+    manifest = split_photos(root, SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2))
+    features(manifest, organized, root / "features", FeaturesParams(weights="none", seed=0, batch_size=5))
     return root
 
 

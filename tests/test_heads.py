@@ -8,8 +8,7 @@ from tasks.errors import StageError
 from tasks.features import features
 from tasks.head_inputs import head_inputs, load_subsets
 from tasks.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
-from tasks.split import split
-from tests.photos import organized_photos
+from tests.photos import organized_photos, split_photos
 
 # Settings that learn from 16 photos of random-network features; the lesson's RMSprop 0.1 overshoots here.
 HEAD_PARAMS = {
@@ -27,8 +26,8 @@ def cached(tmp_path_factory) -> tuple[Path, object]:
 
     root = tmp_path_factory.mktemp("heads")
     organized = organized_photos(root, per_class=12, test_count=1, seed=3)
-    split(organized, root / "split", SplitParams(seed=0, valid_size=8, sample_train_size=4, sample_valid_size=2))
-    features(root / "split", organized, root / "features", FeaturesParams(weights="none", seed=0, batch_size=8))
+    manifest = split_photos(root, SplitParams(seed=0, valid_size=8, sample_train_size=4, sample_valid_size=2))
+    features(manifest, organized, root / "features", FeaturesParams(weights="none", seed=0, batch_size=8))
     return root / "features", load_vgg16("none", 0)
 
 
@@ -99,8 +98,8 @@ def test_another_cut_trains_the_conv_head_and_the_others_refuse_it(tmp_path):
     from tasks.vgg16 import conv_base, load_vgg16
 
     organized = organized_photos(tmp_path, per_class=4, test_count=1)
-    split(organized, tmp_path / "split", SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2))
-    features(tmp_path / "split", organized, tmp_path / "features",
+    manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2))
+    features(manifest, organized, tmp_path / "features",
              FeaturesParams(weights="none", seed=0, batch_size=4, layer="block2_pool"))
     train, valid = load_subsets(tmp_path / "features", ["train", "valid"])
     assert train.features.shape == (6, 56, 56, 128) and read_feature_set(tmp_path / "features", "test").features.shape[0] == 1

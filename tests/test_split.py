@@ -1,4 +1,4 @@
-"""split: seeded, stratified validation and sample sets, materialised as hardlinks."""
+"""split: seeded, stratified validation and sample sets, written as a manifest."""
 from pathlib import Path
 
 import pytest
@@ -6,6 +6,7 @@ import pytest
 from tasks.errors import StageError
 from tasks.params import SplitParams
 from tasks.split import natural_key, plan_split, split, stratified_counts
+from tasks.photo_manifest import read_manifest
 from tests.photos import organized_photos
 
 
@@ -58,11 +59,33 @@ def test_natural_order():
     assert sorted(["cat.10.jpg", "cat.9.jpg", "cat.100.jpg"], key=natural_key) == ["cat.9.jpg", "cat.10.jpg", "cat.100.jpg"]
 
 
-def test_split_links_photos_instead_of_copying(tmp_path: Path):
-    organized = organized_photos(tmp_path, per_class=8, test_count=2)
-    counts = split(organized, tmp_path / "split", SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2))
-    assert counts == {"train": 12, "valid": 4, "sample/train": 4, "sample/valid": 2}
-    for photo in (tmp_path / "split").rglob("*.jpg"):
-        original = organized / "train" / photo.parent.name / photo.name
-        assert photo.stat().st_ino == original.stat().st_ino
+def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: Path):
+    organized = organized_photos(tmp_path, per_class=8, test_count=3)
+    params = SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2)
+    counts = split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+    assert counts == {"train": 12, "valid": 4, "sample/train": 4, "sample/valid": 2, "test": 3}
+    rows = read_manifest(tmp_path / "split.csv")
+    by_subset = {s: [e for e in rows if e.subset == s] for s in counts}
+    assert {s: len(v) for s, v in by_subset.items()} == counts
+    index = {e.path: e for e in read_manifest(tmp_path / "organized.csv")}
+    for e in rows:
+        assert (e.label, e.id, e.md5) == (index[e.path].label, index[e.path].id, index[e.path].md5)
+        assert (organized / e.path).is_file()
+    train, valid = {e.path for e in by_subset["train"]}, {e.path for e in by_subset["valid"]}
+    assert not train & valid and len(train | valid) == 16
+    assert {e.path for e in by_subset["sample/train"]} <= train and {e.path for e in by_subset["sample/valid"]} <= valid
+    assert [e.id for e in by_subset["test"]] == ["1", "2", "3"]
+    first = (tmp_path / "split.csv").read_bytes()
+    split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+    assert (tmp_path / "split.csv").read_bytes() == first  # seeded: the same manifest, byte for byte
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_split_explains_a_missing_or_foreign_index(tmp_path: Path):
+    params = SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1)
+    with pytest.raises(StageError, match=r"organized.csv is missing; run `dvc repro`"):
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+    (tmp_path / "organized.csv").write_text("id,label\ncat.1,0\n")
+    with pytest.raises(StageError, match="is not a photo manifest"):
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+    assert not (tmp_path / "split.csv").exists()
