@@ -15,7 +15,7 @@ from tasks.errors import run_stage
 from tasks.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
 from tasks.params import FeaturesParams, load_params
 from tasks.photo_quarantine import REPORT_FILE, Quarantine, decode_or_blank, quarantine_metrics
-from tasks.preprocess import caffe_preprocess
+from tasks.preprocess import IMAGE_SIZE, caffe_preprocess
 from tasks.split import natural_key
 
 Photo = tuple[str, int, Path]  # id, label, path
@@ -40,7 +40,8 @@ def test_photos(folder: Path) -> list[Photo]:
     return [(p.stem, UNKNOWN_LABEL, p) for p in paths]
 
 
-def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor, unreadable: dict[int, str]):
+def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor, unreadable: dict[int, str],
+             size: int = IMAGE_SIZE):
     """Yield preprocessed batches, decoding the next batch on threads while the model runs on this one.
 
     A photo that can't be decoded becomes a blank frame, and its position and reason go into unreadable.
@@ -49,7 +50,7 @@ def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor, unrea
     pending: list[Future] | None = None
     start_of_pending = 0  # row index of pending's first photo
     for start in [*starts, None]:
-        submitted = None if start is None else [pool.submit(decode_or_blank, p) for p in paths[start : start + batch_size]]
+        submitted = None if start is None else [pool.submit(decode_or_blank, p, size) for p in paths[start : start + batch_size]]
         if pending is not None:
             decoded = [f.result() for f in pending]
             unreadable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
@@ -57,7 +58,8 @@ def _batches(paths: list[Path], batch_size: int, pool: ThreadPoolExecutor, unrea
         pending, start_of_pending = submitted, start
 
 
-def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndarray, label: str) -> dict[int, str]:
+def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndarray, label: str,
+            size: int = IMAGE_SIZE) -> dict[int, str]:
     """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout.
 
     Returns the rows whose photo could not be decoded, with the reason; their rows hold a blank frame's features.
@@ -65,7 +67,7 @@ def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndar
     done, began = 0, time.perf_counter()
     unreadable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _batches([p for _, _, p in photos], batch_size, pool, unreadable):
+        for batch in _batches([p for _, _, p in photos], batch_size, pool, unreadable, size):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
@@ -82,7 +84,7 @@ def features(split_dir: Path, organized_dir: Path, target: Path, params: Feature
         "valid": labelled_photos(split_dir / "valid"),
         "test": test_photos(organized_dir / "test" / "unknown"),
     }
-    vgg_conv = conv_base(load_vgg16(params.weights, params.seed), params.layer)
+    vgg_conv = conv_base(load_vgg16(params.weights, params.seed, params.image_size), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
     quarantine = Quarantine(params.max_quarantined)
     with atomic_dir(target) as out:
@@ -94,7 +96,7 @@ def features(split_dir: Path, organized_dir: Path, target: Path, params: Feature
             cache = np.lib.format.open_memmap(
                 folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *vgg_conv.output_shape[1:])
             )
-            unreadable = extract(conv, rows, params.batch_size, cache, subset)
+            unreadable = extract(conv, rows, params.batch_size, cache, subset, params.image_size)
             cache.flush()
             rows, cache = quarantine.apply(subset, rows, unreadable, cache, folder / FEATURES_FILE)
             paths = [str(p) for _, _, p in rows]
