@@ -10,15 +10,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from bench.conv_pass import measure_conv
 from bench.dag import dag_at_scale, small_dag
 from bench.machine import gemm_flops, machine_details
 from bench.memory import features_peak_rss
 from bench.photos import all_photos, organized_bench_photos
 from bench.report import write_report
-from bench.workload import course_train_step_seconds, head_seconds, workload_totals
+from bench.workload import course_batch, course_train_step_seconds, head_seconds, workload_totals
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,15 +52,14 @@ def main() -> None:
     section("conv", lambda: measure_conv(photos, scratch / "conv", args.rounds))
 
     def workload():
-        from tasks.preprocess import caffe_preprocess, load_photo
         from tasks.vgg16 import load_vgg16
 
         vgg = load_vgg16("none", 0)
-        batch = caffe_preprocess(np.stack([load_photo(p) for p in photos[:8]]))
+        batch = course_batch([p.path for p in photos])
         step = {kind: course_train_step_seconds(load_vgg16("none", 0), kind, batch) for kind in ("last_layer", "dense")}
         heads = head_seconds(vgg)
         rates = results["conv"]["rates"]
-        return {"course step seconds per photo": step, "head seconds per photo": heads,
+        return {"course step batch": len(batch), "course step seconds per photo": step, "head seconds per photo": heads,
                 "totals": workload_totals(rates["stage, backend keras"], rates[COURSE], step, heads)}
 
     section("workload", workload)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -13,12 +14,24 @@ TRAIN, VALID, TEST = 23_000, 2_000, 12_500
 # (both by running every photo through the whole network each epoch).
 LINEAR_EPOCHS, LAST_LAYER_EPOCHS, DENSE_EPOCHS = 3, 2, 3
 HEAD_BATCH = 64
+# The course's lesson-2 notebook fits at batch_size=64 (fit_model: gen.flow(trn_data, ..., batch_size=batch_size)).
+# Each RMSprop update of fc1+fc2 (~120M parameters) is shared by a batch's photos: at a smaller batch its cost per
+# photo grows and the course looks slower than it is.
+COURSE_TRAIN_BATCH = 64
 
 
 def _seconds(run) -> float:
     began = time.perf_counter()
     run()
     return time.perf_counter() - began
+
+
+def course_batch(photos: list[Path], size: int = COURSE_TRAIN_BATCH) -> np.ndarray:
+    """size preprocessed photos, the given ones repeated to fill the batch (a step's cost does not depend on the pixels)."""
+    from tasks.preprocess import caffe_preprocess, load_photo
+
+    decoded = [load_photo(p) for p in photos[:size]]
+    return caffe_preprocess(np.stack([decoded[i % len(decoded)] for i in range(size)]))
 
 
 def course_train_step_seconds(vgg, trainable: str, photos: np.ndarray, steps: int = 2) -> float:

@@ -67,6 +67,8 @@ class FeaturesParams:
     xla: bool = False  # compile the keras conv pass with XLA: meant for GPUs (bench/gpu.sh); unmeasured on CPUs here
     # Undecodable train/valid photos are left out and listed; more than this many fails the stage.
     max_quarantined: int = 10
+    # Photos are resized to this square: VGG16's 224, or smaller for quick runs (32: 1/49 of the conv multiply-adds).
+    image_size: int = 224
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,17 @@ def _check_ranges(params: Params) -> None:
     for key, value in positive.items():
         if value < 1:
             raise StageError(f"params.yaml: {key} is {value}; it must be at least 1")
+    size, weights = params.features.image_size, params.features.weights
+    if size < 32 or size % 32:
+        raise StageError(
+            f"params.yaml: features.image_size is {size}; it must be a multiple of 32 and at least 32 "
+            "(VGG16 halves it five times)"
+        )
+    if size != 224 and weights != "none":
+        raise StageError(
+            f"params.yaml: features.image_size is {size} but features.weights is {weights!r}, whose dense layers "
+            "expect 224 (a 7x7x512 pool5); set image_size to 224, or weights to none"
+        )
     for i, phase in enumerate(params.train.phases):
         if phase.lr <= 0:
             raise StageError(f"params.yaml: train.phases[{i}].lr is {phase.lr}; it must be positive")

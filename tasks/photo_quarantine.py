@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -18,15 +19,15 @@ UNREADABLE_TEST_P_DOG = 0.5
 LABELLED_SUBSETS = ("train", "valid")
 _COPY_ROWS = 256  # rows copied at a time when a cache is compacted, so a big cache never sits in memory
 # The ImageNet mean colour: after caffe preprocessing a blank frame is all zeros, the most neutral input.
-_BLANK = np.broadcast_to(np.rint(CAFFE_BGR_MEANS[::-1]).astype(np.uint8), (IMAGE_SIZE, IMAGE_SIZE, 3))
+_MEAN_RGB = np.rint(CAFFE_BGR_MEANS[::-1]).astype(np.uint8)
 
 
-def decode_or_blank(path: Path) -> tuple[np.ndarray, str | None]:
-    """The decoded photo and None, or a blank frame and the reason the photo can't be decoded."""
+def decode_or_blank(source: Path | BinaryIO, size: int = IMAGE_SIZE) -> tuple[np.ndarray, str | None]:
+    """The photo decoded at size x size and None, or a blank frame of that size and why the photo can't be decoded."""
     try:
-        return load_photo(path), None
+        return load_photo(source, size), None
     except UnreadablePhoto as err:
-        return _BLANK, str(err)
+        return np.broadcast_to(_MEAN_RGB, (size, size, 3)), str(err)
 
 
 def _keep_rows(cache: np.ndarray, path: Path, keep: list[int]) -> np.ndarray:

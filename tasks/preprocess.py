@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -21,7 +22,7 @@ class UnreadablePhoto(Exception):
     """A photo file that can't be decoded; the message says why."""
 
 
-def load_photo(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
+def load_photo(source: Path | BinaryIO, size: int = IMAGE_SIZE) -> np.ndarray:
     """Decode a photo to RGB uint8 of shape (size, size, 3), squashed to square as the course's loader did.
 
     The format comes from the bytes, not the name (a PNG or GIF named .jpg decodes fine); grayscale,
@@ -30,7 +31,7 @@ def load_photo(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
     Raises UnreadablePhoto for an empty, truncated, non-image or oversized file.
     """
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             if image.width * image.height > MAX_PIXELS:
                 raise UnreadablePhoto(f"declares {image.width}x{image.height} pixels, over the {MAX_PIXELS} limit")
             image.draft("RGB", (size, size))  # lets libjpeg decode at a reduced scale: much faster for big photos

@@ -7,9 +7,9 @@ import keras
 import numpy as np
 
 from tasks.errors import StageError
+from tasks.preprocess import IMAGE_SIZE
 
 FEATURE_LAYER = "block5_pool"
-FEATURE_SHAPE = (7, 7, 512)
 DENSE_LAYERS = ("flatten", "fc1", "fc2", "predictions")
 # A Glorot-initialised top gives near-uniform probabilities (max ~0.0015), too flat for the lesson's linear
 # model to learn from in 3 epochs; scaled by this its max probability is ~0.3, like a trained network's.
@@ -17,8 +17,8 @@ RANDOM_TOP_SCALE = 30.0
 IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"  # the file Keras fetches for weights="imagenet"
 
 
-def load_vgg16(weights: str, seed: int) -> keras.Model:
-    """The full VGG16 with its top; weights is 'imagenet', 'none' (random init from seed) or a weights file."""
+def load_vgg16(weights: str, seed: int, image_size: int = IMAGE_SIZE) -> keras.Model:
+    """The full VGG16 with its top, for image_size photos; weights: 'imagenet', 'none' (random init from seed) or a file."""
     from keras.applications import VGG16  # imported here so importing this module stays cheap
 
     if weights == "imagenet":
@@ -30,7 +30,8 @@ def load_vgg16(weights: str, seed: int) -> keras.Model:
                 f"network; offline, copy {IMAGENET_FILE} into ~/.keras/models/ or set features.weights to its path"
             ) from None
     keras.utils.set_random_seed(seed)  # `none` must be the same network in every stage that rebuilds it
-    model = VGG16(weights=None, include_top=True)
+    # Below 224 pool5 shrinks (1x1x512 at 32) and fc1 with it: only `none` can be built so (params.py checks).
+    model = VGG16(weights=None, include_top=True, input_shape=(image_size, image_size, 3))
     if weights == "none":
         top = model.get_layer("predictions")
         kernel, bias = top.get_weights()
@@ -47,7 +48,7 @@ def load_vgg16(weights: str, seed: int) -> keras.Model:
 
 
 def conv_base(vgg: keras.Model, layer: str = FEATURE_LAYER) -> keras.Model:
-    """Photos (224x224 caffe-preprocessed) -> the output of `layer` (pool5, 7x7x512, by default: 99% of the multiply-adds)."""
+    """Photos (caffe-preprocessed) -> the output of `layer` (pool5 by default, 7x7x512 at 224: 99% of the multiply-adds)."""
     cuts = [x.name for x in vgg.layers if x.name.startswith("block")]
     if layer not in cuts:
         raise StageError(f"features.layer is {layer!r}, not a VGG16 conv or pool layer; choose one of: {', '.join(cuts)}")
@@ -56,7 +57,7 @@ def conv_base(vgg: keras.Model, layer: str = FEATURE_LAYER) -> keras.Model:
 
 def dense_tail(vgg: keras.Model, until: str = "predictions") -> keras.Model:
     """pool5 -> the dense layers up to `until` (fc1, fc2 or predictions), with VGG16's own weights."""
-    inputs = keras.Input(FEATURE_SHAPE, name="pool5")
+    inputs = keras.Input(vgg.get_layer(FEATURE_LAYER).output.shape[1:], name="pool5")  # follows the image size
     x = inputs
     for name in DENSE_LAYERS[: DENSE_LAYERS.index(until) + 1]:
         x = vgg.get_layer(name)(x)

@@ -12,9 +12,9 @@ from tasks.clip import submission_frame
 from tasks.errors import StageError
 from tasks.feature_store import read_feature_set
 from tasks.params import FeaturesParams, SplitParams, parse_params
-from tasks.photo_quarantine import read_report, undecoded_test_ids
+from tasks.photo_quarantine import decode_or_blank, read_report, undecoded_test_ids
 from tasks.predict import prediction_frames
-from tasks.preprocess import UnreadablePhoto, load_photo
+from tasks.preprocess import UnreadablePhoto, caffe_preprocess, load_photo
 from tasks.reorganize import reorganize
 from tasks.submission_format import validate_submission
 from tests.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
@@ -82,6 +82,16 @@ def test_undecodable_photos_raise_one_error_kind_with_the_reason(tmp_path: Path,
     path.write_bytes(data)
     with pytest.raises(UnreadablePhoto, match=message):
         load_photo(path)
+
+
+def test_photos_and_blank_frames_come_at_the_size_asked(tmp_path: Path):
+    (tmp_path / "ok.jpg").write_bytes(JPEG)
+    (tmp_path / "bad.jpg").write_text("id,label\n")
+    photo, why = decode_or_blank(tmp_path / "ok.jpg", 32)
+    assert photo.shape == (32, 32, 3) and why is None
+    blank, why = decode_or_blank(tmp_path / "bad.jpg", 32)
+    assert blank.shape == (32, 32, 3) and "cannot identify image file" in why
+    assert np.abs(caffe_preprocess(blank)).max() <= 0.5  # the ImageNet mean colour: near zero once preprocessed
 
 
 def test_png_and_gif_named_jpg_decode_to_their_pixels(tmp_path: Path):

@@ -32,6 +32,22 @@ def test_random_init_is_the_same_network_for_the_same_seed():
     assert not np.array_equal(other.get_layer("fc1").get_weights()[0], first.get_layer("fc1").get_weights()[0])
 
 
+def test_at_image_size_32_pool5_is_1x1_and_the_dense_tail_still_gives_probabilities():
+    from tasks.heads import build_head
+    from tasks.preprocess import caffe_preprocess
+    from tasks.vgg16 import conv_base, dense_tail, load_vgg16
+
+    vgg = load_vgg16("none", 0, image_size=32)
+    photos = caffe_preprocess(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))
+    pool5 = np.asarray(conv_base(vgg).predict_on_batch(photos))
+    assert pool5.shape == (2, 1, 1, 512)
+    probabilities = np.asarray(dense_tail(vgg).predict_on_batch(pool5))
+    assert probabilities.shape == (2, 1000)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+    assert (probabilities.max(axis=1) > 0.01).all()  # the scaled random top, not a flat one (max ~0.0015)
+    assert build_head("dense", pool5.shape[1:], vgg).predict_on_batch(pool5).shape == (2, 2)  # fc1 follows the size
+
+
 def test_a_missing_weights_file_is_explained():
     from tasks.vgg16 import load_vgg16
 

@@ -21,6 +21,8 @@ def test_project_params_load_into_typed_values():
     assert params.train.phases[0].lr == 0.1 and isinstance(params.train.phases[0].lr, float)
     assert params.train.head == "linear" and params.features.layer == "block5_pool"
     assert parse_params(merge(project_yaml(), {"clip": {"bounds": "auto"}})).clip.bounds == "auto"
+    assert params.features.image_size == 224
+    assert parse_params(merge(project_yaml(), {"features": {"image_size": 32}})).features.image_size == 32
 
 
 @pytest.mark.parametrize(
@@ -42,6 +44,11 @@ def test_project_params_load_into_typed_values():
         ({"train": {"head": "resnet"}}, "train.head is 'resnet'"),
         ({"clip": {"bounds": "best"}}, "expected one of: auto"),
         ({"download": {"source": "archive", "archive_path": ""}}, "download.archive_path is empty"),
+        ({"features": {"image_size": 100}}, "features.image_size is 100; it must be a multiple of 32"),
+        ({"features": {"image_size": 0}}, "features.image_size is 0; it must be a multiple of 32 and at least 32"),
+        ({"features": {"image_size": 64.0}}, "features.image_size must be int"),
+        ({"features": {"weights": "imagenet", "image_size": 64}},
+         "features.image_size is 64 but features.weights is 'imagenet', whose dense layers expect 224"),
     ],
 )
 def test_bad_params_are_rejected_naming_the_key(override, message):

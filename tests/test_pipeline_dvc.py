@@ -5,7 +5,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tests.conftest import dvc, stages_ran, write_params
+from tasks.feature_store import read_feature_set
+from tasks.params import load_params
+from tests.conftest import dvc, make_workspace, stages_ran, write_params
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
 
@@ -65,3 +67,15 @@ def test_a_failing_stage_stops_the_dag_with_its_message(workspace: Path):
     assert "Traceback" not in result.stderr
     assert stages_ran(result.stdout) == ["download"]
     assert not (workspace / "data").exists() or not any((workspace / "data").rglob("*.zip"))
+
+
+def test_a_small_image_size_runs_the_dag_through_train(tmp_path: Path):
+    workspace = make_workspace(tmp_path / "ws", {"features": {"image_size": 32}})
+    assert stages_ran(dvc(workspace, "repro", "train").stdout) == ALL_STAGES[:5]
+    paths = load_params(workspace / "params.yaml").paths
+    assert read_feature_set(workspace / paths.features, "train").features.shape == (18, 1, 1, 512)  # 24 less 6 valid
+    trained = json.loads((workspace / paths.metrics / "train.json").read_text())
+    assert trained["train_photos"] == 18 and 0.0 <= trained["val_accuracy"] <= 1.0 and trained["val_log_loss"] > 0
+    # train rebuilds VGG16 at the features' size, so DVC must rerun it when the size changes
+    assert yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"][
+        "features.image_size"] == 32
