@@ -66,7 +66,8 @@ def workload_section(r: dict) -> list[str]:
     step_batch = w.get("course step batch", 8)  # results.json files from before it was recorded were timed at 8
     course_passes = (1 + LAST_LAYER_EPOCHS + DENSE_EPOCHS) * (TRAIN + VALID) + TEST
     features_bf16 = (TRAIN + VALID + TEST) / r["conv"]["rates"]["stage, backend openvino bf16"]
-    bf16_total = sum(totals["ours"].values()) - totals["ours"]["features once (stage)"] + features_bf16
+    ours_after_cache = sum(totals["ours"].values()) - totals["ours"]["features once (stage)"]
+    bf16_total = ours_after_cache + features_bf16
     lines = [
         "## 2. The whole lesson workload, at the competition's size (23,000 train, 2,000 valid, 12,500 test)",
         "",
@@ -93,9 +94,12 @@ def workload_section(r: dict) -> list[str]:
         "",
         f"- At least 5x faster (float32 both ways): {totals['ratio']:.1f}x: {verdict(totals['ratio'] >= 5)}.",
         f"- Why: with these epoch counts the course runs the conv base on {course_passes:,} photos "
-        f"((1 + {LAST_LAYER_EPOCHS} + {DENSE_EPOCHS}) x {TRAIN + VALID:,} + {TEST:,}) against our {TEST + TRAIN + VALID:,}, "
-        f"so no cache can beat {course_passes / (TEST + TRAIN + VALID):.2f}x at equal precision; the conv pass itself is "
-        "already at the GEMM probe (figure 1), and the course's own predict runs at the same per-photo rate as ours.",
+        f"((1 + {LAST_LAYER_EPOCHS} + {DENSE_EPOCHS}) x {TRAIN + VALID:,} + {TEST:,}) against our {TEST + TRAIN + VALID:,}: "
+        f"{course_passes / (TEST + TRAIN + VALID):.2f}x at equal per-photo cost, and the conv pass is already at the GEMM "
+        "probe (figure 1), as is the course's own predict. Both ways then pay for the same dense-layer training (RMSprop "
+        f"updating fc1's 103M weights every step), {ours_after_cache:.0f} s of our total, which pulls the ratio below that "
+        "bound. Beating 5x at float32 would need a conv pass cheaper than the course's per photo, i.e. fewer FLOPs "
+        "(Winograd-style convolution), not a better cache.",
         f"- With `features.backend: openvino` and `features.precision: mixed_bfloat16` (features within "
         f"{r['conv']['relative_difference_vs_keras']['openvino bf16']:.1%} of float32) our total is {bf16_total:.0f} s: "
         f"{sum(totals['course'].values()) / bf16_total:.1f}x the course's float32 way (not equal precision).",
