@@ -63,7 +63,7 @@ def test_model_record_is_complete(origin: Path):
     assert list(upstream) == ["download", "reorganize", "split", "features"]
     for name in ("download", "split", "features"):
         assert upstream[name]["params"] == lock_stage(origin, name)["params"]["params.yaml"]
-    assert record["stage"]["params"] == {"features.weights": "none", "features.seed": 0, "features.layer": "block5_pool", "train": params["train"]}
+    assert record["stage"]["params"] == {"features.weights": "none", "features.seed": 0, "features.layer": "block5_pool", "features.image_size": 224, "train": params["train"]}
     model_bytes = (origin / MODEL).read_bytes()
     assert record["artifact"]["sha256"] == hashlib.sha256(model_bytes).hexdigest()
     locked = {out["path"]: out["md5"] for out in lock_stage(origin, "train")["outs"]}
