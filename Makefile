@@ -32,7 +32,7 @@ test: $(VENV)/.synced
 dag: $(VENV)/.synced
 	$(PY) -m dvc dag
 
-# Issue 7's figures, measured side by side in one run (4.4 min on 2 idle cores, 15.6 busy): bench/RESULTS.md.
+# Issue 7's figures, measured side by side in one run (7.5 min on 2 idle cores): bench/RESULTS.md.
 bench: $(VENV)/.synced
 	PYTHONPATH=. $(PY) -m bench.run
 

@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--conv-photos", type=int, default=64, help="photos per candidate per round in figure 1")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each candidate keeps its best")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each candidate keeps its best")
     parser.add_argument("--rss-sizes", type=int, nargs=2, default=[32, 160], help="photo counts for figure 4")
     parser.add_argument("--scale-photos", type=int, default=37_500, help="photos for the whole DAG at scale")
     parser.add_argument("--scratch", type=Path, default=None, help="scratch folder (default: a temporary one)")
