@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Prefect's temporary server (make run) gets 20 s to start by default: not enough on a busy 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: run test dag bench remote-check
+.PHONY: run test dag bench gpu-wheels remote-check
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(BOOTSTRAP_PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -35,6 +35,13 @@ dag: $(VENV)/.synced
 # Issue 7's figures, measured side by side in one run (7.5 min on 2 idle cores): bench/RESULTS.md.
 bench: $(VENV)/.synced
 	PYTHONPATH=. $(PY) -m bench.run
+
+# Needs the network. Keras and the two of its needs that the device tool's H200 image lacks (it has JAX with CUDA, no
+# TensorFlow), as CPython 3.12 wheels in .whl/, at uv.lock's versions: carry .whl there and run `bash bench/gpu.sh`.
+gpu-wheels:
+	$(BOOTSTRAP_PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
 
 remote-check: $(VENV)/.synced
 	$(PY) -m tasks.remote_check

@@ -9,18 +9,34 @@ import numpy as np
 from tasks.conv_backends import make_conv_runner
 
 
+def backend() -> str:
+    """The Keras backend in use: tensorflow here, jax on a GPU host whose image has JAX but not TensorFlow."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def devices() -> list[str]:
+    """The devices the Keras backend sees, so the output shows whether the GPU was used."""
+    if backend() == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices()]
+    import tensorflow as tf
+
+    return [d.name for d in tf.config.list_logical_devices()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=8192, help="images timed per precision")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--no-xla", action="store_true", help="run without XLA compilation")
     args = parser.parse_args()
-    import tensorflow as tf
-
     from tasks.preprocess import caffe_preprocess
     from tasks.vgg16 import conv_base, load_vgg16
 
-    print("devices:", ", ".join(d.name for d in tf.config.list_logical_devices()), flush=True)
+    print(f"keras backend {backend()}; devices: {', '.join(devices())}", flush=True)
     conv = conv_base(load_vgg16("none", 0))
     rng = np.random.default_rng(0)
     batch = caffe_preprocess(rng.integers(0, 256, (args.batch_size, 224, 224, 3), dtype=np.uint8))
@@ -33,7 +49,8 @@ def main() -> None:
         for _ in range(steps):
             run(batch)
         rate = steps * args.batch_size / (time.perf_counter() - began)
-        print(f"{precision}: {rate:,.0f} images/s ({steps} batches of {args.batch_size}, xla={not args.no_xla})", flush=True)
+        xla = "xla (jax)" if backend() == "jax" else f"xla={not args.no_xla}"
+        print(f"{precision}: {rate:,.0f} images/s ({steps} batches of {args.batch_size}, {xla})", flush=True)
     difference = np.abs(features["mixed_bfloat16"] - features["float32"]).max()
     scale = np.abs(features["float32"]).max()
     print(f"largest feature difference bf16 vs float32: {difference:.4g} ({difference / scale:.2%} of the largest feature)")

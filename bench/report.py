@@ -206,9 +206,11 @@ def write_report(r: dict, target: Path) -> None:
         "",
         "`bash bench/gpu.sh [--images N] [--batch-size B]` runs the Keras conv pass (`make_conv_runner`, XLA on) on "
         "synthetic images in float32 and mixed_bfloat16 and prints images/s for each and the largest feature difference. "
-        "It needs TensorFlow with CUDA (`uv sync --extra gpu`) on the GPU host. **It has not been run on a GPU**: none was "
-        "lent to this task, so the 5,000 images/s bf16 target on an H200 is unmeasured. Its CPU path was checked with "
-        "`bash bench/gpu.sh --images 2 --batch-size 2` (bf16 vs float32: 0.90% of the largest feature).",
+        "It uses TensorFlow with CUDA when `.venv` has it (`uv sync --extra gpu`), else Keras on the host's JAX; for the "
+        "device tool's H200 image (JAX with CUDA, no Keras, no network) `make gpu-wheels` fetches the wheels to carry in "
+        "`.whl/`. **It has not been run on a GPU**: none was lent to this task, so the 5,000 images/s bf16 target on an "
+        "H200 is unmeasured. Its CPU paths were checked with `--images 2 --batch-size 2` on TensorFlow (bf16 vs float32: "
+        "0.90% of the largest feature) and `--images 4 --batch-size 2` on JAX with the carried wheels (0.48%).",
         "",
     ]
     target.write_text("\n".join(lines))

@@ -49,8 +49,11 @@ def _with_policy(conv, precision: str):
 
 def _keras_runner(conv, precision: str, xla: bool) -> ConvRunner:
     """predict_on_batch, or a compiled call when XLA is asked for."""
+    import keras
+
     model = conv if precision == "float32" else _with_policy(conv, precision)
-    if not xla:
+    # Under the JAX backend (GPU hosts whose image has JAX, not TensorFlow) predict is XLA-compiled already.
+    if not xla or keras.backend.backend() == "jax":
         return lambda batch: np.asarray(model.predict_on_batch(batch), dtype=np.float32)
     import tensorflow as tf
 
