@@ -40,7 +40,7 @@ def submission_message(text: str, commit: str | None, digest: str, csv_sha256: s
 
 def send(params: Params, csv_path: Path, csv_sha256: str, message: str) -> tuple[dict, bool]:
     """Send the CSV unless Kaggle already has it (and submit.force is off); return (Kaggle's record, sent now)."""
-    from tasks.kaggle_source import find_submission, submit_csv  # the client authenticates on import
+    from tasks.kaggle_submissions import find_submission, submit_csv  # the client authenticates on import
 
     competition = params.download.competition
     if not params.submit.force:

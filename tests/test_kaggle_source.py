@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import StageError
-from tasks.kaggle_source import CredentialSource, download_competition, find_credentials, submit_csv
+from tasks.kaggle_credentials import CredentialSource, find_credentials
+from tasks.kaggle_source import download_competition
+from tasks.kaggle_submissions import submit_csv
 from tests.kaggle_fake import (CANARY_KEY, CANARY_TOKEN, CANARY_USER, COMPETITION, FakeKaggle,
                                build_competition_archive, log_loss)
 
@@ -131,7 +133,7 @@ def test_kaggle_json_readable_by_others_warns(kaggle_home: Path, caplog: pytest.
     config = kaggle_home / ".kaggle" / "kaggle.json"
     config.write_text(json.dumps({"username": CANARY_USER, "key": CANARY_KEY}))
     config.chmod(0o600)
-    with caplog.at_level(logging.WARNING, logger="tasks.kaggle_source"):
+    with caplog.at_level(logging.WARNING, logger="tasks.kaggle_credentials"):
         find_credentials({"HOME": str(kaggle_home)})
         assert caplog.records == []
         config.chmod(0o644)
@@ -224,7 +226,7 @@ def test_download_retries_transient_failures(kaggle_server: FakeKaggle, tmp_path
                                              reason: str) -> None:
     kaggle_server.fail(endpoint, fault)
     target = tmp_path / "raw" / "c.zip"
-    with caplog.at_level(logging.WARNING, logger="tasks.kaggle_source"):
+    with caplog.at_level(logging.WARNING, logger="tasks.kaggle_client"):
         download_competition(COMPETITION, target, **FAST)
     assert target.read_bytes() == kaggle_server.archive.data
     assert [r.getMessage() for r in caplog.records] == [
