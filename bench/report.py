@@ -17,6 +17,11 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**NOT met**"
 
 
+def gflops(name: str, rate: float) -> float:
+    """A candidate's GFLOP/s from its images/s; the course's predict also runs the dense top."""
+    return rate * CONV_GFLOP * (15.47 / 15.35 if name == COURSE else 1)
+
+
 def conv_section(r: dict) -> list[str]:
     conv, gemm = r["conv"], max(r["gemm"].values())
     rates = conv["rates"]
@@ -35,7 +40,7 @@ def conv_section(r: dict) -> list[str]:
     for name, rate in rates.items():
         if name == DECODE:
             continue
-        flops = rate * CONV_GFLOP * (15.47 / 15.35 if name == COURSE else 1)  # the course also runs the dense top
+        flops = gflops(name, rate)
         lines.append(f"| {name} | {rate:.2f} | {rate / base:.2f}x | {flops:.1f} | {100 * flops / (gemm / 1e9):.0f}% |")
     fastest_name = max(FLOAT32_BACKENDS, key=rates.get)
     best_stage = max(STAGES, key=rates.get)
@@ -67,14 +72,14 @@ def workload_section(r: dict) -> list[str]:
     course_passes = (1 + LAST_LAYER_EPOCHS + DENSE_EPOCHS) * (TRAIN + VALID) + TEST
     features_bf16 = (TRAIN + VALID + TEST) / r["conv"]["rates"]["stage, backend openvino bf16"]
     ours_after_cache = sum(totals["ours"].values()) - totals["ours"]["features once (stage)"]
-    course_share = r["conv"]["rates"][COURSE] * CONV_GFLOP * 15.47 / 15.35 / (max(r["gemm"].values()) / 1e9)
+    course_share = gflops(COURSE, r["conv"]["rates"][COURSE]) / (max(r["gemm"].values()) / 1e9)
     bf16_total = ours_after_cache + features_bf16
     lines = [
         "## 2. The whole lesson workload, at the competition's size (23,000 train, 2,000 valid, 12,500 test)",
         "",
         "Measured in this run: per-photo seconds of the stage (figure 1), of the course's full-network predict "
         "(figure 1), of one full-network training step with the conv base frozen (last layer / dense layers "
-        f"trainable, batch {step_batch}), of the dense-tail passes and of each head's epochs on {w['head seconds per photo'].get('rows', 500):,} cached rows (train:valid as 23:2). "
+        f"trainable, batch {step_batch}), of the dense-tail passes and of each head's epochs on {w.get('head rows', 500):,} cached rows (train:valid as 23:2). "
         "**Extrapolated**: the totals below, per-photo cost x the competition's photo counts x the course's epochs "
         "(linear 3, last layer 2, dense layers 3, as in the course's lesson-2 notebook). The course's epochs are "
         "costed without its image loading (a pre-decoded batch), which flatters it. Our heads are the train stage's own "

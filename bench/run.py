@@ -16,7 +16,7 @@ from bench.machine import gemm_flops, machine_details
 from bench.memory import features_peak_rss
 from bench.photos import all_photos, organized_bench_photos
 from bench.report import write_report
-from bench.workload import course_batch, course_train_step_seconds, head_seconds, workload_totals
+from bench.workload import HEAD_ROWS, course_batch, course_train_step_seconds, head_seconds, workload_totals
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,9 +57,10 @@ def main() -> None:
         vgg = load_vgg16("none", 0)
         batch = course_batch([p.path for p in photos])
         step = {kind: course_train_step_seconds(load_vgg16("none", 0), kind, batch) for kind in ("last_layer", "dense")}
-        heads = head_seconds(vgg)
+        heads = head_seconds(vgg, HEAD_ROWS)
         rates = results["conv"]["rates"]
-        return {"course step batch": len(batch), "course step seconds per photo": step, "head seconds per photo": heads,
+        return {"course step batch": len(batch), "course step seconds per photo": step, "head rows": HEAD_ROWS,
+                "head seconds per photo": heads,
                 "totals": workload_totals(rates["stage, backend keras"], rates[COURSE], step, heads)}
 
     section("workload", workload)

@@ -65,8 +65,7 @@ def head_seconds(vgg, samples: int = HEAD_ROWS) -> dict[str, float]:
     tail_to_probabilities, tail_to_fc2 = dense_tail(vgg, "predictions"), dense_tail(vgg, "fc2")
     run_in_batches(tail_to_probabilities, pool5[:8], 8)  # warm-up
     run_in_batches(tail_to_fc2, pool5[:8], 8)
-    costs: dict[str, float] = {"rows": samples}
-    costs["tail pass to probabilities"] = _seconds(lambda: run_in_batches(tail_to_probabilities, pool5, 256)) / samples
+    costs = {"tail pass to probabilities": _seconds(lambda: run_in_batches(tail_to_probabilities, pool5, 256)) / samples}
     costs["tail pass to fc2"] = _seconds(lambda: run_in_batches(tail_to_fc2, pool5, 256)) / samples
     probabilities = run_in_batches(tail_to_probabilities, pool5, 256)
     fc2 = run_in_batches(tail_to_fc2, pool5, 256)

@@ -7,7 +7,6 @@ column keeps the link to the bytes: a changed photo changes the manifest, and re
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -65,8 +64,3 @@ def natural_key(name: str) -> tuple:
     """Sort 'cat.10.jpg' after 'cat.9.jpg', so no order depends on directory listing order."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
-
-def file_md5(path: Path) -> str:
-    """Hex md5 of a file's bytes (the hash DVC uses too)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "md5").hexdigest()

@@ -70,13 +70,9 @@ def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
 def split(index: Path, target: Path, params: SplitParams) -> dict[str, int]:
     """Write the plan to the manifest target, one row per photo and subset, test rows last; return counts per subset."""
     entries = read_manifest(index)
-    train = in_subset(entries, "train")
-    by_path = {e.path: e for e in train}
-    plan = plan_split({c: [Path(e.path).name for e in train if e.label == c] for c in CLASSES}, params)
-    rows = [
-        by_path[f"train/{c}/{name}"]._replace(subset=subset)
-        for subset in SUBSETS for c, names in plan[subset].items() for name in names
-    ]
+    by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train names are unique: cat.N, dog.N
+    plan = plan_split({c: [name for name, e in by_name.items() if e.label == c] for c in CLASSES}, params)
+    rows = [by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names]
     test = in_subset(entries, TEST_SUBSET)
     write_manifest(target, [*rows, *test])
     return {subset: sum(len(v) for v in plan[subset].values()) for subset in SUBSETS} | {TEST_SUBSET: len(test)}

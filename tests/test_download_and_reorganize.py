@@ -9,7 +9,8 @@ from tasks.competition_archive import check_archive, parse_test_name, parse_trai
 from tasks.download import download
 from tasks.errors import StageError
 from tasks.params import DownloadParams, SyntheticParams
-from tasks.photo_manifest import file_md5, read_manifest
+from tasks.digests import file_md5
+from tasks.photo_manifest import read_manifest
 from tasks.reorganize import reorganize
 from tasks.synthetic_archive import build_synthetic_archive
 
