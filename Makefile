@@ -44,4 +44,4 @@ gpu-wheels:
 		--platform manylinux2014_x86_64 -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
 
 remote-check: $(VENV)/.synced
-	$(PY) -m tasks.remote_check
+	$(PY) -m tasks.remote.check

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.photos import all_photos
-from tasks.conv_backends import make_conv_runner
+from tasks.vgg.conv_backends import make_conv_runner
 from tasks.features import Photo, _batches, extract
-from tasks.preprocess import caffe_preprocess, load_photo
-from tasks.synthetic_archive import build_synthetic_archive
+from tasks.photos.decode import load_photo
+from tasks.vgg.preprocess import caffe_preprocess
+from tasks.competition.synthetic import build_synthetic_archive
 from tasks.reorganize import reorganize
 
 CONV_GFLOP = 30.7  # VGG16's conv base: 15.35 GMACs per 224x224 image, 2 FLOPs each
@@ -50,7 +51,7 @@ def course_iterator(photos: list[Photo], scratch: Path):
 
 def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
     """Images/s of each candidate on the same photos, interleaved round by round, plus decode-alone timings."""
-    from tasks.vgg16 import conv_base, load_vgg16
+    from tasks.vgg.vgg16 import conv_base, load_vgg16
 
     vgg = load_vgg16("none", 0)  # random weights: same shapes, same FLOPs as ImageNet's
     conv = conv_base(vgg)

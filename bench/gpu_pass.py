@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from tasks.conv_backends import make_conv_runner
+from tasks.vgg.conv_backends import make_conv_runner
 
 
 def backend() -> str:
@@ -33,8 +33,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--no-xla", action="store_true", help="run without XLA compilation")
     args = parser.parse_args()
-    from tasks.preprocess import caffe_preprocess
-    from tasks.vgg16 import conv_base, load_vgg16
+    from tasks.vgg.preprocess import caffe_preprocess
+    from tasks.vgg.vgg16 import conv_base, load_vgg16
 
     print(f"keras backend {backend()}; devices: {', '.join(devices())}", flush=True)
     conv = conv_base(load_vgg16("none", 0))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.params import SplitParams
+from tasks.core.params import SplitParams
 from tests.conftest import PROJECT, project_params, tool_env
 from tests.photos import organized_photos, split_photos
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks.features import Photo, subset_photos
-from tasks.photo_manifest import read_manifest
+from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
-from tasks.synthetic_archive import build_synthetic_archive
+from tasks.competition.synthetic import build_synthetic_archive
 
 REAL_SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real-sample" / "dogs-vs-cats-redux-kernels-edition.zip"
 COMPETITION_SIDE = 500  # the competition's photos are mostly about 500x375

@@ -52,7 +52,7 @@ def main() -> None:
     section("conv", lambda: measure_conv(photos, scratch / "conv", args.rounds))
 
     def workload():
-        from tasks.vgg16 import load_vgg16
+        from tasks.vgg.vgg16 import load_vgg16
 
         vgg = load_vgg16("none", 0)
         batch = course_batch([p.path for p in photos])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.params import PhaseParams, TrainParams
+from tasks.core.params import PhaseParams, TrainParams
 
 # The competition: 25,000 labelled photos (the course moved 2,000 to valid) and 12,500 test photos.
 TRAIN, VALID, TEST = 23_000, 2_000, 12_500
@@ -28,7 +28,8 @@ def _seconds(run) -> float:
 
 def course_batch(photos: list[Path], size: int = COURSE_TRAIN_BATCH) -> np.ndarray:
     """size preprocessed photos, the given ones repeated to fill the batch (a step's cost does not depend on the pixels)."""
-    from tasks.preprocess import caffe_preprocess, load_photo
+    from tasks.photos.decode import load_photo
+    from tasks.vgg.preprocess import caffe_preprocess
 
     decoded = [load_photo(p) for p in photos[:size]]
     return caffe_preprocess(np.stack([decoded[i % len(decoded)] for i in range(size)]))
@@ -57,7 +58,7 @@ HEAD_ROWS = 2_500
 def head_seconds(vgg, samples: int = HEAD_ROWS) -> dict[str, float]:
     """Seconds per photo for what our way does after the cache: dense-tail passes and each head's epochs."""
     from tasks.train import fit_head
-    from tasks.vgg16 import dense_tail, run_in_batches
+    from tasks.vgg.vgg16 import dense_tail, run_in_batches
 
     rng = np.random.default_rng(0)
     pool5 = np.abs(rng.normal(0, 1, (samples, 7, 7, 512))).astype(np.float16)  # cost does not depend on the values

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from flows.dvc_stages import stream_dvc
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from flows.experiment import Experiment, code_changes, experiment_name, free_nam
 from flows.run_params import params_in_place, read_params_file, validated_params
 from flows.run_report import lineage_markdown, metric_rows
 from flows.workspace_lock import hold_workspace
-from tasks.errors import StageError
-from tasks.params import Params
+from tasks.core.errors import StageError
+from tasks.core.params import Params
 
 # Only these touch the network, so only these are worth retrying.
 NETWORK_STAGES = frozenset({"download", "submit"})

@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from tasks.atomic_output import atomic_file
-from tasks.errors import StageError
-from tasks.params import PARAMS_FILE, Params, parse_params
+from tasks.core.atomic_output import atomic_file
+from tasks.core.errors import StageError
+from tasks.core.params import PARAMS_FILE, Params, parse_params
 
 # paths lay out the DAG itself (dvc.yaml templates them); moving outputs is a change to the project, not a run knob.
 FIXED_SECTIONS = frozenset({"paths"})

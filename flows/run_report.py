@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tasks.params import Params
+from tasks.core.params import Params
 
 def metric_rows(metrics_dir: Path) -> list[dict[str, Any]]:
     """One row per scalar in metrics/*.json, named file.key (e.g. train.val_accuracy)."""

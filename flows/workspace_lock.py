@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 
 # Under .dvc/tmp, which DVC's own .gitignore already hides from git (and so from experiments).
 LOCK_FILE = Path(".dvc/tmp/lesson2-flow.lock")

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.atomic_output import atomic_file, write_json
-from tasks.errors import run_stage
-from tasks.log_loss import log_loss
-from tasks.params import load_params
-from tasks.photo_quarantine import undecoded_test_ids
-from tasks.predict import TEST_FILE, VALID_FILE
+from tasks.core.atomic_output import atomic_file, write_json
+from tasks.core.errors import run_stage
+from tasks.competition.log_loss import log_loss
+from tasks.core.params import load_params
+from tasks.photos.quarantine import undecoded_test_ids
+from tasks.heads.predictions import TEST_FILE, VALID_FILE
 
 METRICS_FILE = "clip.json"
 # Symmetric bounds b tried by `auto`: 0 (no clipping) first, so ties keep the least clipping and the loss never rises.

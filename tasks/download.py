@@ -5,11 +5,11 @@ import os
 import shutil
 from pathlib import Path
 
-from tasks.atomic_output import atomic_file
-from tasks.competition_archive import check_archive
-from tasks.errors import StageError, run_stage
-from tasks.params import DownloadParams, load_params
-from tasks.synthetic_archive import build_synthetic_archive
+from tasks.core.atomic_output import atomic_file
+from tasks.competition.archive import check_archive
+from tasks.core.errors import StageError, run_stage
+from tasks.core.params import DownloadParams, load_params
+from tasks.competition.synthetic import build_synthetic_archive
 
 
 def copy_archive(source: Path, target: Path) -> None:
@@ -32,7 +32,7 @@ def download(params: DownloadParams, target: Path) -> None:
     elif params.source == "archive":
         copy_archive(Path(params.archive_path).expanduser(), target)
     elif params.source == "kaggle":
-        from tasks.kaggle_source import download_competition  # the client is heavy and authenticates on import
+        from tasks.kaggle.source import download_competition  # the client is heavy and authenticates on import
 
         download_competition(params.competition, target)
     else:  # params validation makes this unreachable; kept so a new source can't slip through silently

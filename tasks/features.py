@@ -11,15 +11,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tasks.atomic_output import atomic_dir, write_json
-from tasks.competition_archive import CLASSES
-from tasks.conv_backends import ConvRunner, make_conv_runner
-from tasks.errors import StageError, run_stage
-from tasks.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
-from tasks.params import FeaturesParams, load_params
-from tasks.photo_manifest import PhotoEntry, in_subset, read_manifest
-from tasks.photo_quarantine import REPORT_FILE, Quarantine, decode_or_blank, quarantine_metrics
-from tasks.preprocess import IMAGE_SIZE, caffe_preprocess
+from tasks.core.atomic_output import atomic_dir, write_json
+from tasks.competition.archive import CLASSES
+from tasks.vgg.conv_backends import ConvRunner, make_conv_runner
+from tasks.core.errors import StageError, run_stage
+from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
+from tasks.core.params import FeaturesParams, load_params
+from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
+from tasks.photos.quarantine import REPORT_FILE, Quarantine, decode_or_blank, quarantine_metrics
+from tasks.photos.decode import IMAGE_SIZE
+from tasks.vgg.preprocess import caffe_preprocess
 
 # Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
 CONV_SUBSETS = ("train", "valid", "test")
@@ -104,7 +105,7 @@ def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndar
 
 def features(manifest: Path, organized: Path, target: Path, params: FeaturesParams) -> dict[str, int]:
     """Cache pool5 for train, valid and test, and cut the sample sets from them; return rows per subset."""
-    from tasks.vgg16 import conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
+    from tasks.vgg.vgg16 import conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
 
     entries = read_manifest(manifest)
     photos = {subset: subset_photos(entries, subset, organized) for subset in CONV_SUBSETS}

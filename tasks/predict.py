@@ -6,14 +6,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.atomic_output import atomic_file
-from tasks.errors import StageError, run_stage
-from tasks.head_inputs import DATASET_SUBSETS, head_inputs, load_subsets
-from tasks.params import load_params
-from tasks.photo_quarantine import UNREADABLE_TEST_P_DOG, unreadable_test_ids
+from tasks.core.atomic_output import atomic_file
+from tasks.core.errors import StageError, run_stage
+from tasks.heads.inputs import DATASET_SUBSETS, head_inputs, load_subsets
+from tasks.heads.predictions import TEST_FILE, VALID_FILE
+from tasks.core.params import load_params
+from tasks.photos.quarantine import UNREADABLE_TEST_P_DOG, unreadable_test_ids
 
-VALID_FILE = "valid.csv"
-TEST_FILE = "test.csv"
 # Under paths.metrics: DVC plots (dvc.yaml declares them; `dvc plots show` renders them with the learning curves).
 CONFUSION_FILE = "confusion.csv"
 VIEWS_DIR = "views"
@@ -47,9 +46,9 @@ def confusion_frame(is_dog: np.ndarray, p_dog: np.ndarray) -> pd.DataFrame:
 def main() -> None:
     import keras
 
-    from tasks.filter_grid import FIRST_CONV, write_filter_grid
-    from tasks.validation_views import write_views
-    from tasks.vgg16 import load_vgg16
+    from tasks.vgg.filter_grid import FIRST_CONV, write_filter_grid
+    from tasks.photos.validation_views import write_views
+    from tasks.vgg.vgg16 import load_vgg16
 
     params = load_params()
     subsets = [DATASET_SUBSETS[params.train.dataset][1], "test"]

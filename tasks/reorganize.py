@@ -1,6 +1,6 @@
 """Stage reorganize: unpack the archive into the course's class folders train/cats, train/dogs, test/unknown.
 
-Beside the folder it writes an index of every photo with its md5 (tasks/photo_manifest.py).
+Beside the folder it writes an index of every photo with its md5 (tasks/photos/manifest.py).
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tasks.atomic_output import atomic_dir
-from tasks.competition_archive import (
+from tasks.core.atomic_output import atomic_dir
+from tasks.competition.archive import (
     SAMPLE_SUBMISSION,
     TEST_ZIP,
     TRAIN_ZIP,
@@ -19,9 +19,9 @@ from tasks.competition_archive import (
     parse_test_name,
     parse_train_name,
 )
-from tasks.errors import StageError, run_stage
-from tasks.params import load_params
-from tasks.photo_manifest import TEST_SUBSET, PhotoEntry, natural_key, write_manifest
+from tasks.core.errors import StageError, run_stage
+from tasks.core.params import load_params
+from tasks.photos.manifest import TEST_SUBSET, PhotoEntry, natural_key, write_manifest
 
 _CHUNK = 1 << 20
 

@@ -1,6 +1,6 @@
 """Stage split: carve a seeded, stratified validation set and a small sample set out of train, as a manifest.
 
-The course moved photos into valid/ and copied some into sample/; a manifest (tasks/photo_manifest.py) says
+The course moved photos into valid/ and copied some into sample/; a manifest (tasks/photos/manifest.py) says
 the same in one small file, so DVC checks one file instead of 25,000 links on every `dvc repro`.
 """
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.competition_archive import CLASSES
-from tasks.errors import StageError, run_stage
-from tasks.params import SplitParams, load_params
-from tasks.photo_manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
+from tasks.competition.archive import CLASSES
+from tasks.core.errors import StageError, run_stage
+from tasks.core.params import SplitParams, load_params
+from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
 Plan = dict[str, dict[str, list[str]]]  # subset -> class folder -> photo file names
 SUBSETS = ("train", "valid", "sample/train", "sample/valid")

@@ -8,16 +8,16 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tasks.atomic_output import write_json
-from tasks.digests import file_digest
-from tasks.errors import run_stage
-from tasks.lineage import record_lineage
-from tasks.params import PARAMS_FILE, Params, load_params
-from tasks.run_context import git_state
-from tasks.photo_manifest import TEST_SUBSET, in_subset, read_manifest
-from tasks.photo_quarantine import undecoded_test_ids
-from tasks.predict import TEST_FILE
-from tasks.submission_format import read_submission, validate_submission
+from tasks.core.atomic_output import write_json
+from tasks.lineage.digests import file_digest
+from tasks.core.errors import run_stage
+from tasks.lineage.record import record_lineage
+from tasks.core.params import PARAMS_FILE, Params, load_params
+from tasks.lineage.run_context import git_state
+from tasks.photos.manifest import TEST_SUBSET, in_subset, read_manifest
+from tasks.photos.quarantine import undecoded_test_ids
+from tasks.heads.predictions import TEST_FILE
+from tasks.competition.submission_format import read_submission, validate_submission
 
 
 def test_ids(manifest: Path) -> set[int]:
@@ -40,7 +40,7 @@ def submission_message(text: str, commit: str | None, digest: str, csv_sha256: s
 
 def send(params: Params, csv_path: Path, csv_sha256: str, message: str) -> tuple[dict, bool]:
     """Send the CSV unless Kaggle already has it (and submit.force is off); return (Kaggle's record, sent now)."""
-    from tasks.kaggle_submissions import find_submission, submit_csv  # the client authenticates on import
+    from tasks.kaggle.submissions import find_submission, submit_csv  # the client authenticates on import
 
     competition = params.download.competition
     if not params.submit.force:

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.atomic_output import atomic_file, write_json
-from tasks.errors import run_stage
-from tasks.head_inputs import DATASET_SUBSETS, head_inputs, load_subsets
-from tasks.lineage import record_lineage
-from tasks.log_loss import accuracy, log_loss
-from tasks.model_file import save_model
-from tasks.params import PhaseParams, TrainParams, load_params
+from tasks.core.atomic_output import atomic_file, write_json
+from tasks.core.errors import run_stage
+from tasks.heads.inputs import DATASET_SUBSETS, head_inputs, load_subsets
+from tasks.lineage.record import record_lineage
+from tasks.competition.log_loss import accuracy, log_loss
+from tasks.heads.model_file import save_model
+from tasks.core.params import PhaseParams, TrainParams, load_params
 
 HISTORY_FILE = "train_history.csv"
 METRICS_FILE = "train.json"
@@ -66,7 +66,7 @@ def fit_phases(model, x, y, params: TrainParams, loss: str, validation=None, met
 
 def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, params: TrainParams, vgg) -> TrainResult:
     """Build train.head (dense copies vgg's fc1/fc2), fit it, and report validation accuracy and log loss."""
-    from tasks.heads import build_head
+    from tasks.heads.models.models import build_head
 
     seed_everything(params.seed)
     model = build_head(params.head, x.shape[1:], vgg)
@@ -82,8 +82,8 @@ def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndar
 
 
 def main() -> None:
-    from tasks.heads import inference_copy
-    from tasks.vgg16 import load_vgg16
+    from tasks.heads.models.models import inference_copy
+    from tasks.vgg.vgg16 import load_vgg16
 
     params = load_params()
     train_set, valid_set = load_subsets(Path(params.paths.features), list(DATASET_SUBSETS[params.train.dataset]))

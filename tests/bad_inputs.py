@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tasks.competition_archive import SAMPLE_SUBMISSION, TEST_ZIP, TRAIN_ZIP, write_member
-from tasks.synthetic_archive import build_synthetic_archive
+from tasks.competition.archive import SAMPLE_SUBMISSION, TEST_ZIP, TRAIN_ZIP, write_member
+from tasks.competition.synthetic import build_synthetic_archive
 
 
 def photo_pixels(seed: int = 0, size: tuple[int, int] = (300, 200)) -> np.ndarray:

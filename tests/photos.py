@@ -5,11 +5,11 @@ import io
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tasks.competition_archive import TEST_ZIP, TRAIN_ZIP
-from tasks.params import SplitParams
+from tasks.competition.archive import TEST_ZIP, TRAIN_ZIP
+from tasks.core.params import SplitParams
 from tasks.reorganize import reorganize
 from tasks.split import split
-from tasks.synthetic_archive import build_synthetic_archive
+from tasks.competition.synthetic import build_synthetic_archive
 
 
 def organized_photos(root: Path, per_class: int = 12, test_count: int = 6, seed: int = 0) -> Path:

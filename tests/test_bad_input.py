@@ -9,14 +9,15 @@ import yaml
 from PIL import Image
 
 from tasks.clip import submission_frame
-from tasks.errors import StageError
-from tasks.feature_store import read_feature_set
-from tasks.params import FeaturesParams, SplitParams, parse_params
-from tasks.photo_quarantine import decode_or_blank, read_report, undecoded_test_ids
+from tasks.core.errors import StageError
+from tasks.vgg.feature_store import read_feature_set
+from tasks.core.params import FeaturesParams, SplitParams, parse_params
+from tasks.photos.quarantine import decode_or_blank, read_report, undecoded_test_ids
 from tasks.predict import prediction_frames
-from tasks.preprocess import UnreadablePhoto, caffe_preprocess, load_photo
+from tasks.photos.decode import UnreadablePhoto, load_photo
+from tasks.vgg.preprocess import caffe_preprocess
 from tasks.reorganize import reorganize
-from tasks.submission_format import validate_submission
+from tasks.competition.submission_format import validate_submission
 from tests.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
 from tests.conftest import PROJECT, merge
 from tests.photos import organized_photos, reorganize_with, split_photos

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from tasks.clip import clip_metrics, clip_probabilities, submission_frame
-from tasks.errors import StageError
-from tasks.log_loss import accuracy, log_loss
-from tasks.submission_format import read_submission, validate_submission
+from tasks.core.errors import StageError
+from tasks.competition.log_loss import accuracy, log_loss
+from tasks.competition.submission_format import read_submission, validate_submission
 
 
 def test_log_loss_by_hand():

@@ -4,13 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.conv_backends import make_conv_runner
-from tasks.errors import StageError
-from tasks.feature_store import read_feature_set
+from tasks.vgg.conv_backends import make_conv_runner
+from tasks.core.errors import StageError
+from tasks.vgg.feature_store import read_feature_set
 from tasks.features import features, subset_photos
-from tasks.photo_manifest import read_manifest
-from tasks.params import FeaturesParams, SplitParams
-from tasks.preprocess import caffe_preprocess, load_photo
+from tasks.photos.manifest import read_manifest
+from tasks.core.params import FeaturesParams, SplitParams
+from tasks.photos.decode import load_photo
+from tasks.vgg.preprocess import caffe_preprocess
 from tasks.split import split
 from tests.photos import organized_photos
 
@@ -22,7 +23,7 @@ BFLOAT16_TOLERANCE = 5e-2
 
 @pytest.fixture(scope="module")
 def conv():
-    from tasks.vgg16 import conv_base, load_vgg16
+    from tasks.vgg.vgg16 import conv_base, load_vgg16
 
     return conv_base(load_vgg16("none", 0))
 

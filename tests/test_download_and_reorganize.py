@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from tasks.competition_archive import check_archive, parse_test_name, parse_train_name, write_member
+from tasks.competition.archive import check_archive, parse_test_name, parse_train_name, write_member
 from tasks.download import download
-from tasks.errors import StageError
-from tasks.params import DownloadParams, SyntheticParams
-from tasks.digests import file_md5
-from tasks.photo_manifest import read_manifest
+from tasks.core.errors import StageError
+from tasks.core.params import DownloadParams, SyntheticParams
+from tasks.lineage.digests import file_md5
+from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
-from tasks.synthetic_archive import build_synthetic_archive
+from tasks.competition.synthetic import build_synthetic_archive
 
 
 def test_ids_come_from_file_names():

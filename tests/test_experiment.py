@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from flows.experiment import experiment_name, free_name, head_commit, save_experiment, untracked_outputs
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 from tests.conftest import dvc, run_tool
 
 STAGE = {

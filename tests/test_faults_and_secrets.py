@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from flows.dvc_stages import StageFailed, reproduce_stage
-from tasks.atomic_output import remove_path
+from tasks.core.atomic_output import remove_path
 from tests.bad_inputs import png_bomb, synthetic_with_bad_photos, truncated_jpeg
 from tests.conftest import make_workspace, stages_ran, tool_env
 

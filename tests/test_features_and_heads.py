@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.feature_store import read_feature_set
+from tasks.vgg.feature_store import read_feature_set
 from tasks.features import features
-from tasks.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
+from tasks.core.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
 from tasks.predict import prediction_frames
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 from tests.photos import organized_photos, split_photos
 
 
@@ -22,7 +22,7 @@ def feature_root(tmp_path_factory) -> Path:
 
 
 def test_random_init_is_the_same_network_for_the_same_seed():
-    from tasks.vgg16 import load_vgg16
+    from tasks.vgg.vgg16 import load_vgg16
 
     first, second = load_vgg16("none", 3), load_vgg16("none", 3)
     for layer in ("block1_conv1", "fc2", "predictions"):
@@ -33,9 +33,9 @@ def test_random_init_is_the_same_network_for_the_same_seed():
 
 
 def test_at_image_size_32_pool5_is_1x1_and_the_dense_tail_still_gives_probabilities():
-    from tasks.heads import build_head
-    from tasks.preprocess import caffe_preprocess
-    from tasks.vgg16 import conv_base, dense_tail, load_vgg16
+    from tasks.heads.models.models import build_head
+    from tasks.vgg.preprocess import caffe_preprocess
+    from tasks.vgg.vgg16 import conv_base, dense_tail, load_vgg16
 
     vgg = load_vgg16("none", 0, image_size=32)
     photos = caffe_preprocess(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))
@@ -49,7 +49,7 @@ def test_at_image_size_32_pool5_is_1x1_and_the_dense_tail_still_gives_probabilit
 
 
 def test_a_missing_weights_file_is_explained():
-    from tasks.vgg16 import load_vgg16
+    from tasks.vgg.vgg16 import load_vgg16
 
     with pytest.raises(StageError, match="neither imagenet, none, nor an existing file"):
         load_vgg16("/nowhere/vgg16.weights.h5", 0)
@@ -77,8 +77,9 @@ def test_sample_features_are_the_train_rows_not_a_second_pass(feature_root: Path
 
 
 def test_cached_features_equal_a_direct_conv_pass(feature_root: Path):
-    from tasks.preprocess import caffe_preprocess, load_photo
-    from tasks.vgg16 import conv_base, load_vgg16
+    from tasks.photos.decode import load_photo
+    from tasks.vgg.preprocess import caffe_preprocess
+    from tasks.vgg.vgg16 import conv_base, load_vgg16
 
     valid = read_feature_set(feature_root / "features", "valid")
     direct = conv_base(load_vgg16("none", 0)).predict_on_batch(caffe_preprocess(load_photo(Path(valid.paths[0])))[None])
@@ -86,9 +87,9 @@ def test_cached_features_equal_a_direct_conv_pass(feature_root: Path):
 
 
 def test_linear_head_learns_and_is_reproducible(feature_root: Path):
-    from tasks.head_inputs import head_inputs, load_subsets
+    from tasks.heads.inputs import head_inputs, load_subsets
     from tasks.train import fit_head
-    from tasks.vgg16 import load_vgg16
+    from tasks.vgg.vgg16 import load_vgg16
 
     train, valid = load_subsets(feature_root / "features", ["train", "valid"])
     vgg = load_vgg16("none", 0)
@@ -113,7 +114,7 @@ def test_predictions_are_in_id_order_and_must_be_finite():
 
 
 def test_a_local_weights_file_loads_the_same_network(tmp_path: Path):
-    from tasks.vgg16 import load_vgg16
+    from tasks.vgg.vgg16 import load_vgg16
 
     saved = load_vgg16("none", 7)
     path = tmp_path / "vgg16.weights.h5"
@@ -124,7 +125,7 @@ def test_a_local_weights_file_loads_the_same_network(tmp_path: Path):
 
 
 def test_imagenet_weights_offline_give_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from tasks.vgg16 import load_vgg16
+    from tasks.vgg.vgg16 import load_vgg16
 
     # An empty Keras home, so Keras must fetch; the fetch fails as it does offline, without a 528 MB download
     # where a network happens to exist.

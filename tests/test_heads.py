@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 from tasks.features import features
-from tasks.head_inputs import head_inputs, load_subsets
-from tasks.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
+from tasks.heads.inputs import head_inputs, load_subsets
+from tasks.core.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
 from tests.photos import organized_photos, split_photos
 
 # Settings that learn from 16 photos of random-network features; the lesson's RMSprop 0.1 overshoots here.
@@ -22,7 +22,7 @@ DENSE_PARAMS = TrainParams(head="dense", optimizer="adam", phases=(PhaseParams(3
 @pytest.fixture(scope="module")
 def cached(tmp_path_factory) -> tuple[Path, object]:
     """pool5 of 24 synthetic photos (8 for validation) from a seeded random VGG16, and that VGG16."""
-    from tasks.vgg16 import load_vgg16
+    from tasks.vgg.vgg16 import load_vgg16
 
     root = tmp_path_factory.mktemp("heads")
     organized = organized_photos(root, per_class=12, test_count=1, seed=3)
@@ -77,7 +77,7 @@ def test_phases_change_the_learning_rate_at_the_boundary(cached):
 def test_same_seed_data_and_params_give_the_same_predictions_after_a_save(cached, tmp_path):
     import keras
 
-    from tasks.heads import inference_copy
+    from tasks.heads.models.models import inference_copy
 
     params = TrainParams(head="linear", phases=(PhaseParams(0.1, 2), PhaseParams(0.01, 1)), batch_size=4, seed=5)
     predictions = []
@@ -93,9 +93,9 @@ def test_same_seed_data_and_params_give_the_same_predictions_after_a_save(cached
 
 
 def test_another_cut_trains_the_conv_head_and_the_others_refuse_it(tmp_path):
-    from tasks.feature_store import read_feature_set
+    from tasks.vgg.feature_store import read_feature_set
     from tasks.train import fit_head
-    from tasks.vgg16 import conv_base, load_vgg16
+    from tasks.vgg.vgg16 import conv_base, load_vgg16
 
     organized = organized_photos(tmp_path, per_class=4, test_count=1)
     manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2))

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import StageError
-from tasks.kaggle_credentials import CredentialSource, find_credentials
-from tasks.kaggle_source import download_competition
-from tasks.kaggle_submissions import submit_csv
+from tasks.core.errors import StageError
+from tasks.kaggle.credentials import CredentialSource, find_credentials
+from tasks.kaggle.source import download_competition
+from tasks.kaggle.submissions import submit_csv
 from tests.kaggle_fake import (CANARY_KEY, CANARY_TOKEN, CANARY_USER, COMPETITION, FakeKaggle,
                                build_competition_archive, log_loss)
 
@@ -115,8 +115,8 @@ def test_missing_credentials_stop_before_kaggle_is_imported(kaggle_home: Path, t
     script = textwrap.dedent("""
         import sys
         from pathlib import Path
-        from tasks.errors import StageError
-        from tasks.kaggle_source import download_competition
+        from tasks.core.errors import StageError
+        from tasks.kaggle.source import download_competition
         try:
             download_competition("c", Path(sys.argv[1]))
         except StageError as err:
@@ -133,7 +133,7 @@ def test_kaggle_json_readable_by_others_warns(kaggle_home: Path, caplog: pytest.
     config = kaggle_home / ".kaggle" / "kaggle.json"
     config.write_text(json.dumps({"username": CANARY_USER, "key": CANARY_KEY}))
     config.chmod(0o600)
-    with caplog.at_level(logging.WARNING, logger="tasks.kaggle_credentials"):
+    with caplog.at_level(logging.WARNING, logger="tasks.kaggle.credentials"):
         find_credentials({"HOME": str(kaggle_home)})
         assert caplog.records == []
         config.chmod(0o644)
@@ -226,7 +226,7 @@ def test_download_retries_transient_failures(kaggle_server: FakeKaggle, tmp_path
                                              reason: str) -> None:
     kaggle_server.fail(endpoint, fault)
     target = tmp_path / "raw" / "c.zip"
-    with caplog.at_level(logging.WARNING, logger="tasks.kaggle_client"):
+    with caplog.at_level(logging.WARNING, logger="tasks.kaggle.client"):
         download_competition(COMPETITION, target, **FAST)
     assert target.read_bytes() == kaggle_server.archive.data
     assert [r.getMessage() for r in caplog.records] == [
@@ -392,7 +392,7 @@ def test_token_does_not_leak_even_with_the_client_verbose(kaggle_server: FakeKag
     script = textwrap.dedent(f"""
         import logging, sys
         from pathlib import Path
-        from tasks.kaggle_source import download_competition
+        from tasks.kaggle.source import download_competition
         logging.basicConfig(level=logging.DEBUG)
         download_competition({COMPETITION!r}, Path(sys.argv[1]))
         print("done")

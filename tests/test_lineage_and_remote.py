@@ -160,8 +160,8 @@ def test_verify_fails_naming_the_tampered_file(origin: Path, tmp_path: Path, kin
 
 
 def test_a_record_is_refused_when_the_inputs_are_not_what_dvc_lock_chains(origin: Path, tmp_path: Path, monkeypatch):
-    from tasks.errors import StageError
-    from tasks.lineage import build_record, read_lock
+    from tasks.core.errors import StageError
+    from tasks.lineage.record import build_record, read_lock
 
     workspace = tmp_path / "copy"
     shutil.copytree(origin, workspace, symlinks=True)
@@ -203,11 +203,11 @@ def test_flow_stages_pull_from_the_remote_instead_of_running(origin: Path, tmp_p
 
 
 def remote_check(workspace: Path):
-    return run_tool([sys.executable, "-m", "tasks.remote_check"], workspace, check=False)
+    return run_tool([sys.executable, "-m", "tasks.remote.check"], workspace, check=False)
 
 
 def _assert_fails_and_changes_nothing(clone: Path, dvc_says: str, check_says: str) -> None:
-    """dvc pull and dvc repro --pull fail, saying dvc_says; tasks.remote_check says check_says; no file changes."""
+    """dvc pull and dvc repro --pull fail, saying dvc_says; tasks.remote.check says check_says; no file changes."""
     before = workspace_state(clone)
     for args in (["pull"], ["repro", "--pull"]):
         result = dvc(clone, *args, check=False)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.model_file import save_model
+from tasks.heads.model_file import save_model
 
 
 def test_two_saves_a_second_apart_are_byte_identical_and_load(tmp_path: Path):

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.errors import StageError
-from tasks.params import load_params, parse_params
+from tasks.core.errors import StageError
+from tasks.core.params import load_params, parse_params
 from tests.conftest import PROJECT, merge
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tasks.feature_store import read_feature_set
-from tasks.params import load_params
+from tasks.vgg.feature_store import read_feature_set
+from tasks.core.params import load_params
 from tests.conftest import dvc, make_workspace, stages_ran, write_params
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]

@@ -85,7 +85,7 @@ def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_ha
 
 def test_params_that_cannot_work_fail_the_flow_before_any_stage(workspace: Path, prefect_harness):
     from flows.lesson2 import lesson2
-    from tasks.errors import StageError
+    from tasks.core.errors import StageError
 
     write_params(workspace, {"split": {"valid_size": 1000}})
     state = lesson2(workspace=str(workspace), return_state=True)
@@ -97,7 +97,7 @@ def test_params_that_cannot_work_fail_the_flow_before_any_stage(workspace: Path,
 
 def test_a_bad_override_fails_the_flow_before_any_stage_runs(workspace: Path, prefect_harness):
     from flows.lesson2 import lesson2
-    from tasks.errors import StageError
+    from tasks.core.errors import StageError
 
     before = (workspace / "params.yaml").read_bytes()
     state = lesson2(workspace=str(workspace), overrides={"train.epoch": 5}, return_state=True)

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from tasks.download import download
-from tasks.errors import StageError
-from tasks.log_loss import log_loss
-from tasks.params import DownloadParams
+from tasks.core.errors import StageError
+from tasks.competition.log_loss import log_loss
+from tasks.core.params import DownloadParams
 from tests.conftest import dvc, make_workspace, stages_ran, write_params
 from tests.kaggle_fake import CANARY_KEY, CANARY_TOKEN
 

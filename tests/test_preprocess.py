@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tasks.preprocess import caffe_preprocess, load_photo
+from tasks.photos.decode import load_photo
+from tasks.vgg.preprocess import caffe_preprocess
 
 
 def test_one_pixel_by_hand():

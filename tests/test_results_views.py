@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 
 from tasks.clip import AUTO_BOUNDS, auto_bounds, clip_metrics, resolve_bounds
-from tasks.errors import StageError
-from tasks.filter_grid import filter_images, write_filter_grid
-from tasks.grade import grade, read_labels
-from tasks.log_loss import log_loss
+from tasks.core.errors import StageError
+from tasks.vgg.filter_grid import filter_images, write_filter_grid
+from tasks.competition.grade import grade, read_labels
+from tasks.competition.log_loss import log_loss
 from tasks.predict import confusion_frame
-from tasks.validation_views import VIEWS, choose_views, write_views
+from tasks.photos.validation_views import VIEWS, choose_views, write_views
 from tests.conftest import PROJECT, tool_env
 
 # Ten validation photos: 5 cats (0) then 5 dogs (1); two confident mistakes (rows 1 and 8), one near-coin-toss (row 4).
@@ -106,7 +106,7 @@ def test_grade_agrees_with_a_hand_computation(tmp_path: Path):
     labels = write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]})
     by_hand = -(math.log(0.9) + math.log(1 - 0.6) + math.log(1 - 0.2)) / 3
     assert grade(pd.read_csv(submission), read_labels(labels)) == pytest.approx(by_hand, rel=1e-12)
-    result = subprocess.run([sys.executable, "-m", "tasks.grade", str(submission), str(labels)],
+    result = subprocess.run([sys.executable, "-m", "tasks.competition.grade", str(submission), str(labels)],
                             cwd=PROJECT, env=tool_env(), capture_output=True, text=True, check=True)
     assert float(result.stdout) == pytest.approx(by_hand, abs=1e-6)
 
@@ -121,6 +121,6 @@ def test_grade_applies_submits_format_checks_and_explains_bad_labels(tmp_path: P
         read_labels(write_csv(tmp_path / "soft.csv", {"id": [1], "label": [0.7]}))
     with pytest.raises(StageError, match="does not exist"):
         read_labels(tmp_path / "missing.csv")
-    bad = subprocess.run([sys.executable, "-m", "tasks.grade", str(tmp_path / "nope.csv"), str(tmp_path / "labels.csv")],
+    bad = subprocess.run([sys.executable, "-m", "tasks.competition.grade", str(tmp_path / "nope.csv"), str(tmp_path / "labels.csv")],
                          cwd=PROJECT, env=tool_env(), capture_output=True, text=True)
     assert bad.returncode == 2 and "error: grade: submission" in bad.stderr and "Traceback" not in bad.stderr

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from flows.run_params import apply_overrides, params_in_place, read_params_file, validated_params
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 from tests.conftest import project_params
 
 

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import StageError
-from tasks.params import SplitParams
+from tasks.core.errors import StageError
+from tasks.core.params import SplitParams
 from tasks.split import natural_key, plan_split, split, stratified_counts
-from tasks.photo_manifest import read_manifest
+from tasks.photos.manifest import read_manifest
 from tests.photos import organized_photos
 
 

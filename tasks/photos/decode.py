@@ -1,4 +1,4 @@
-"""Photo decoding and VGG16's ImageNet "caffe" preprocessing."""
+"""Photo decoding: any format Pillow opens, to square RGB uint8, refusing what can't be decoded."""
 from __future__ import annotations
 
 import struct
@@ -9,8 +9,6 @@ import numpy as np
 from PIL import Image
 
 IMAGE_SIZE = 224
-# ImageNet channel means in BGR order, the ones VGG16 was trained with.
-CAFFE_BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 # Pillow's own bomb threshold (~89 megapixels); above it Pillow only warns, up to twice it. We refuse
 # outright: a competition photo is ~0.2 megapixels, and a declared size this big is a bomb, not a photo.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
@@ -40,7 +38,3 @@ def load_photo(source: Path | BinaryIO, size: int = IMAGE_SIZE) -> np.ndarray:
     except _DECODE_ERRORS as err:
         raise UnreadablePhoto(f"{type(err).__name__}: {err}") from None
 
-
-def caffe_preprocess(rgb: np.ndarray) -> np.ndarray:
-    """RGB uint8 -> BGR float32 minus the ImageNet means, no scaling (what keras' vgg16.preprocess_input does)."""
-    return rgb[..., ::-1].astype(np.float32) - CAFFE_BGR_MEANS

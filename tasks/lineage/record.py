@@ -1,6 +1,6 @@
 """Lineage records for the model and the submission: the chain of hashes and params back to the raw archive.
 
-Written by the train and submit stages (`record_lineage`), shown and verified (tasks/lineage_check.py) from the shell:
+Written by the train and submit stages (`record_lineage`), shown and verified (tasks/lineage/check.py) from the shell:
   python -m tasks.lineage show   models/head.keras | data/submission/submission.csv  [--json]
   python -m tasks.lineage verify models/head.keras | data/submission/submission.csv  [--json]
 """
@@ -18,13 +18,13 @@ from typing import Any
 
 import yaml
 
-from tasks.atomic_output import write_json
-from tasks.digests import file_digest, path_digest
-from tasks.errors import StageError, run_stage
-from tasks.lineage_check import dvc_cache_dir, verify
-from tasks.params import PARAMS_FILE
-from tasks.photo_manifest import read_manifest
-from tasks.run_context import run_context
+from tasks.core.atomic_output import write_json
+from tasks.lineage.digests import file_digest, path_digest
+from tasks.core.errors import StageError
+from tasks.lineage.check import dvc_cache_dir, verify
+from tasks.core.params import PARAMS_FILE
+from tasks.photos.manifest import read_manifest
+from tasks.lineage.run_context import run_context
 
 SCHEMA = 1
 DVC_YAML = Path("dvc.yaml")
@@ -322,6 +322,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"verify: all {len(findings)} recorded hashes match for {record['artifact']['path']}", file=sys.stderr)
     return 0
 
-
-if __name__ == "__main__":
-    run_stage("lineage", lambda: sys.exit(main()))

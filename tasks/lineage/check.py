@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.digests import cache_object, cached_listing, dir_listing, file_digest, listing_md5
+from tasks.lineage.digests import cache_object, cached_listing, dir_listing, file_digest, listing_md5
 
 
 @dataclass(frozen=True)

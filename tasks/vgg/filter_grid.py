@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.atomic_output import atomic_file
+from tasks.core.atomic_output import atomic_file
 
 FIRST_CONV = "block1_conv1"
 

@@ -5,7 +5,7 @@ import re
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 
 TRAIN_ZIP = "train.zip"
 TEST_ZIP = "test.zip"

@@ -6,8 +6,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from tasks.atomic_output import atomic_file
-from tasks.competition_archive import ZIP_EPOCH
+from tasks.core.atomic_output import atomic_file
+from tasks.competition.archive import ZIP_EPOCH
 
 METADATA = "metadata.json"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tasks.errors import StageError
-from tasks.preprocess import IMAGE_SIZE
+from tasks.core.errors import StageError
+from tasks.photos.decode import IMAGE_SIZE
 
 FEATURE_LAYER = "block5_pool"
 DENSE_LAYERS = ("flatten", "fc1", "fc2", "predictions")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 
 log = logging.getLogger(__name__)
 

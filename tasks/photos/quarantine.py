@@ -8,8 +8,9 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from tasks.errors import StageError
-from tasks.preprocess import CAFFE_BGR_MEANS, IMAGE_SIZE, UnreadablePhoto, load_photo
+from tasks.core.errors import StageError
+from tasks.photos.decode import IMAGE_SIZE, UnreadablePhoto, load_photo
+from tasks.vgg.preprocess import CAFFE_BGR_MEANS
 
 REPORT_FILE = "quarantine.csv"
 REPORT_COLUMNS = ["subset", "id", "path", "reason", "action"]

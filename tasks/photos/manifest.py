@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from tasks.atomic_output import atomic_file
-from tasks.errors import StageError
+from tasks.core.atomic_output import atomic_file
+from tasks.core.errors import StageError
 
 COLUMNS = ("subset", "label", "id", "path", "md5")
 TEST_SUBSET = "test"  # reorganize lists test photos under it, and split passes them through unchanged

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.errors import StageError
-from tasks.feature_store import FeatureSet, read_feature_set
+from tasks.core.errors import StageError
+from tasks.vgg.feature_store import FeatureSet, read_feature_set
 
 # train.dataset -> (subset trained on, subset validated on)
 DATASET_SUBSETS = {"full": ("train", "valid"), "sample": ("sample_train", "sample_valid")}
@@ -17,7 +17,7 @@ HEAD_INPUT_LAYER = {"linear": "predictions", "last_layer": "fc2", "dense": None,
 
 def check_cut(head: str, layer: str) -> None:
     """Refuse a head that needs VGG16's dense layers when the cache holds another cut than pool5."""
-    from tasks.vgg16 import FEATURE_LAYER as POOL5
+    from tasks.vgg.vgg16 import FEATURE_LAYER as POOL5
 
     if head != "conv" and layer != POOL5:
         raise StageError(
@@ -28,7 +28,7 @@ def check_cut(head: str, layer: str) -> None:
 
 def head_inputs(head: str, layer: str, feature_sets: list[FeatureSet], vgg) -> list[np.ndarray]:
     """Inputs of `head` for each feature set, from the cache: no second conv pass. vgg supplies the dense layers."""
-    from tasks.vgg16 import dense_tail, run_in_batches
+    from tasks.vgg.vgg16 import dense_tail, run_in_batches
 
     check_cut(head, layer)
     until = HEAD_INPUT_LAYER[head]

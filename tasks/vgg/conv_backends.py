@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 
 ConvRunner = Callable[[np.ndarray], np.ndarray]  # (N, H, W, 3) float32 -> (N, 7, 7, 512) float32
 BACKENDS = ("keras", "onnxruntime", "openvino")

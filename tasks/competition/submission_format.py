@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 
 
 def read_submission(path: Path) -> pd.DataFrame:

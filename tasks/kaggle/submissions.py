@@ -7,9 +7,9 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import StageError
-from tasks.kaggle_client import KaggleCalls, TransientError, login
-from tasks.kaggle_credentials import find_credentials, redact
+from tasks.core.errors import StageError
+from tasks.kaggle.client import KaggleCalls, TransientError, login
+from tasks.kaggle.credentials import find_credentials, redact
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tasks.errors import StageError
-from tasks.kaggle_credentials import TOKEN_URL, CredentialSource, redact
+from tasks.core.errors import StageError
+from tasks.kaggle.credentials import TOKEN_URL, CredentialSource, redact
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Check the DVC remote before a push or pull: the endpoint answers, the credentials are accepted, the bucket exists.
 
-  python -m tasks.remote_check [REMOTE]     (default: the default remote)
+  python -m tasks.remote.check [REMOTE]     (default: the default remote)
 
 DVC reports a refused key as a bare "403 Forbidden" on some object; this says which remote, endpoint and what to fix.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from urllib.parse import urlparse
 
-from tasks.errors import StageError, run_stage
+from tasks.core.errors import StageError, run_stage
 
 
 def remote_config(name: str | None) -> tuple[str, dict]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tasks.competition_archive import SAMPLE_SUBMISSION, TEST_ZIP, TRAIN_ZIP, write_member
+from tasks.competition.archive import SAMPLE_SUBMISSION, TEST_ZIP, TRAIN_ZIP, write_member
 
 
 def draw_photo(rng: np.random.Generator, is_dog: bool, size: tuple[int, int]) -> Image.Image:

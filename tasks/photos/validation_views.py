@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tasks.atomic_output import atomic_file
+from tasks.core.atomic_output import atomic_file
 
 VIEWS = ("random_correct", "random_incorrect", "confident_correct", "confident_incorrect", "uncertain")
 TILES = 4  # photos per view, and per class in the two `confident` views: what the lesson shows

@@ -1,4 +1,4 @@
-"""Score a submission CSV against labelled ids with the competition's log loss: `python -m tasks.grade SUBMISSION LABELS`."""
+"""Score a submission CSV against labelled ids with the competition's log loss: `python -m tasks.competition.grade SUBMISSION LABELS`."""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.errors import StageError, run_stage
-from tasks.log_loss import log_loss
-from tasks.submission_format import read_submission, validate_submission
+from tasks.core.errors import StageError, run_stage
+from tasks.competition.log_loss import log_loss
+from tasks.competition.submission_format import read_submission, validate_submission
 
 
 def read_labels(path: Path) -> pd.DataFrame:
@@ -34,7 +34,7 @@ def grade(submission: pd.DataFrame, labels: pd.DataFrame, name: str = "submissio
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tasks.grade", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tasks.competition.grade", description=__doc__.splitlines()[0])
     parser.add_argument("submission", type=Path, help="id,label CSV with label = P(dog)")
     parser.add_argument("labels", type=Path, help="id,label CSV with label = 1 for dog, 0 for cat")
     args = parser.parse_args()

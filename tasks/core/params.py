@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import yaml
 
-from tasks.errors import StageError
+from tasks.core.errors import StageError
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -19,7 +19,7 @@ PARAMS_FILE = Path("params.yaml")
 class PathsParams:
     raw_archive: str
     organized: str
-    organized_index: str  # reorganize's list of its photos with their md5s (tasks/photo_manifest.py)
+    organized_index: str  # reorganize's list of its photos with their md5s (tasks/photos/manifest.py)
     split: str  # split's manifest: which photo is in which subset
     features: str
     model: str
@@ -27,7 +27,7 @@ class PathsParams:
     submission: str
     receipt: str
     metrics: str
-    model_lineage: str  # lineage records (tasks/lineage.py): written beside what they describe
+    model_lineage: str  # lineage records (tasks/lineage/record.py): written beside what they describe
     submission_lineage: str
 
 

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks.atomic_output import atomic_file
-from tasks.competition_archive import REQUIRED_MEMBERS
-from tasks.errors import StageError
-from tasks.kaggle_client import KaggleCalls, TransientError, login
-from tasks.kaggle_credentials import find_credentials
+from tasks.core.atomic_output import atomic_file
+from tasks.competition.archive import REQUIRED_MEMBERS
+from tasks.core.errors import StageError
+from tasks.kaggle.client import KaggleCalls, TransientError, login
+from tasks.kaggle.credentials import find_credentials
 
 log = logging.getLogger(__name__)
 
