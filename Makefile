@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Prefect's temporary server (make run) gets 20 s to start by default: not enough on a busy 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: run test dag bench gpu-wheels remote-check
+.PHONY: run test test-fast dag bench gpu-wheels remote-check
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(BOOTSTRAP_PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -28,6 +28,10 @@ run: $(VENV)/.synced
 
 test: $(VENV)/.synced
 	$(PY) -m pytest -q
+
+# The fast tier alone (tests/unit): under a minute, for the edit-test loop.
+test-fast: $(VENV)/.synced
+	$(PY) -m pytest -q -m "not slow"
 
 dag: $(VENV)/.synced
 	$(PY) -m dvc dag

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from bench.photos import REAL_SAMPLE
-from tests.conftest import dvc, make_workspace, stages_ran
+from tests.support.workspace import dvc, make_workspace, stages_ran
 
 # The conv pass at 224x224 would take 40 minutes for 37,500 photos on 2 cores; at 32x32 it is 49x cheaper, and
 # what this figure measures (DVC's bookkeeping of 37,500 files) does not depend on the size.

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 
 from tasks.core.params import SplitParams
-from tests.conftest import PROJECT, project_params, tool_env
-from tests.photos import organized_photos, split_photos
+from tests.support.workspace import PROJECT, project_params, tool_env
+from tests.support.photos import organized_photos, split_photos
 
 POLL_SECONDS = 0.05  # VmHWM only grows, so polling misses at most the last 50 ms of a run
 

@@ -6,7 +6,7 @@ import yaml
 
 from flows.run_params import apply_overrides, params_in_place, read_params_file, validated_params
 from tasks.core.errors import StageError
-from tests.conftest import project_params
+from tests.support.workspace import project_params
 
 
 def test_dotted_keys_override_only_what_they_name():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import tool_env
+from tests.support.workspace import tool_env
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

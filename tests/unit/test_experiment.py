@@ -7,7 +7,7 @@ import yaml
 
 from flows.experiment import experiment_name, free_name, head_commit, save_experiment, untracked_outputs
 from tasks.core.errors import StageError
-from tests.conftest import dvc, run_tool
+from tests.support.workspace import dvc, run_tool
 
 STAGE = {
     "cmd": "echo '{\"n\": 3}' > metrics.json && echo x > out.txt",

@@ -9,10 +9,9 @@ from tasks.download import download
 from tasks.core.errors import StageError
 from tasks.competition.log_loss import log_loss
 from tasks.core.params import DownloadParams
-from tests.conftest import dvc, make_workspace, stages_ran, write_params
-from tests.kaggle_fake import CANARY_KEY, CANARY_TOKEN
+from tests.support.workspace import dvc, make_workspace, stages_ran, write_params
+from tests.support.kaggle_fake import CANARY_KEY, CANARY_TOKEN
 
-pytest_plugins = ["tests.kaggle_fixtures"]
 
 KAGGLE_RUN = {
     "download": {"source": "kaggle"},

@@ -20,8 +20,8 @@ import yaml
 
 from flows.dvc_stages import StageFailed, reproduce_stage
 from tasks.core.atomic_output import remove_path
-from tests.bad_inputs import png_bomb, synthetic_with_bad_photos, truncated_jpeg
-from tests.conftest import make_workspace, stages_ran, tool_env
+from tests.support.bad_inputs import png_bomb, synthetic_with_bad_photos, truncated_jpeg
+from tests.support.workspace import make_workspace, stages_ran, tool_env
 
 CANARIES = {
     "KAGGLE_KEY": "canary-kaggle-key-31e5b0",

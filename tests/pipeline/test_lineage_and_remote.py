@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from flows.dvc_stages import execution_order, reproduce_stage, stage_graph
-from tests.conftest import dvc, make_workspace, run_tool, stages_ran
-from tests.s3_remote import CREDENTIALS, add_remote, s3_endpoint, workspace_state  # noqa: F401  (s3_endpoint is a fixture)
+from tests.support.workspace import dvc, make_workspace, run_tool, stages_ran
+from tests.support.s3_remote import CREDENTIALS, add_remote, s3_endpoint, workspace_state  # noqa: F401  (s3_endpoint is a fixture)
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
 FLOW_RUN_ID = "0b9d6a52-6c1e-4bd4-9d5e-5f0c3a7e1f11"

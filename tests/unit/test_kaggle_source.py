@@ -16,10 +16,9 @@ from tasks.core.errors import StageError
 from tasks.kaggle.credentials import CredentialSource, find_credentials
 from tasks.kaggle.source import download_competition
 from tasks.kaggle.submissions import submit_csv
-from tests.kaggle_fake import (CANARY_KEY, CANARY_TOKEN, CANARY_USER, COMPETITION, FakeKaggle,
+from tests.support.kaggle_fake import (CANARY_KEY, CANARY_TOKEN, CANARY_USER, COMPETITION, FakeKaggle,
                                build_competition_archive, log_loss)
 
-pytest_plugins = ["tests.kaggle_fixtures"]
 
 FAST = {"attempts": 3, "backoff_s": 0.01}  # real backoff starts at 2 s; the retry logic is the same
 FAST_POLL = {"poll_interval_s": 0.01, "poll_timeout_s": 5.0}
@@ -122,7 +121,7 @@ def test_missing_credentials_stop_before_kaggle_is_imported(kaggle_home: Path, t
         except StageError as err:
             print("kaggle imported:", "kaggle" in sys.modules, "|", str(err).split(".")[0])
     """)
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "c.zip")], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(repo)}, cwd=repo, timeout=60)
     assert (run.stdout, run.stderr) == ("kaggle imported: False | no Kaggle credentials found\n", "")
@@ -397,7 +396,7 @@ def test_token_does_not_leak_even_with_the_client_verbose(kaggle_server: FakeKag
         download_competition({COMPETITION!r}, Path(sys.argv[1]))
         print("done")
     """)
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "c.zip")], capture_output=True, text=True,
                          env=env, cwd=repo, timeout=120)

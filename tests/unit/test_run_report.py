@@ -6,7 +6,7 @@ import yaml
 
 from flows.run_params import validated_params
 from flows.run_report import lineage_markdown, metric_rows, weights_identity
-from tests.conftest import project_params
+from tests.support.workspace import project_params
 
 
 def test_metric_rows_name_each_scalar_by_file_and_key(tmp_path: Path):

@@ -7,7 +7,7 @@ from tasks.core.errors import StageError
 from tasks.core.params import SplitParams
 from tasks.split import natural_key, plan_split, split, stratified_counts
 from tasks.photos.manifest import read_manifest
-from tests.photos import organized_photos
+from tests.support.photos import organized_photos
 
 
 def train_pool(cats: int, dogs: int) -> dict[str, list[str]]:

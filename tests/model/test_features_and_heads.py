@@ -9,7 +9,7 @@ from tasks.features import features
 from tasks.core.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
 from tasks.predict import prediction_frames
 from tasks.core.errors import StageError
-from tests.photos import organized_photos, split_photos
+from tests.support.photos import organized_photos, split_photos
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from tasks.core.params import FeaturesParams, SplitParams
 from tasks.photos.decode import load_photo
 from tasks.vgg.preprocess import caffe_preprocess
 from tasks.split import split
-from tests.photos import organized_photos
+from tests.support.photos import organized_photos
 
 # float32 backends differ from Keras only by summation order: relative to the largest feature, well under this.
 FLOAT32_TOLERANCE = 1e-4

@@ -16,7 +16,7 @@ from tasks.competition.grade import grade, read_labels
 from tasks.competition.log_loss import log_loss
 from tasks.predict import confusion_frame
 from tasks.photos.validation_views import VIEWS, choose_views, write_views
-from tests.conftest import PROJECT, tool_env
+from tests.support.workspace import PROJECT, tool_env
 
 # Ten validation photos: 5 cats (0) then 5 dogs (1); two confident mistakes (rows 1 and 8), one near-coin-toss (row 4).
 IS_DOG = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])

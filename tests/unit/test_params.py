@@ -6,7 +6,7 @@ import yaml
 
 from tasks.core.errors import StageError
 from tasks.core.params import load_params, parse_params
-from tests.conftest import PROJECT, merge
+from tests.support.workspace import PROJECT, merge
 
 
 def project_yaml() -> dict:

@@ -7,7 +7,7 @@ import yaml
 
 from tasks.vgg.feature_store import read_feature_set
 from tasks.core.params import load_params
-from tests.conftest import dvc, make_workspace, stages_ran, write_params
+from tests.support.workspace import dvc, make_workspace, stages_ran, write_params
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
 

@@ -1,6 +1,6 @@
 """Pytest fixtures that point the real kaggle client at the fake Kaggle server, with canary credentials.
 
-Use them with `pytest_plugins = ["tests.kaggle_fixtures"]` in a test module. Everything is set through
+Use them with `pytest_plugins = ["tests.support.kaggle_fixtures"]` in a test module. Everything is set through
 os.environ (monkeypatch), so subprocesses such as `dvc repro` inherit it.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kaggle_fake import (CANARY_KEY, CANARY_TOKEN, CANARY_USER, CompetitionArchive, FakeKaggle,
+from tests.support.kaggle_fake import (CANARY_KEY, CANARY_TOKEN, CANARY_USER, CompetitionArchive, FakeKaggle,
                                FakeKaggleServer, build_competition_archive)
 # KAGGLE_API_ENVIRONMENT=LOCALHOST makes the client call http://localhost/api/v1/...: port 80, fixed.
 PORT = 80

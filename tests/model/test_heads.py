@@ -8,7 +8,7 @@ from tasks.core.errors import StageError
 from tasks.features import features
 from tasks.heads.inputs import head_inputs, load_subsets
 from tasks.core.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
-from tests.photos import organized_photos, split_photos
+from tests.support.photos import organized_photos, split_photos
 
 # Settings that learn from 16 photos of random-network features; the lesson's RMSprop 0.1 overshoots here.
 HEAD_PARAMS = {

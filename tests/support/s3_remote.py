@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import dvc
+from tests.support.workspace import dvc
 
 BUCKET = "dogs-vs-cats-cache"
 REMOTE = "storage"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from flows.dvc_stages import StageFailed, execution_order, stage_graph
-from tests.conftest import PROJECT, write_params
+from tests.support.workspace import PROJECT, write_params
 
 
 @pytest.fixture(scope="module")

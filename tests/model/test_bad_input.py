@@ -18,9 +18,9 @@ from tasks.photos.decode import UnreadablePhoto, load_photo
 from tasks.vgg.preprocess import caffe_preprocess
 from tasks.reorganize import reorganize
 from tasks.competition.submission_format import validate_submission
-from tests.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
-from tests.conftest import PROJECT, merge
-from tests.photos import organized_photos, reorganize_with, split_photos
+from tests.support.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
+from tests.support.workspace import PROJECT, merge
+from tests.support.photos import organized_photos, reorganize_with, split_photos
 
 JPEG = encoded(Image.fromarray(photo_pixels()), "JPEG")
 
