@@ -2,7 +2,7 @@
 # The conv pass on a lent GPU, float32 vs bf16: `bash bench/gpu.sh [--images N] [--batch-size B]`.
 # Interpreter: the project's .venv when it holds TensorFlow with CUDA (`uv sync --extra gpu`); else the machine's
 # python3 with Keras on JAX. The device tool's H200 image has JAX with CUDA but neither TensorFlow nor Keras and no
-# network, so a session carries Keras and its two missing needs as wheels (README, "Speed"): they are installed
+# network, so a session carries Keras and its two missing needs as wheels (docs/performance.md): they are installed
 # from .whl/ when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
