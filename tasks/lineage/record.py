@@ -1,18 +1,14 @@
 """Lineage records for the model and the submission: the chain of hashes and params back to the raw archive.
 
-Written by the train and submit stages (`record_lineage`), shown and verified (tasks/lineage/check.py) from the shell:
-  python -m tasks.lineage show   models/head.keras | data/submission/submission.csv  [--json]
-  python -m tasks.lineage verify models/head.keras | data/submission/submission.csv  [--json]
+Built and written by the train and submit stages (`record_lineage`); shown and verified with `python -m tasks.lineage`
+(tasks/lineage/__main__.py).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import sys
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +17,6 @@ import yaml
 from tasks.core.atomic_output import write_json
 from tasks.lineage.digests import file_digest, path_digest
 from tasks.core.errors import StageError
-from tasks.lineage.check import dvc_cache_dir, verify
 from tasks.core.params import PARAMS_FILE
 from tasks.photos.manifest import read_manifest
 from tasks.lineage.run_context import run_context
@@ -221,104 +216,3 @@ def record_lineage(stage: str, artifact: Path, record_path: Path) -> dict:
     write_json(record_path, record)
     print(f"{stage}: lineage of {artifact} written to {record_path}")
     return record
-
-
-# --- show ---------------------------------------------------------------------------------------------------------
-
-
-def _short(entry: dict) -> str:
-    """path (md5 prefix[, n files])."""
-    extra = f", {entry['nfiles']} files" if "nfiles" in entry else ""
-    return f"{entry['path']} (md5 {entry['md5'][:12]}{extra})"
-
-
-def _flat(params: dict, prefix: str = "") -> list[str]:
-    """Nested params as key=value strings."""
-    items = []
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        items += _flat(value, f"{name}.") if isinstance(value, dict) else [f"{name}={value}"]
-    return items
-
-
-def render(record: dict) -> str:
-    """The chain from the artifact back to the raw archive, for a person."""
-    art = record["artifact"]
-    lines = [f"{art['path']}  sha256 {art['sha256']}  md5 {art['md5']}", ""]
-    stages = [record["stage"], *reversed(record.get("upstream", []))]
-    for link in stages:
-        params = ", ".join(_flat(link.get("params", {})))
-        lines.append(f"<- {link['name']}: `{link.get('cmd')}`" + (f"  [{params}]" if params else ""))
-        for dep in link.get("deps", []):
-            lines.append(f"     from {_short(dep)}")
-        for out in link.get("outs", []):
-            lines.append(f"     made {_short(out)}")
-    source = record.get("source")
-    if source:
-        origin = ", ".join(f"{k} {v}" for k, v in source.items() if k != "archive")
-        lines += ["", f"raw archive: {origin}; {_short(source['archive'])}"]
-    if "split" in record:
-        lines.append("split: " + ", ".join(_flat(record["split"])))
-    if "features" in record:
-        vgg16 = record["features"]["vgg16"]
-        lines.append(f"VGG16 weights: {vgg16['identity']}" + (f", sha256 {vgg16['sha256']}" if "sha256" in vgg16 else ""))
-    for path, values in record.get("metrics", {}).items():
-        lines.append(f"metrics {path}: " + ", ".join(_flat(values)))
-    model = record.get("model", {}).get("lineage")
-    runs = [("this stage", record)] + ([("training", model)] if model else [])
-    for label, rec in runs:
-        git = rec["git"]
-        dirty = f"dirty: {', '.join(git['changed'])}" if git["dirty"] else "clean"
-        lines += [
-            "",
-            f"{label} ran at {rec['written_at']}, git {git['commit']} ({dirty})",
-            "  versions: " + ", ".join(f"{k} {v}" for k, v in rec["versions"].items()),
-            "  hardware: " + ", ".join(f"{k} {v}" for k, v in rec["hardware"].items()),
-            f"  Prefect flow run: {rec['prefect_flow_run_id'] or 'none (not run by the flow)'}",
-        ]
-    return "\n".join(lines)
-
-
-# --- command line -------------------------------------------------------------------------------------------------
-
-
-def record_path_for(target: Path, params_data: dict) -> Path:
-    """The lineage record of a model or submission path (or the record itself when given one)."""
-    paths = params_data["paths"]
-    records = {paths["model"]: paths["model_lineage"], paths["submission"]: paths["submission_lineage"]}
-    name = target.as_posix()
-    if name in records.values():
-        return target
-    if name not in records:
-        raise StageError(f"no lineage record is kept for {name}; give one of: {', '.join(records)}")
-    return Path(records[name])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.lineage", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["show", "verify"])
-    parser.add_argument("path", type=Path, help="models/head.keras or data/submission/submission.csv (or its record)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
-    record_path = record_path_for(args.path, yaml.safe_load(PARAMS_FILE.read_text()))
-    if not record_path.is_file():
-        raise StageError(f"{record_path} not found: reproduce or pull the pipeline first (`dvc repro --pull`)")
-    record = json.loads(record_path.read_text())
-    if args.command == "show":
-        print(json.dumps(record, indent=2) if args.json else render(record))
-        return 0
-    findings = verify(record, record_path, read_lock() if LOCK_FILE.is_file() else None, dvc_cache_dir())
-    failed = [f for f in findings if not f.ok]
-    if args.json:
-        print(json.dumps({"ok": not failed, "findings": [asdict(f) for f in findings]}, indent=2))
-    else:
-        for f in findings:
-            print(f"{'ok  ' if f.ok else 'FAIL'}  {f.path}: {f.detail}")
-    if failed:
-        names = "; ".join(f.path for f in failed)
-        artifact = record["artifact"]["path"]
-        print(f"verify: {len(failed)} of {len(findings)} checks FAILED for {artifact}: {names}", file=sys.stderr)
-        return 1
-    print(f"verify: all {len(findings)} recorded hashes match for {record['artifact']['path']}", file=sys.stderr)
-    return 0
-
