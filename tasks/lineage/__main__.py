@@ -16,8 +16,8 @@ import yaml
 
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import PARAMS_FILE
-from tasks.lineage.check import dvc_cache_dir, verify
-from tasks.lineage.record import LOCK_FILE, read_lock
+from tasks.lineage.check import verify
+from tasks.lineage.dvc_project import read_project
 from tasks.lineage.show import render
 
 
@@ -35,7 +35,8 @@ def record_path_for(target: Path, params_data: dict) -> Path:
 
 def report_verify(record: dict, record_path: Path, as_json: bool) -> int:
     """Check every hash in record against the workspace, the DVC cache and dvc.lock; print the findings; 1 if any failed."""
-    findings = verify(record, record_path, read_lock() if LOCK_FILE.is_file() else None, dvc_cache_dir())
+    project = read_project()
+    findings = verify(record, record_path, project.lock, project.cache_dir)
     failed = [f for f in findings if not f.ok]
     if as_json:
         print(json.dumps({"ok": not failed, "findings": [asdict(f) for f in findings]}, indent=2))

@@ -133,6 +133,12 @@ def test_the_lock_is_none_before_a_run_and_dvcs_own_after(tmp_path: Path, monkey
     assert [out["path"] for out in lock["train"]["outs"]] == [
         "metrics/history.csv", "metrics/train.json", "models/model.bin", "models/model.lineage.json"]
     assert read_project(root).cache_dir == root / ".dvc" / "cache" / "files" / "md5"
+    # train's command read the project while this process held DVC's lock, and chained make's locked output
+    record = json.loads((root / RECORD).read_text())
+    make_out = {k: v for k, v in lock["make"]["outs"][0].items() if k != "hash"}
+    assert record["upstream"] == [
+        {"name": "make", "cmd": lock["make"]["cmd"], "params": {"make.size": 3}, "deps": [], "outs": [make_out]}]
+    assert record["stage"]["cmd"] == lock["train"]["cmd"] and record["stage"]["params"] == {"train": PARAMS["train"]}
 
 
 def test_dvc_errors_become_one_sentence(tmp_path: Path):
@@ -142,3 +148,36 @@ def test_dvc_errors_become_one_sentence(tmp_path: Path):
     with pytest.raises(StageError, match=re.escape("DVC cannot read the project at") + ".*nowhere"):
         read_project(broken)
 
+
+def test_a_record_opens_the_repository_once_and_parses_dvc_yaml_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import dvc.repo
+    import dvc.utils.strictyaml
+
+    from tasks.lineage.record import record_lineage
+
+    root = dvc_repo(tmp_path / "repo", TEMPLATED)
+    reproduce(root, monkeypatch, "make")
+    for path, text in ((MODEL, "made\n"), (Path("metrics/train.json"), '{"accuracy": 1.0}'), (Path("metrics/history.csv"), "epoch\n")):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)  # train's outputs, as its command would leave them just before it records them
+    opened, parsed = [], []
+    init, load = dvc.repo.Repo.__init__, dvc.utils.strictyaml.load
+
+    def counting_init(self, *args, **kwargs):
+        opened.append(args)
+        init(self, *args, **kwargs)
+
+    def counting_load(path, *args, **kwargs):
+        parsed.append(Path(path).name)
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(dvc.repo.Repo, "__init__", counting_init)
+    monkeypatch.setattr(dvc.utils.strictyaml, "load", counting_load)
+    record = record_lineage("train", MODEL, RECORD)
+    assert len(opened) == 1
+    assert parsed.count("dvc.yaml") == 1 and parsed.count("dvc.lock") == 1
+    assert json.loads(RECORD.read_text()) == record
+    assert [link["name"] for link in record["upstream"]] == ["make"]
+    assert [d["path"] for d in record["stage"]["deps"]] == ["data/raw.txt"]
+    assert [o["path"] for o in record["stage"]["outs"]] == ["models/model.bin", "metrics/train.json", "metrics/history.csv"]
+    assert record["metrics"] == {"metrics/train.json": {"accuracy": 1.0}}
