@@ -34,7 +34,7 @@ def record_path_for(target: Path, params_data: dict) -> Path:
 
 
 def report_verify(record: dict, record_path: Path, as_json: bool) -> int:
-    """Check every hash in record against the workspace, the DVC cache and dvc.lock; print the findings; 1 if any failed."""
+    """Check record's hashes against the workspace, the DVC cache and dvc.lock; print the findings; 1 if any failed."""
     project = read_project()
     findings = verify(record, record_path, project.lock, project.cache_dir)
     failed = [f for f in findings if not f.ok]

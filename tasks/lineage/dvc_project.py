@@ -120,7 +120,8 @@ def read_params(spec: StageSpec, root: Path = Path(".")) -> dict[str, Any]:
 
     values: dict[str, Any] = {}
     for params_file, keys in spec.params.items():
-        values.update(read_param_file(LocalFileSystem(), os.fspath(root / params_file), list(keys) or None, flatten=True))
+        path = os.fspath(root / params_file)
+        values.update(read_param_file(LocalFileSystem(), path, list(keys) or None, flatten=True))
     # DVC skips a key it can't find; `dvc repro` refuses such a stage before it runs, so this is a guard, not a path.
     missing = [key for keys in spec.params.values() for key in keys if key not in values]
     if missing:

@@ -23,7 +23,10 @@ PARAMS = {
 }
 MODEL, RECORD = Path("models/model.bin"), Path("models/model.lineage.json")
 # train ends by writing its lineage record as tasks/train.py does: inside the stage, while `dvc repro` holds DVC's lock.
-RECORDER = "from pathlib import Path; from tasks.lineage.record import record_lineage as r; r('train', Path('${paths.model}'), Path('${paths.record}'))"
+RECORDER = (
+    "from pathlib import Path; from tasks.lineage.record import record_lineage as r;"
+    " r('train', Path('${paths.model}'), Path('${paths.record}'))"
+)
 # A two-stage pipeline naming every path through `${paths.*}`, in each form dvc.yaml allows (plain and with flags).
 TEMPLATED = """
 stages:
@@ -79,7 +82,7 @@ def reproduce(root: Path, monkeypatch: pytest.MonkeyPatch, *targets: str) -> Non
 def literal(dvc_yaml: str, params: dict) -> str:
     """dvc_yaml with each `${paths.NAME}` written out by plain text replacement: what the resolution must give."""
     for name, value in params["paths"].items():
-        dvc_yaml = dvc_yaml.replace("${paths.%s}" % name, value)
+        dvc_yaml = dvc_yaml.replace(f"${{paths.{name}}}", value)
     assert "${" not in dvc_yaml
     return dvc_yaml
 
@@ -92,7 +95,8 @@ def test_templated_stages_read_as_if_the_paths_were_written_out(tmp_path: Path):
     assert train.deps == ("data/raw.txt",)
     assert train.outs == ("models/model.bin", "models/model.lineage.json")
     assert train.metrics == ("metrics/train.json",) and train.plots == ("metrics/history.csv",)
-    assert train.params == {"params.yaml": ("train",)} and templated.stage("make").params == {"params.yaml": ("make.size",)}
+    assert train.params == {"params.yaml": ("train",)}
+    assert templated.stage("make").params == {"params.yaml": ("make.size",)}
     assert train.cmd.startswith("mkdir -p models metrics && cp data/raw.txt models/model.bin")
     assert templated.producers()["metrics/train.json"] == "train"
     with pytest.raises(StageError, match="dvc.yaml has no stage 'predict'"):
@@ -157,9 +161,11 @@ def test_a_record_opens_the_repository_once_and_parses_dvc_yaml_once(tmp_path: P
 
     root = dvc_repo(tmp_path / "repo", TEMPLATED)
     reproduce(root, monkeypatch, "make")
-    for path, text in ((MODEL, "made\n"), (Path("metrics/train.json"), '{"accuracy": 1.0}'), (Path("metrics/history.csv"), "epoch\n")):
+    # train's outputs, as its command leaves them just before it records them
+    outputs = {MODEL: "made\n", Path("metrics/train.json"): '{"accuracy": 1.0}', Path("metrics/history.csv"): "epoch\n"}
+    for path, text in outputs.items():
         path.parent.mkdir(exist_ok=True)
-        path.write_text(text)  # train's outputs, as its command would leave them just before it records them
+        path.write_text(text)
     opened, parsed = [], []
     init, load = dvc.repo.Repo.__init__, dvc.utils.strictyaml.load
 
@@ -179,5 +185,5 @@ def test_a_record_opens_the_repository_once_and_parses_dvc_yaml_once(tmp_path: P
     assert json.loads(RECORD.read_text()) == record
     assert [link["name"] for link in record["upstream"]] == ["make"]
     assert [d["path"] for d in record["stage"]["deps"]] == ["data/raw.txt"]
-    assert [o["path"] for o in record["stage"]["outs"]] == ["models/model.bin", "metrics/train.json", "metrics/history.csv"]
+    assert [o["path"] for o in record["stage"]["outs"]] == [str(MODEL), "metrics/train.json", "metrics/history.csv"]
     assert record["metrics"] == {"metrics/train.json": {"accuracy": 1.0}}
