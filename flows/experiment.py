@@ -7,10 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from flows.dvc_stages import stream_dvc
 from tasks.core.errors import StageError
+from tasks.lineage.dvc_project import read_lock
 
 
 @dataclass(frozen=True)
@@ -69,11 +68,8 @@ def untracked_outputs(workspace: Path) -> list[str]:
     listed = git(workspace, "ls-files", "--others", "--exclude-standard", "-z")
     if listed.returncode != 0:
         raise ExperimentNotSaved(f"git ls-files failed in {workspace}: {listed.stderr.strip()}")
-    lock = workspace / "dvc.lock"
-    outs: set[str] = set()
-    if lock.is_file():
-        for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
-            outs.update(out["path"] for out in stage.get("outs", []))
+    lock = read_lock(workspace) or {}
+    outs = {out["path"] for stage in lock.values() for out in stage.get("outs", [])}
     wanted = []
     for path in filter(None, listed.stdout.split("\0")):
         if path == "dvc.lock" or Path(path).name == ".gitignore" or any(

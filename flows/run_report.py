@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 
 from tasks.core.params import Params
+from tasks.lineage.dvc_project import read_lock
+
 
 def metric_rows(metrics_dir: Path) -> list[dict[str, Any]]:
     """One row per scalar in metrics/*.json, named file.key (e.g. train.val_accuracy)."""
@@ -22,14 +24,8 @@ def metric_rows(metrics_dir: Path) -> list[dict[str, Any]]:
 
 def locked_hashes(workspace: Path) -> dict[str, str]:
     """Each output path recorded in dvc.lock with its hash: what DVC itself would restore for this run."""
-    lock = workspace / "dvc.lock"
-    if not lock.is_file():
-        return {}
-    hashes = {}
-    for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
-        for out in stage.get("outs", []):
-            hashes[out["path"]] = out.get("md5", "?")
-    return hashes
+    lock = read_lock(workspace) or {}
+    return {out["path"]: out.get("md5", "?") for stage in lock.values() for out in stage.get("outs", [])}
 
 
 def weights_identity(workspace: Path, model_lineage: str) -> str:

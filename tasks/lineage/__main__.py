@@ -1,7 +1,73 @@
-"""`python -m tasks.lineage show|verify PATH`: a model's or submission's lineage, shown or checked."""
+"""Lineage records for the model and the submission: the chain of hashes and params back to the raw archive.
+
+Shown and verified (every recorded hash recomputed, tasks/lineage/check.py) from the shell:
+  python -m tasks.lineage show   models/head.keras | data/submission/submission.csv  [--json]
+  python -m tasks.lineage verify models/head.keras | data/submission/submission.csv  [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
 import sys
+from dataclasses import asdict
+from pathlib import Path
 
-from tasks.core.errors import run_stage
-from tasks.lineage.record import main
+import yaml
 
-run_stage("lineage", lambda: sys.exit(main()))
+from tasks.core.errors import StageError, run_stage
+from tasks.core.params import PARAMS_FILE
+from tasks.lineage.check import verify
+from tasks.lineage.dvc_project import read_project
+from tasks.lineage.show import render
+
+
+def record_path_for(target: Path, params_data: dict) -> Path:
+    """The lineage record of a model or submission path (or the record itself when given one)."""
+    paths = params_data["paths"]
+    records = {paths["model"]: paths["model_lineage"], paths["submission"]: paths["submission_lineage"]}
+    name = target.as_posix()
+    if name in records.values():
+        return target
+    if name not in records:
+        raise StageError(f"no lineage record is kept for {name}; give one of: {', '.join(records)}")
+    return Path(records[name])
+
+
+def report_verify(record: dict, record_path: Path, as_json: bool) -> int:
+    """Check record's hashes against the workspace, the DVC cache and dvc.lock; print the findings; 1 if any failed."""
+    project = read_project()
+    findings = verify(record, record_path, project.lock, project.cache_dir)
+    failed = [f for f in findings if not f.ok]
+    if as_json:
+        print(json.dumps({"ok": not failed, "findings": [asdict(f) for f in findings]}, indent=2))
+    else:
+        for f in findings:
+            print(f"{'ok  ' if f.ok else 'FAIL'}  {f.path}: {f.detail}")
+    if failed:
+        names = "; ".join(f.path for f in failed)
+        artifact = record["artifact"]["path"]
+        print(f"verify: {len(failed)} of {len(findings)} checks FAILED for {artifact}: {names}", file=sys.stderr)
+        return 1
+    print(f"verify: all {len(findings)} recorded hashes match for {record['artifact']['path']}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`show` or `verify` the lineage record of a path; the exit status for the shell (1: a check failed)."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.lineage", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["show", "verify"])
+    parser.add_argument("path", type=Path, help="models/head.keras or data/submission/submission.csv (or its record)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    record_path = record_path_for(args.path, yaml.safe_load(PARAMS_FILE.read_text()))
+    if not record_path.is_file():
+        raise StageError(f"{record_path} not found: reproduce or pull the pipeline first (`dvc repro --pull`)")
+    record = json.loads(record_path.read_text())
+    if args.command == "show":
+        print(json.dumps(record, indent=2) if args.json else render(record))
+        return 0
+    return report_verify(record, record_path, args.json)
+
+
+if __name__ == "__main__":
+    run_stage("lineage", lambda: sys.exit(main()))

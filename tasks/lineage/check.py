@@ -33,14 +33,6 @@ def expected_hashes(record: dict) -> tuple[dict[str, dict], list[Finding]]:
     return expected, conflicts
 
 
-def dvc_cache_dir() -> Path:
-    """The local DVC cache's md5 object folder (honours cache.dir)."""
-    from dvc.repo import Repo
-
-    with Repo(".") as repo:
-        return Path(repo.cache.local.path)
-
-
 def _check_dir(path: str, md5: str, cache_dir: Path | None) -> Finding:
     """A directory against its recorded DVC hash; on mismatch name the files, from the recorded listing in the cache."""
     root = Path(path)

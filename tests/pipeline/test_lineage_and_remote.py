@@ -1,6 +1,7 @@
 """Lineage records and the shared S3 remote, on one synthetic `dvc repro` pushed to a loopback S3 server."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -161,19 +162,20 @@ def test_verify_fails_naming_the_tampered_file(origin: Path, tmp_path: Path, kin
 
 def test_a_record_is_refused_when_the_inputs_are_not_what_dvc_lock_chains(origin: Path, tmp_path: Path, monkeypatch):
     from tasks.core.errors import StageError
-    from tasks.lineage.record import build_record, read_lock
+    from tasks.lineage.dvc_project import read_project
+    from tasks.lineage.record import build_record
 
     workspace = tmp_path / "copy"
     shutil.copytree(origin, workspace, symlinks=True)
     monkeypatch.chdir(workspace)
     params = yaml.safe_load(Path("params.yaml").read_text())
-    lock = read_lock()
-    without_features = {name: entry for name, entry in lock.items() if name != "features"}
+    project = read_project()
+    without_features = dataclasses.replace(project, lock={n: e for n, e in project.lock.items() if n != "features"})
     with pytest.raises(StageError, match="dvc.lock has no entry for stage features, which makes data/features"):
         build_record("train", Path(MODEL), Path(MODEL_RECORD), params, without_features)
     _replace(Path("data/features/train/pool5.npy"), _flip_last_byte)
     with pytest.raises(StageError, match="data/features is not what dvc.lock records for stage features"):
-        build_record("train", Path(MODEL), Path(MODEL_RECORD), params, lock)
+        build_record("train", Path(MODEL), Path(MODEL_RECORD), params, project)
 
 
 def _clone(origin: Path, target: Path) -> Path:

@@ -25,8 +25,12 @@ def test_weights_are_named_as_the_model_lineage_record_names_them(tmp_path: Path
 
 
 def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_path: Path):
+    from dvc.repo import Repo
+
+    Repo.init(tmp_path, no_scm=True).close()  # dvc.lock is read through DVC, which needs a repository around it
     merged, params = validated_params(project_params(), {"train.batch_size": 4})
-    lock = {"stages": {"download": {"outs": [{"path": params.paths.raw_archive, "md5": "abc123"}]}}}
+    out = {"path": params.paths.raw_archive, "hash": "md5", "md5": "abc123", "size": 3}
+    lock = {"schema": "2.0", "stages": {"download": {"cmd": "python -m tasks.download", "outs": [out]}}}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     text = lineage_markdown(
         run_name="brave-lemur", workspace=tmp_path, params=params, merged=merged, overrides={"train.batch_size": 4},

@@ -1,0 +1,55 @@
+"""A lineage record for a person: the chain from the artifact back to the raw archive, then where each run ran."""
+from __future__ import annotations
+
+
+def _short(entry: dict) -> str:
+    """path (md5 prefix[, n files])."""
+    extra = f", {entry['nfiles']} files" if "nfiles" in entry else ""
+    return f"{entry['path']} (md5 {entry['md5'][:12]}{extra})"
+
+
+def _flat(params: dict, prefix: str = "") -> list[str]:
+    """Nested params as key=value strings."""
+    items = []
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        items += _flat(value, f"{name}.") if isinstance(value, dict) else [f"{name}={value}"]
+    return items
+
+
+def render(record: dict) -> str:
+    """The chain from the artifact back to the raw archive, for a person."""
+    art = record["artifact"]
+    lines = [f"{art['path']}  sha256 {art['sha256']}  md5 {art['md5']}", ""]
+    stages = [record["stage"], *reversed(record.get("upstream", []))]
+    for link in stages:
+        params = ", ".join(_flat(link.get("params", {})))
+        lines.append(f"<- {link['name']}: `{link.get('cmd')}`" + (f"  [{params}]" if params else ""))
+        for dep in link.get("deps", []):
+            lines.append(f"     from {_short(dep)}")
+        for out in link.get("outs", []):
+            lines.append(f"     made {_short(out)}")
+    source = record.get("source")
+    if source:
+        origin = ", ".join(f"{k} {v}" for k, v in source.items() if k != "archive")
+        lines += ["", f"raw archive: {origin}; {_short(source['archive'])}"]
+    if "split" in record:
+        lines.append("split: " + ", ".join(_flat(record["split"])))
+    if "features" in record:
+        vgg16 = record["features"]["vgg16"]
+        lines.append(f"VGG16 weights: {vgg16['identity']}" + (f", sha256 {vgg16['sha256']}" if "sha256" in vgg16 else ""))
+    for path, values in record.get("metrics", {}).items():
+        lines.append(f"metrics {path}: " + ", ".join(_flat(values)))
+    model = record.get("model", {}).get("lineage")
+    runs = [("this stage", record)] + ([("training", model)] if model else [])
+    for label, rec in runs:
+        git = rec["git"]
+        dirty = f"dirty: {', '.join(git['changed'])}" if git["dirty"] else "clean"
+        lines += [
+            "",
+            f"{label} ran at {rec['written_at']}, git {git['commit']} ({dirty})",
+            "  versions: " + ", ".join(f"{k} {v}" for k, v in rec["versions"].items()),
+            "  hardware: " + ", ".join(f"{k} {v}" for k, v in rec["hardware"].items()),
+            f"  Prefect flow run: {rec['prefect_flow_run_id'] or 'none (not run by the flow)'}",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,189 @@
+"""The one reader of dvc.yaml and dvc.lock: templates resolved as DVC resolves them, the lock as DVC loads it, a
+stage that reads them while `dvc repro` holds DVC's lock, and one parse of dvc.yaml per lineage record."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.core.errors import StageError
+from tasks.lineage.dvc_project import read_lock, read_params, read_project
+from tests.support.workspace import PROJECT, run_tool
+
+PARAMS = {
+    "paths": {"raw": "data/raw.txt", "model": "models/model.bin", "record": "models/model.lineage.json",
+              "metrics": "metrics"},
+    "make": {"size": 3},
+    "train": {"epochs": 2, "lr": 0.1},
+}
+MODEL, RECORD = Path("models/model.bin"), Path("models/model.lineage.json")
+# train ends by writing its lineage record as tasks/train.py does: inside the stage, while `dvc repro` holds DVC's lock.
+RECORDER = (
+    "from pathlib import Path; from tasks.lineage.record import record_lineage as r;"
+    " r('train', Path('${paths.model}'), Path('${paths.record}'))"
+)
+# A two-stage pipeline naming every path through `${paths.*}`, in each form dvc.yaml allows (plain and with flags).
+TEMPLATED = """
+stages:
+  make:
+    cmd: mkdir -p data && echo made > ${paths.raw}
+    params: [make.size]
+    outs:
+      - ${paths.raw}
+  train:
+    cmd: >-
+      mkdir -p models ${paths.metrics} && cp ${paths.raw} ${paths.model}
+      && echo '{"accuracy": 1.0}' > ${paths.metrics}/train.json && echo epoch > ${paths.metrics}/history.csv
+      && PYTHON -c "RECORDER"
+    deps:
+      - ${paths.raw}
+    params: [train]
+    outs:
+      - ${paths.model}
+      - ${paths.record}:
+          cache: false
+    metrics:
+      - ${paths.metrics}/train.json:
+          cache: false
+    plots:
+      - ${paths.metrics}/history.csv:
+          cache: false
+""".replace("PYTHON", sys.executable).replace("RECORDER", RECORDER)
+
+
+def dvc_repo(root: Path, dvc_yaml: str, params: dict = PARAMS) -> Path:
+    """A git + DVC repository at root holding dvc_yaml and params."""
+    from dvc.repo import Repo
+
+    root.mkdir(parents=True, exist_ok=True)
+    run_tool(["git", "init", "-q"], root)
+    Repo.init(root).close()
+    (root / "dvc.yaml").write_text(dvc_yaml)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def reproduce(root: Path, monkeypatch: pytest.MonkeyPatch, *targets: str) -> None:
+    """`dvc repro` in this process, in root; the stages' commands find the project's tasks package."""
+    from dvc.repo import Repo
+
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")]))
+    with Repo(".") as repo:
+        for target in targets or [None]:
+            repo.reproduce(target)
+
+
+def literal(dvc_yaml: str, params: dict) -> str:
+    """dvc_yaml with each `${paths.NAME}` written out by plain text replacement: what the resolution must give."""
+    for name, value in params["paths"].items():
+        dvc_yaml = dvc_yaml.replace(f"${{paths.{name}}}", value)
+    assert "${" not in dvc_yaml
+    return dvc_yaml
+
+
+def test_templated_stages_read_as_if_the_paths_were_written_out(tmp_path: Path):
+    templated = read_project(dvc_repo(tmp_path / "templated", TEMPLATED))
+    written_out = read_project(dvc_repo(tmp_path / "literal", literal(TEMPLATED, PARAMS)))
+    assert templated.stages == written_out.stages
+    train = templated.stage("train")
+    assert train.deps == ("data/raw.txt",)
+    assert train.outs == ("models/model.bin", "models/model.lineage.json")
+    assert train.metrics == ("metrics/train.json",) and train.plots == ("metrics/history.csv",)
+    assert train.params == {"params.yaml": ("train",)}
+    assert templated.stage("make").params == {"params.yaml": ("make.size",)}
+    assert train.cmd.startswith("mkdir -p models metrics && cp data/raw.txt models/model.bin")
+    assert templated.producers()["metrics/train.json"] == "train"
+    with pytest.raises(StageError, match="dvc.yaml has no stage 'predict'"):
+        templated.stage("predict")
+
+
+def test_the_projects_dvc_yaml_resolves_to_the_paths_in_params_yaml(tmp_path: Path):
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    text = (PROJECT / "dvc.yaml").read_text()
+    stages = read_project(dvc_repo(tmp_path / "project", text, params)).stages
+    expected = yaml.safe_load(literal(text, params))["stages"]
+    paths = lambda entries: tuple(e if isinstance(e, str) else next(iter(e)) for e in entries or [])  # noqa: E731
+    assert list(stages) == list(expected)
+    for name, spec in stages.items():
+        want = expected[name]
+        assert (spec.cmd, spec.deps) == (want["cmd"], paths(want.get("deps"))), name
+        assert (spec.outs, spec.metrics, spec.plots) == tuple(paths(want.get(k)) for k in ("outs", "metrics", "plots"))
+        assert spec.params == ({"params.yaml": tuple(want["params"])} if "params" in want else {}), name
+
+
+def test_params_are_read_as_dvc_locks_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    root = dvc_repo(tmp_path / "repo", TEMPLATED)
+    monkeypatch.chdir(root)
+    project = read_project()
+    assert read_params(project.stage("train")) == {"train": PARAMS["train"]}
+    assert read_params(project.stage("make")) == {"make.size": 3}
+    (root / "params.yaml").write_text(yaml.safe_dump({**PARAMS, "make": {}}))
+    with pytest.raises(StageError, match="stage make's params are missing from params.yaml: make.size"):
+        read_params(project.stage("make"))
+
+
+def test_the_lock_is_none_before_a_run_and_dvcs_own_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    root = dvc_repo(tmp_path / "repo", TEMPLATED)
+    assert read_lock(root) is None and read_project(root).lock is None
+    reproduce(root, monkeypatch)
+    lock = read_lock(root)
+    assert lock == yaml.safe_load((root / "dvc.lock").read_text())["stages"] == read_project(root).lock
+    assert [out["path"] for out in lock["train"]["outs"]] == [
+        "metrics/history.csv", "metrics/train.json", "models/model.bin", "models/model.lineage.json"]
+    assert read_project(root).cache_dir == root / ".dvc" / "cache" / "files" / "md5"
+    # train's command read the project while this process held DVC's lock, and chained make's locked output
+    record = json.loads((root / RECORD).read_text())
+    make_out = {k: v for k, v in lock["make"]["outs"][0].items() if k != "hash"}
+    assert record["upstream"] == [
+        {"name": "make", "cmd": lock["make"]["cmd"], "params": {"make.size": 3}, "deps": [], "outs": [make_out]}]
+    assert record["stage"]["cmd"] == lock["train"]["cmd"] and record["stage"]["params"] == {"train": PARAMS["train"]}
+
+
+def test_dvc_errors_become_one_sentence(tmp_path: Path):
+    with pytest.raises(StageError, match="DVC cannot read the project at .*: you are not inside of a DVC repository"):
+        read_lock(tmp_path)
+    broken = dvc_repo(tmp_path / "broken", TEMPLATED.replace("${paths.model}", "${paths.nowhere}"))
+    with pytest.raises(StageError, match=re.escape("DVC cannot read the project at") + ".*nowhere"):
+        read_project(broken)
+
+
+def test_a_record_opens_the_repository_once_and_parses_dvc_yaml_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import dvc.repo
+    import dvc.utils.strictyaml
+
+    from tasks.lineage.record import record_lineage
+
+    root = dvc_repo(tmp_path / "repo", TEMPLATED)
+    reproduce(root, monkeypatch, "make")
+    # train's outputs, as its command leaves them just before it records them
+    outputs = {MODEL: "made\n", Path("metrics/train.json"): '{"accuracy": 1.0}', Path("metrics/history.csv"): "epoch\n"}
+    for path, text in outputs.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    opened, parsed = [], []
+    init, load = dvc.repo.Repo.__init__, dvc.utils.strictyaml.load
+
+    def counting_init(self, *args, **kwargs):
+        opened.append(args)
+        init(self, *args, **kwargs)
+
+    def counting_load(path, *args, **kwargs):
+        parsed.append(Path(path).name)
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(dvc.repo.Repo, "__init__", counting_init)
+    monkeypatch.setattr(dvc.utils.strictyaml, "load", counting_load)
+    record = record_lineage("train", MODEL, RECORD)
+    assert len(opened) == 1
+    assert parsed.count("dvc.yaml") == 1 and parsed.count("dvc.lock") == 1
+    assert json.loads(RECORD.read_text()) == record
+    assert [link["name"] for link in record["upstream"]] == ["make"]
+    assert [d["path"] for d in record["stage"]["deps"]] == ["data/raw.txt"]
+    assert [o["path"] for o in record["stage"]["outs"]] == [str(MODEL), "metrics/train.json", "metrics/history.csv"]
+    assert record["metrics"] == {"metrics/train.json": {"accuracy": 1.0}}
