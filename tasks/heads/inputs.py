@@ -17,7 +17,7 @@ HEAD_INPUT_LAYER = {"linear": "predictions", "last_layer": "fc2", "dense": None,
 
 def check_cut(head: str, layer: str) -> None:
     """Refuse a head that needs VGG16's dense layers when the cache holds another cut than pool5."""
-    from tasks.vgg.vgg16 import FEATURE_LAYER as POOL5
+    from tasks.vgg.layers import POOL5
 
     if head != "conv" and layer != POOL5:
         raise StageError(

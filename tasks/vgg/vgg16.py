@@ -8,9 +8,8 @@ import numpy as np
 
 from tasks.core.errors import StageError
 from tasks.photos.decode import IMAGE_SIZE
+from tasks.vgg.layers import DENSE_LAYERS, POOL5
 
-FEATURE_LAYER = "block5_pool"
-DENSE_LAYERS = ("flatten", "fc1", "fc2", "predictions")
 # A Glorot-initialised top gives near-uniform probabilities (max ~0.0015), too flat for the lesson's linear
 # model to learn from in 3 epochs; scaled by this its max probability is ~0.3, like a trained network's.
 RANDOM_TOP_SCALE = 30.0
@@ -47,7 +46,7 @@ def load_vgg16(weights: str, seed: int, image_size: int = IMAGE_SIZE) -> keras.M
     return model
 
 
-def conv_base(vgg: keras.Model, layer: str = FEATURE_LAYER) -> keras.Model:
+def conv_base(vgg: keras.Model, layer: str = POOL5) -> keras.Model:
     """Photos (caffe-preprocessed) -> the output of `layer` (pool5 by default, 7x7x512 at 224: 99% of the multiply-adds)."""
     cuts = [x.name for x in vgg.layers if x.name.startswith("block")]
     if layer not in cuts:
@@ -57,7 +56,7 @@ def conv_base(vgg: keras.Model, layer: str = FEATURE_LAYER) -> keras.Model:
 
 def dense_tail(vgg: keras.Model, until: str = "predictions") -> keras.Model:
     """pool5 -> the dense layers up to `until` (fc1, fc2 or predictions), with VGG16's own weights."""
-    inputs = keras.Input(vgg.get_layer(FEATURE_LAYER).output.shape[1:], name="pool5")  # follows the image size
+    inputs = keras.Input(vgg.get_layer(POOL5).output.shape[1:], name="pool5")  # follows the image size
     x = inputs
     for name in DENSE_LAYERS[: DENSE_LAYERS.index(until) + 1]:
         x = vgg.get_layer(name)(x)
