@@ -111,7 +111,7 @@ def features(manifest: Path, organized: Path, target: Path, params: FeaturesPara
     photos = {subset: subset_photos(entries, subset, organized) for subset in CONV_SUBSETS}
     vgg_conv = conv_base(load_vgg16(params.weights, params.seed, params.image_size), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
-    quarantine = Quarantine(params.max_quarantined)
+    quarantine = Quarantine(params.max_undecodable)
     with atomic_dir(target) as out:
         computed = {}
         for subset in CONV_SUBSETS:

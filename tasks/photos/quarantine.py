@@ -44,7 +44,7 @@ def _keep_rows(cache: np.ndarray, path: Path, keep: list[int]) -> np.ndarray:
 
 
 class Quarantine:
-    """Collects undecodable photos per subset and enforces features.max_quarantined on train + valid."""
+    """Collects undecodable photos per subset and enforces features.max_undecodable on train + valid."""
 
     def __init__(self, max_quarantined: int) -> None:
         self.max_quarantined = max_quarantined
@@ -67,7 +67,7 @@ class Quarantine:
         if len(left_out) > self.max_quarantined:
             examples = "; ".join(f"{e['path']} ({e['reason']})" for e in left_out[:5])
             raise StageError(
-                f"{len(left_out)} train/valid photos can't be decoded, more than features.max_quarantined "
+                f"{len(left_out)} train/valid photos can't be decoded, more than features.max_undecodable "
                 f"({self.max_quarantined}), e.g. {examples}. Replace or remove them, or raise the threshold"
             )
         keep = [i for i in range(len(rows)) if i not in unreadable]

@@ -47,10 +47,10 @@ def load_vgg16(weights: str, seed: int, image_size: int = IMAGE_SIZE) -> keras.M
 
 
 def conv_base(vgg: keras.Model, layer: str = POOL5) -> keras.Model:
-    """Photos (caffe-preprocessed) -> the output of `layer` (pool5 by default, 7x7x512 at 224: 99% of the multiply-adds)."""
-    cuts = [x.name for x in vgg.layers if x.name.startswith("block")]
-    if layer not in cuts:
-        raise StageError(f"features.layer is {layer!r}, not a VGG16 conv or pool layer; choose one of: {', '.join(cuts)}")
+    """Photos (caffe-preprocessed) -> the output of `layer`, one of tasks/vgg/layers.py's CUTS (params.py checks).
+
+    At POOL5 that is 7x7x512 at 224, 99% of VGG16's multiply-adds.
+    """
     return keras.Model(vgg.inputs, vgg.get_layer(layer).output, name="vgg16_conv_base")
 
 

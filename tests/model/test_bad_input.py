@@ -11,13 +11,14 @@ from PIL import Image
 from tasks.clip import submission_frame
 from tasks.core.errors import StageError
 from tasks.vgg.feature_store import read_feature_set
-from tasks.core.params import FeaturesParams, SplitParams, parse_params
+from tasks.core.params import SplitParams, parse_params
 from tasks.photos.quarantine import decode_or_blank, read_report, undecoded_test_ids
 from tasks.predict import prediction_frames
 from tasks.photos.decode import UnreadablePhoto, load_photo
 from tasks.vgg.preprocess import caffe_preprocess
 from tasks.reorganize import reorganize
 from tasks.competition.submission_format import validate_submission
+from tests.support.params import features_params
 from tests.support.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
 from tests.support.workspace import PROJECT, merge
 from tests.support.photos import organized_photos, reorganize_with, split_photos
@@ -155,7 +156,7 @@ def test_broken_train_photos_are_quarantined_and_test_ids_kept(broken_photos: Pa
     from tasks.features import features
 
     root = broken_photos
-    counts = features(root / "split.csv", root / "organized", root / "features", FeaturesParams(batch_size=4, max_quarantined=2))
+    counts = features(root / "split.csv", root / "organized", root / "features", features_params(batch_size=4, max_undecodable=2))
     report = read_report(root / "features")
     left_out = report[report["action"] == "left out"]
     assert sorted(left_out["id"]) == ["cat.1", "dog.2"]
@@ -180,8 +181,8 @@ def test_too_many_broken_photos_fail_the_stage_and_keep_nothing(broken_photos: P
     from tasks.features import features
 
     root = broken_photos
-    with pytest.raises(StageError, match=r"2 train/valid photos can't be decoded, more than features.max_quarantined \(1\)"):
-        features(root / "split.csv", root / "organized", root / "strict", FeaturesParams(batch_size=4, max_quarantined=1))
+    with pytest.raises(StageError, match=r"2 train/valid photos can't be decoded, more than features.max_undecodable \(1\)"):
+        features(root / "split.csv", root / "organized", root / "strict", features_params(batch_size=4, max_undecodable=1))
     assert not [p for p in root.iterdir() if "strict" in p.name]
 
 
@@ -212,7 +213,7 @@ def test_an_undecodable_test_photo_gets_half_and_stays_in_the_submission():
         ({"split": {"sample_train_size": 190}}, "split.sample_train_size is 190 but only 160 train photos remain"),
         ({"split": {"sample_valid_size": 41}}, "split.sample_valid_size is 41, more than split.valid_size (40)"),
         ({"download": {"synthetic": {"test_count": -5}}}, "download.synthetic.test_count is -5"),
-        ({"features": {"max_quarantined": -1}}, "features.max_quarantined is -1"),
+        ({"features": {"max_undecodable": -1}}, "features.max_undecodable is -1"),
         ({"features": {"batch_size": 0}}, "features.batch_size is 0; it must be at least 1"),
         ({"clip": {"bounds": [0.5, 0.5]}}, "clip.bounds is [0.5, 0.5]; it needs 0 <= lo < hi <= 1"),
         ({"clip": {"bounds": [0.05, 1.5]}}, "clip.bounds is [0.05, 1.5]"),
@@ -240,6 +241,6 @@ def test_features_refuses_a_photo_that_is_not_the_one_the_manifest_lists(tmp_pat
     manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
     damage(organized / "train/dogs/dog.2.jpg")
     with pytest.raises(StageError, match=message) as refused:
-        features(manifest, organized, tmp_path / "features", FeaturesParams(batch_size=2))
+        features(manifest, organized, tmp_path / "features", features_params(batch_size=2))
     assert "dog.2.jpg" in str(refused.value)
     assert not [p for p in tmp_path.iterdir() if "features" in p.name]

@@ -6,9 +6,10 @@ import pytest
 
 from tasks.vgg.feature_store import read_feature_set
 from tasks.features import features
-from tasks.core.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
+from tasks.core.params import PhaseParams, SplitParams
 from tasks.predict import prediction_frames
 from tasks.core.errors import StageError
+from tests.support.params import features_params, train_params
 from tests.support.photos import organized_photos, split_photos
 
 
@@ -17,7 +18,7 @@ def feature_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("features")
     organized = organized_photos(root, per_class=8, test_count=5)
     manifest = split_photos(root, SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2))
-    features(manifest, organized, root / "features", FeaturesParams(weights="none", seed=0, batch_size=5))
+    features(manifest, organized, root / "features", features_params(weights="none", seed=0, batch_size=5))
     return root
 
 
@@ -93,10 +94,10 @@ def test_linear_head_learns_and_is_reproducible(feature_root: Path):
 
     train, valid = load_subsets(feature_root / "features", ["train", "valid"])
     vgg = load_vgg16("none", 0)
-    x, x_valid = head_inputs("linear", "block5_pool", [train, valid], vgg)
+    x, x_valid = head_inputs("linear", [train, valid], vgg)
     assert x.shape == (12, 1000)
     np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-4)
-    params = TrainParams(phases=(PhaseParams(0.1, 2),), batch_size=4, seed=0)
+    params = train_params(head="linear", phases=(PhaseParams(lr=0.1, epochs=2),), batch_size=4, seed=0)
     first = fit_head(x, train.labels, x_valid, valid.labels, params, vgg)
     second = fit_head(x, train.labels, x_valid, valid.labels, params, vgg)
     np.testing.assert_array_equal(first.model.predict(x_valid, verbose=0), second.model.predict(x_valid, verbose=0))

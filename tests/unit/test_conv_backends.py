@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from tasks.vgg.conv_backends import make_conv_runner
-from tasks.core.errors import StageError
 from tasks.vgg.feature_store import read_feature_set
 from tasks.features import features, subset_photos
 from tasks.photos.manifest import read_manifest
-from tasks.core.params import FeaturesParams, SplitParams
+from tasks.core.params import SplitParams
 from tasks.photos.decode import load_photo
 from tasks.vgg.preprocess import caffe_preprocess
 from tasks.split import split
+from tests.support.params import features_params
 from tests.support.photos import organized_photos
 
 # float32 backends differ from Keras only by summation order: relative to the largest feature, well under this.
@@ -64,7 +64,7 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
     organized = photos[0]
     split(organized.parent / "organized.csv", tmp_path / "split.csv",
           SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
-    params = FeaturesParams(weights="none", seed=0, batch_size=2, backend="onnxruntime")
+    params = features_params(weights="none", seed=0, image_size=224, batch_size=2, backend="onnxruntime")
     features(tmp_path / "split.csv", organized, tmp_path / "features", params)
     train = read_feature_set(tmp_path / "features", "train")
     rows = [p.path for p in subset_photos(read_manifest(tmp_path / "split.csv"), "train", organized)]
@@ -72,16 +72,3 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
     # float16 storage rounds to 2^-11 relative, far above the backends' own difference
     np.testing.assert_allclose(train.features.astype(np.float32), expected, rtol=2e-3, atol=1e-3 * np.abs(expected).max())
 
-
-@pytest.mark.parametrize(
-    ("backend", "precision", "xla", "message"),
-    [
-        ("tflite", "float32", False, "features.backend is 'tflite'"),
-        ("keras", "float8", False, "features.precision is 'float8'"),
-        ("onnxruntime", "mixed_bfloat16", False, "onnxruntime runs float32"),
-        ("openvino", "float32", True, "XLA compiles only for the keras backend"),
-    ],
-)
-def test_unsupported_combinations_are_explained(conv, backend, precision, xla, message):
-    with pytest.raises(StageError, match=message):
-        make_conv_runner(conv, backend, precision, xla)
