@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.errors import StageError
-from tasks.photos.decode import IMAGE_SIZE, UnreadablePhoto, load_photo
+from tasks.photos.decode import UnreadablePhoto, load_photo
 from tasks.vgg.preprocess import CAFFE_BGR_MEANS
 
 REPORT_FILE = "quarantine.csv"
@@ -23,7 +23,7 @@ _COPY_ROWS = 256  # rows copied at a time when a cache is compacted, so a big ca
 _MEAN_RGB = np.rint(CAFFE_BGR_MEANS[::-1]).astype(np.uint8)
 
 
-def decode_or_blank(source: Path | BinaryIO, size: int = IMAGE_SIZE) -> tuple[np.ndarray, str | None]:
+def decode_or_blank(source: Path | BinaryIO, size: int) -> tuple[np.ndarray, str | None]:
     """The photo decoded at size x size and None, or a blank frame of that size and why the photo can't be decoded."""
     try:
         return load_photo(source, size), None

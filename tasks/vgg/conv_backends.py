@@ -18,7 +18,7 @@ ONNX_OPSET = 17
 ONNX_IR_VERSION = 8  # what opset 17 needs; newer onnx packages default to IRs that runtimes reject
 
 
-def make_conv_runner(conv, backend: Backend, precision: Precision = "float32", xla: bool = False) -> ConvRunner:
+def make_conv_runner(conv, backend: Backend, precision: Precision, xla: bool) -> ConvRunner:
     """A function running the Keras conv base `conv` on one batch with `backend` at `precision` (xla: Keras only).
 
     params.py refuses the combinations that can't run (xla off keras, onnxruntime below float32) at load.

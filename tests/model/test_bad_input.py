@@ -24,6 +24,7 @@ from tests.support.workspace import PROJECT, merge
 from tests.support.photos import organized_photos, reorganize_with, split_photos
 
 JPEG = encoded(Image.fromarray(photo_pixels()), "JPEG")
+SIZE = 224  # VGG16's side, as in params.yaml
 
 
 # ---- archives ----------------------------------------------------------------------------------------
@@ -64,7 +65,7 @@ def test_bad_archives_are_refused_by_name_and_nothing_is_written(tmp_path: Path,
 # ---- photos ------------------------------------------------------------------------------------------
 
 def _bilinear(pixels: np.ndarray) -> np.ndarray:
-    return np.asarray(Image.fromarray(pixels).resize((224, 224), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(pixels).resize((SIZE, SIZE), Image.Resampling.BILINEAR))
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -83,7 +84,7 @@ def test_undecodable_photos_raise_one_error_kind_with_the_reason(tmp_path: Path,
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
     with pytest.raises(UnreadablePhoto, match=message):
-        load_photo(path)
+        load_photo(path, SIZE)
 
 
 def test_photos_and_blank_frames_come_at_the_size_asked(tmp_path: Path):
@@ -99,22 +100,22 @@ def test_photos_and_blank_frames_come_at_the_size_asked(tmp_path: Path):
 def test_png_and_gif_named_jpg_decode_to_their_pixels(tmp_path: Path):
     pixels = photo_pixels()
     (tmp_path / "png.jpg").write_bytes(encoded(Image.fromarray(pixels), "PNG"))
-    np.testing.assert_array_equal(load_photo(tmp_path / "png.jpg"), _bilinear(pixels))
+    np.testing.assert_array_equal(load_photo(tmp_path / "png.jpg", SIZE), _bilinear(pixels))
     palette = Image.fromarray(pixels).convert("P")
     (tmp_path / "gif.jpg").write_bytes(encoded(palette, "GIF"))
-    np.testing.assert_array_equal(load_photo(tmp_path / "gif.jpg"), _bilinear(np.asarray(palette.convert("RGB"))))
+    np.testing.assert_array_equal(load_photo(tmp_path / "gif.jpg", SIZE), _bilinear(np.asarray(palette.convert("RGB"))))
 
 
 def test_grayscale_and_cmyk_become_the_right_rgb(tmp_path: Path):
     gray = photo_pixels()[..., 0]
     (tmp_path / "gray.jpg").write_bytes(encoded(Image.fromarray(gray, "L"), "PNG"))
-    decoded = load_photo(tmp_path / "gray.jpg")
+    decoded = load_photo(tmp_path / "gray.jpg", SIZE)
     np.testing.assert_array_equal(decoded[..., 0], decoded[..., 1])
-    np.testing.assert_array_equal(decoded[..., 0], np.asarray(Image.fromarray(gray, "L").resize((224, 224), Image.Resampling.BILINEAR)))
+    np.testing.assert_array_equal(decoded[..., 0], np.asarray(Image.fromarray(gray, "L").resize((SIZE, SIZE), Image.Resampling.BILINEAR)))
     solid = np.zeros((100, 120, 3), dtype=np.uint8) + np.array([200, 40, 90], dtype=np.uint8)
     (tmp_path / "cmyk.jpg").write_bytes(encoded(Image.fromarray(solid).convert("CMYK"), "JPEG", quality=95))
     assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
-    np.testing.assert_allclose(load_photo(tmp_path / "cmyk.jpg")[100, 100].astype(int), [200, 40, 90], atol=6)
+    np.testing.assert_allclose(load_photo(tmp_path / "cmyk.jpg", SIZE)[100, 100].astype(int), [200, 40, 90], atol=6)
 
 
 def test_exif_orientation_is_ignored_as_keras_ignores_it(tmp_path: Path):
@@ -124,7 +125,7 @@ def test_exif_orientation_is_ignored_as_keras_ignores_it(tmp_path: Path):
     (tmp_path / "rotated.jpg").write_bytes(encoded(image, "JPEG", quality=95, exif=exif.tobytes()))
     (tmp_path / "plain.jpg").write_bytes(encoded(image, "JPEG", quality=95))
     assert Image.open(tmp_path / "rotated.jpg").getexif()[0x0112] == 6
-    rotated, plain = load_photo(tmp_path / "rotated.jpg"), load_photo(tmp_path / "plain.jpg")
+    rotated, plain = load_photo(tmp_path / "rotated.jpg", SIZE), load_photo(tmp_path / "plain.jpg", SIZE)
     np.testing.assert_array_equal(rotated, plain)  # the stored pixels, not the displayed ones
     assert rotated[10, 10, 0] > 200 and rotated[10, 10, 1] < 60  # the red block stays top-left: no rotation
 

@@ -28,8 +28,9 @@ def cached(tmp_path_factory) -> tuple[Path, object]:
     root = tmp_path_factory.mktemp("heads")
     organized = organized_photos(root, per_class=12, test_count=1, seed=3)
     manifest = split_photos(root, SplitParams(seed=0, valid_size=8, sample_train_size=4, sample_valid_size=2))
-    features(manifest, organized, root / "features", features_params(weights="none", seed=0, batch_size=8))
-    return root / "features", load_vgg16("none", 0)
+    params = features_params(weights="none", seed=0, batch_size=8)
+    features(manifest, organized, root / "features", params)
+    return root / "features", load_vgg16(params)
 
 
 def fit(cached, params: TrainParams):
