@@ -79,7 +79,7 @@ def test_phases_change_the_learning_rate_at_the_boundary(cached):
 def test_same_seed_data_and_params_give_the_same_predictions_after_a_save(cached, tmp_path):
     import keras
 
-    from tasks.heads.models.models import inference_copy
+    from tasks.heads.models import inference_copy
 
     params = train_params(head="linear", phases=(PhaseParams(lr=0.1, epochs=2), PhaseParams(lr=0.01, epochs=1)),
                           batch_size=4, seed=5)
