@@ -41,12 +41,14 @@ def _refuse(line: str) -> PydanticCustomError:
 
 
 def _vgg16_cut(layer: str) -> str:
+    """features.layer, refused unless VGG16 has a conv or pool layer of that name."""
     if layer not in CUTS:
         raise _refuse(f"features.layer is {layer!r}, not a VGG16 conv or pool layer; choose one of: {', '.join(CUTS)}")
     return layer
 
 
 def _halvable(size: int) -> int:
+    """features.image_size, refused unless VGG16's five 2x2 pools can halve it down to a whole pixel."""
     if size < 32 or size % 32:
         raise _refuse(f"features.image_size is {size}; it must be a multiple of 32 and at least 32 "
                       "(VGG16 halves it five times)")
@@ -70,6 +72,7 @@ Text = Annotated[StrictStr, BeforeValidator(lambda value: "" if value is None el
 Backend = Literal["keras", "onnxruntime", "openvino"]
 # float32, or bf16 / fp16 arithmetic (GPUs; openvino bf16 on CPUs that have it): faster, features differ ~1%.
 Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
+# The value's form picks the member (Discriminator), so a bad value gets one line, not one per member.
 Bounds = Annotated[
     Annotated[tuple[StrictFloat, StrictFloat], Tag("lo_hi")] | Annotated[Literal["auto"], Tag("auto")],
     Discriminator(_bounds_kind, custom_error_type="params_shape",

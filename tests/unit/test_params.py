@@ -70,7 +70,8 @@ def test_every_key_is_required_and_a_missing_one_is_named(key):
 
 def test_a_missing_key_inside_a_list_item_is_named_with_its_index():
     message = refusal({"train": {"phases": [{"lr": 0.1, "epochs": 2}, {"lr": 0.01}]}})
-    assert message == "params.yaml: missing key train.phases[1].epochs: add it to params.yaml (the code holds no defaults)"
+    assert message == ("params.yaml: missing key train.phases[1].epochs: "
+                       "add it to params.yaml (the code holds no defaults)")
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,8 @@ def test_a_missing_key_inside_a_list_item_is_named_with_its_index():
         ({"train": {"epocs": 3}},
          "params.yaml: unknown key train.epocs; known keys here: dataset, head, optimizer, phases, batch_size, seed"),
         ({"trian": {}}, "params.yaml: unknown key trian; known keys here: paths, download, split, features, train"),
-        ({"download": {"synthetic": {"sed": 1}}}, "params.yaml: unknown key download.synthetic.sed; known keys here: seed,"),
+        ({"download": {"synthetic": {"sed": 1}}},
+         "params.yaml: unknown key download.synthetic.sed; known keys here: seed,"),
         ({"train": {"phases": [{"lr": 0.1, "epochs": 2, "momentum": 0.9}]}},
          "params.yaml: unknown key train.phases[0].momentum; known keys here: lr, epochs"),
         ({"features": {"max_quarantined": 10}}, "params.yaml: unknown key features.max_quarantined"),  # the old name
@@ -105,7 +107,8 @@ def test_an_unknown_key_is_named_with_the_keys_known_there(override, message):
         ({"train": {"head": "resnet"}}, "train.head is 'resnet'; expected one of: linear, last_layer, dense, conv"),
         ({"features": {"precision": "float8"}},
          "features.precision is 'float8'; expected one of: float32, mixed_bfloat16, mixed_float16"),
-        ({"features": {"backend": "tflite"}}, "features.backend is 'tflite'; expected one of: keras, onnxruntime, openvino"),
+        ({"features": {"backend": "tflite"}},
+         "features.backend is 'tflite'; expected one of: keras, onnxruntime, openvino"),
         ({"clip": {"bounds": "best"}}, "clip.bounds is 'best'; expected one of: auto"),
         ({"clip": {"bounds": [0.1]}}, "clip.bounds must be a list of 2 values [lo, hi], or auto, got [0.1]"),
         ({"clip": {"bounds": 0.1}}, "clip.bounds must be a list of 2 values [lo, hi], or auto, got 0.1"),
@@ -145,7 +148,8 @@ RULES = {
     ),
     "sample valid set drawn from the valid set": (
         {"split": {"sample_valid_size": 41}},
-        "split.sample_valid_size is 41, more than split.valid_size (40) it is drawn from: lower it, or raise split.valid_size",
+        "split.sample_valid_size is 41, more than split.valid_size (40) it is drawn from: "
+        "lower it, or raise split.valid_size",
         {"split": {"sample_valid_size": 40}},
     ),
     "layer is a VGG16 cut": (
@@ -165,7 +169,8 @@ RULES = {
     ),
     "imagenet weights need 224": (
         {"features": {"weights": "imagenet", "image_size": 64}},
-        "features.image_size is 64 but features.weights is 'imagenet', whose dense layers expect 224 (a 7x7x512 pool5); "
+        "features.image_size is 64 but features.weights is 'imagenet', whose dense layers expect 224 "
+        "(a 7x7x512 pool5); "
         "set image_size to 224, or weights to none",
         {"features": {"weights": "imagenet", "image_size": 224}},
     ),
@@ -217,7 +222,8 @@ RULES = {
     ),
     "synthetic photos leave some to train on": (
         {"split": {"valid_size": 200}},
-        "split.valid_size is 200 but download.synthetic makes only 200 train photos; lower it so some remain to train on",
+        "split.valid_size is 200 but download.synthetic makes only 200 train photos; "
+        "lower it so some remain to train on",
         {"split": {"valid_size": 199, "sample_train_size": 1}},
     ),
     "synthetic photos fill the sample train set": (
