@@ -9,16 +9,21 @@ from pathlib import Path
 import numpy as np
 
 from bench.photos import all_photos
+from tasks.core.params import FeaturesParams
 from tasks.vgg.conv_backends import make_conv_runner
 from tasks.features import Photo, _batches, extract
 from tasks.photos.decode import load_photo
 from tasks.vgg.preprocess import caffe_preprocess
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.reorganize import reorganize
+from tasks.vgg.layers import POOL5
 
 CONV_GFLOP = 30.7  # VGG16's conv base: 15.35 GMACs per 224x224 image, 2 FLOPs each
-STAGE_BATCH = 16  # params.yaml's features.batch_size
+SIDE = 224  # photos' side here: VGG16's own, which CONV_GFLOP and the course's loader assume
 COURSE_BATCH = 64  # the course's get_batches default
+# The features stage as params.yaml runs it by default, but with random weights: same shapes, same FLOPs as ImageNet's.
+STAGE = FeaturesParams(weights="none", seed=0, batch_size=16, layer=POOL5, backend="keras", precision="float32",
+                       xla=False, max_undecodable=0, image_size=SIDE)
 
 
 def best_rate(run, images: int, rounds: int) -> float:
@@ -45,7 +50,7 @@ def course_iterator(photos: list[Photo], scratch: Path):
             os.symlink(p.path.resolve(), link)
     generator = ImageDataGenerator(preprocessing_function=preprocess_input)
     return lambda: generator.flow_from_directory(
-        folder.parent, target_size=(224, 224), batch_size=COURSE_BATCH, class_mode=None, shuffle=False
+        folder.parent, target_size=(SIDE, SIDE), batch_size=COURSE_BATCH, class_mode=None, shuffle=False
     )
 
 
@@ -53,15 +58,16 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
     """Images/s of each candidate on the same photos, interleaved round by round, plus decode-alone timings."""
     from tasks.vgg.vgg16 import conv_base, load_vgg16
 
-    vgg = load_vgg16("none", 0)  # random weights: same shapes, same FLOPs as ImageNet's
-    conv = conv_base(vgg)
-    n = len(photos)
-    batches = [caffe_preprocess(np.stack([load_photo(p.path) for p in photos[i : i + STAGE_BATCH]])) for i in range(0, n, STAGE_BATCH)]
+    vgg = load_vgg16(STAGE)
+    conv = conv_base(vgg, STAGE.layer)
+    n, batch = len(photos), STAGE.batch_size
+    decoded = np.stack([load_photo(p.path, SIDE) for p in photos])
+    batches = [caffe_preprocess(decoded[i : i + batch]) for i in range(0, n, batch)]
     runners = {
-        "keras": make_conv_runner(conv, "keras"),
-        "onnxruntime": make_conv_runner(conv, "onnxruntime"),
-        "openvino": make_conv_runner(conv, "openvino"),
-        "openvino bf16": make_conv_runner(conv, "openvino", "mixed_bfloat16"),
+        "keras": make_conv_runner(conv, "keras", "float32", xla=False),
+        "onnxruntime": make_conv_runner(conv, "onnxruntime", "float32", xla=False),
+        "openvino": make_conv_runner(conv, "openvino", "float32", xla=False),
+        "openvino bf16": make_conv_runner(conv, "openvino", "mixed_bfloat16", xla=False),
     }
     reference = runners["keras"](batches[0])
     differences = {name: float(np.abs(run(batches[0]) - reference).max() / np.abs(reference).max()) for name, run in runners.items()}
@@ -71,13 +77,13 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
     decode_pool = ThreadPoolExecutor(max_workers=2)
 
     def stage(backend: str):
-        return lambda: extract(runners[backend], photos, STAGE_BATCH, out, "bench")
+        return lambda: extract(runners[backend], photos, STAGE, out, "bench")
 
     def conv_only(backend: str):
         return lambda: [runners[backend](b) for b in batches]
 
     def decode_only():
-        for _ in _batches(photos, STAGE_BATCH, decode_pool, {}):
+        for _ in _batches(photos, STAGE, decode_pool, {}):
             pass
 
     candidates = {f"backend {name} (conv only)": conv_only(name) for name in runners}
@@ -103,7 +109,7 @@ def competition_size_decode(scratch: Path, pool: ThreadPoolExecutor, count: int 
     photos = all_photos(scratch / "large")
 
     def decode_only():
-        for _ in _batches(photos, STAGE_BATCH, pool, {}):
+        for _ in _batches(photos, STAGE, pool, {}):
             pass
 
     return max(best_rate(decode_only, len(photos), 1) for _ in range(2))

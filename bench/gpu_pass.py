@@ -8,6 +8,8 @@ import numpy as np
 
 from tasks.vgg.conv_backends import make_conv_runner
 
+SIDE = 224  # VGG16's own input side
+
 
 def backend() -> str:
     """The Keras backend in use: tensorflow here, jax on a GPU host whose image has JAX but not TensorFlow."""
@@ -33,13 +35,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--no-xla", action="store_true", help="run without XLA compilation")
     args = parser.parse_args()
+    import keras
+
+    from tasks.vgg.layers import POOL5
     from tasks.vgg.preprocess import caffe_preprocess
-    from tasks.vgg.vgg16 import conv_base, load_vgg16
+    from tasks.vgg.vgg16 import conv_base
 
     print(f"keras backend {backend()}; devices: {', '.join(devices())}", flush=True)
-    conv = conv_base(load_vgg16("none", 0))
+    # Random weights: ImageNet's shapes and FLOPs. Built here, not by load_vgg16(FeaturesParams), because the
+    # GPU image this runs on has no pydantic (tasks/core/params.py).
+    keras.utils.set_random_seed(0)
+    conv = conv_base(keras.applications.VGG16(weights=None, include_top=True, input_shape=(SIDE, SIDE, 3)), POOL5)
     rng = np.random.default_rng(0)
-    batch = caffe_preprocess(rng.integers(0, 256, (args.batch_size, 224, 224, 3), dtype=np.uint8))
+    batch = caffe_preprocess(rng.integers(0, 256, (args.batch_size, SIDE, SIDE, 3), dtype=np.uint8))
     steps = max(1, args.images // args.batch_size)
     features = {}
     for precision in ("float32", "mixed_bfloat16"):

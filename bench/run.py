@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.conv_pass import measure_conv
+from bench.conv_pass import STAGE, measure_conv
 from bench.dag import dag_at_scale, small_dag
 from bench.machine import gemm_flops, machine_details
 from bench.memory import features_peak_rss
@@ -54,9 +54,9 @@ def main() -> None:
     def workload():
         from tasks.vgg.vgg16 import load_vgg16
 
-        vgg = load_vgg16("none", 0)
+        vgg = load_vgg16(STAGE)
         batch = course_batch([p.path for p in photos])
-        step = {kind: course_train_step_seconds(load_vgg16("none", 0), kind, batch) for kind in ("last_layer", "dense")}
+        step = {kind: course_train_step_seconds(load_vgg16(STAGE), kind, batch) for kind in ("last_layer", "dense")}
         heads = head_seconds(vgg, HEAD_ROWS)
         rates = results["conv"]["rates"]
         return {"course step batch": len(batch), "course step seconds per photo": step, "head rows": HEAD_ROWS,

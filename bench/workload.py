@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.conv_pass import SIDE
 from tasks.core.params import PhaseParams, TrainParams
 
 # The competition: 25,000 labelled photos (the course moved 2,000 to valid) and 12,500 test photos.
@@ -31,7 +32,7 @@ def course_batch(photos: list[Path], size: int = COURSE_TRAIN_BATCH) -> np.ndarr
     from tasks.photos.decode import load_photo
     from tasks.vgg.preprocess import caffe_preprocess
 
-    decoded = [load_photo(p) for p in photos[:size]]
+    decoded = [load_photo(p, SIDE) for p in photos[:size]]
     return caffe_preprocess(np.stack([decoded[i % len(decoded)] for i in range(size)]))
 
 
@@ -74,7 +75,8 @@ def head_seconds(vgg, samples: int = HEAD_ROWS) -> dict[str, float]:
 
     def seconds(head: str, x: np.ndarray, epochs: int) -> float:
         """The stage's own fit of `head` (build, phases, validation) for `epochs` epochs."""
-        params = TrainParams(head=head, phases=(PhaseParams(lr=0.01, epochs=epochs),), batch_size=HEAD_BATCH)
+        phases = (PhaseParams(lr=0.01, epochs=epochs),)
+        params = TrainParams(dataset="full", head=head, optimizer="rmsprop", phases=phases, batch_size=HEAD_BATCH, seed=0)
         return _seconds(lambda: fit_head(x[:trained], labels[:trained], x[trained:], labels[trained:], params, vgg))
 
     def per_photo_epoch(head: str, x: np.ndarray, epochs: int) -> float:

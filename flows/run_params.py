@@ -48,7 +48,8 @@ def validated_params(params: Mapping[str, Any], overrides: Mapping[str, Any]) ->
     except StageError as err:
         if not overrides:
             raise
-        raise StageError(f"override rejected: {str(err).removeprefix('params.yaml: ')}") from None
+        lines = str(err).splitlines()  # one per problem
+        raise StageError("\n".join(f"override rejected: {line.removeprefix('params.yaml: ')}" for line in lines)) from None
 
 
 def read_params_file(workspace: Path) -> tuple[bytes, dict[str, Any]]:

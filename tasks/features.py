@@ -19,7 +19,6 @@ from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, se
 from tasks.core.params import FeaturesParams, load_params
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
 from tasks.photos.quarantine import REPORT_FILE, Quarantine, decode_or_blank, quarantine_metrics
-from tasks.photos.decode import IMAGE_SIZE
 from tasks.vgg.preprocess import caffe_preprocess
 
 # Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
@@ -68,17 +67,17 @@ def _decode(photo: Photo, size: int) -> tuple[np.ndarray, str | None]:
     return decode_or_blank(io.BytesIO(read_checked(photo)), size)
 
 
-def _batches(photos: list[Photo], batch_size: int, pool: ThreadPoolExecutor, unreadable: dict[int, str],
-             size: int = IMAGE_SIZE):
-    """Yield preprocessed batches, decoding the next batch on threads while the model runs on this one.
+def _batches(photos: list[Photo], params: FeaturesParams, pool: ThreadPoolExecutor, unreadable: dict[int, str]):
+    """Yield preprocessed batches of features.batch_size photos at features.image_size, decoding the next on threads.
 
     A photo that can't be decoded becomes a blank frame, and its position and reason go into unreadable.
     """
-    starts = range(0, len(photos), batch_size)
+    size, starts = params.image_size, range(0, len(photos), params.batch_size)
     pending: list[Future] | None = None
     start_of_pending = 0  # row index of pending's first photo
     for start in [*starts, None]:
-        submitted = None if start is None else [pool.submit(_decode, p, size) for p in photos[start : start + batch_size]]
+        chunk = [] if start is None else photos[start : start + params.batch_size]
+        submitted = None if start is None else [pool.submit(_decode, p, size) for p in chunk]
         if pending is not None:
             decoded = [f.result() for f in pending]
             unreadable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
@@ -86,8 +85,8 @@ def _batches(photos: list[Photo], batch_size: int, pool: ThreadPoolExecutor, unr
         pending, start_of_pending = submitted, start
 
 
-def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndarray, label: str,
-            size: int = IMAGE_SIZE) -> dict[int, str]:
+def extract(conv: ConvRunner, photos: list[Photo], params: FeaturesParams, out: np.ndarray,
+            label: str) -> dict[int, str]:
     """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout.
 
     Returns the rows whose photo could not be decoded, with the reason; their rows hold a blank frame's features.
@@ -95,7 +94,7 @@ def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndar
     done, began = 0, time.perf_counter()
     unreadable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _batches(photos, batch_size, pool, unreadable, size):
+        for batch in _batches(photos, params, pool, unreadable):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
@@ -109,9 +108,9 @@ def features(manifest: Path, organized: Path, target: Path, params: FeaturesPara
 
     entries = read_manifest(manifest)
     photos = {subset: subset_photos(entries, subset, organized) for subset in CONV_SUBSETS}
-    vgg_conv = conv_base(load_vgg16(params.weights, params.seed, params.image_size), params.layer)
+    vgg_conv = conv_base(load_vgg16(params), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
-    quarantine = Quarantine(params.max_quarantined)
+    quarantine = Quarantine(params.max_undecodable)
     with atomic_dir(target) as out:
         computed = {}
         for subset in CONV_SUBSETS:
@@ -121,7 +120,7 @@ def features(manifest: Path, organized: Path, target: Path, params: FeaturesPara
             cache = np.lib.format.open_memmap(
                 folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *vgg_conv.output_shape[1:])
             )
-            unreadable = extract(conv, rows, params.batch_size, cache, subset, params.image_size)
+            unreadable = extract(conv, rows, params, cache, subset)
             cache.flush()
             rows, cache = quarantine.apply(subset, rows, unreadable, cache, folder / FEATURES_FILE)
             paths = [str(p.path) for p in rows]

@@ -53,8 +53,8 @@ def main() -> None:
     params = load_params()
     subsets = [DATASET_SUBSETS[params.train.dataset][1], "test"]
     valid_set, test_set = load_subsets(Path(params.paths.features), subsets)
-    vgg = load_vgg16(params.features.weights, params.features.seed, params.features.image_size)
-    x_valid, x_test = head_inputs(params.train.head, params.features.layer, [valid_set, test_set], vgg)
+    vgg = load_vgg16(params.features)
+    x_valid, x_test = head_inputs(params.train.head, [valid_set, test_set], vgg)
     head = keras.models.load_model(params.paths.model)
     p_valid = head.predict(x_valid, verbose=0)[:, 1]
     p_test = head.predict(x_test, verbose=0)[:, 1]

@@ -87,8 +87,8 @@ def main() -> None:
 
     params = load_params()
     train_set, valid_set = load_subsets(Path(params.paths.features), list(DATASET_SUBSETS[params.train.dataset]))
-    vgg = load_vgg16(params.features.weights, params.features.seed, params.features.image_size)
-    x, x_valid = head_inputs(params.train.head, params.features.layer, [train_set, valid_set], vgg)
+    vgg = load_vgg16(params.features)
+    x, x_valid = head_inputs(params.train.head, [train_set, valid_set], vgg)
     result = fit_head(x, train_set.labels, x_valid, valid_set.labels, params.train, vgg)
     metrics_dir = Path(params.paths.metrics)
     save_model(inference_copy(result.model), Path(params.paths.model))

@@ -14,11 +14,15 @@ class StageError(Exception):
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's main(); a StageError or a full disk becomes one line on stderr and exit status 2, not a traceback."""
+    """Run a stage's main(); a StageError or a full disk becomes one line on stderr and exit status 2, not a traceback.
+
+    A StageError listing several problems (params.yaml's, one per line) gives one such line per problem.
+    """
     try:
         main()
     except StageError as err:
-        print(f"error: {name}: {err}", file=sys.stderr)
+        for line in str(err).splitlines():
+            print(f"error: {name}: {line}", file=sys.stderr)
         raise SystemExit(2) from None
     except OSError as err:
         if err.errno not in _NO_SPACE:

@@ -1,244 +1,302 @@
-"""params.yaml loaded once, at a stage's edge, into typed and validated dataclasses."""
+"""params.yaml loaded once, at a stage's edge, into typed, validated, frozen pydantic models.
+
+params.yaml holds every value; the models hold none. They say what each key may be (types, ranges, the
+rules that tie keys together) and refuse a file that breaks any of it at load, before any work, with one
+line per problem naming the key: `params.yaml: <key> ...: what to do`.
+"""
 from __future__ import annotations
 
-import dataclasses
-import types
+import re
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from tasks.core.errors import StageError
+from tasks.vgg.layers import CUTS, POOL5
 
 PARAMS_FILE = Path("params.yaml")
 
 
-@dataclass(frozen=True)
-class PathsParams:
-    raw_archive: str
-    organized: str
-    organized_index: str  # reorganize's list of its photos with their md5s (tasks/photos/manifest.py)
-    split: str  # split's manifest: which photo is in which subset
-    features: str
-    model: str
-    predictions: str
-    submission: str
-    receipt: str
-    metrics: str
-    model_lineage: str  # lineage records (tasks/lineage/record.py): written beside what they describe
-    submission_lineage: str
+def _refuse(line: str) -> PydanticCustomError:
+    """A broken rule, as the line the user reads; the line names its own keys."""
+    return PydanticCustomError("params_rule", "{line}", {"line": line})
 
 
-@dataclass(frozen=True)
-class SyntheticParams:
-    seed: int = 0
-    train_per_class: int = 100  # small enough for a CPU demo, big enough to train and validate on
-    test_count: int = 50
+def _vgg16_cut(layer: str) -> str:
+    """features.layer, refused unless VGG16 has a conv or pool layer of that name."""
+    if layer not in CUTS:
+        raise _refuse(f"features.layer is {layer!r}, not a VGG16 conv or pool layer; choose one of: {', '.join(CUTS)}")
+    return layer
 
 
-@dataclass(frozen=True)
-class DownloadParams:
-    source: Literal["synthetic", "archive", "kaggle"] = "synthetic"
-    competition: str = "dogs-vs-cats-redux-kernels-edition"
-    archive_path: str = ""
-    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
-
-
-@dataclass(frozen=True)
-class SplitParams:
-    seed: int = 42
-    valid_size: int = 40
-    sample_train_size: int = 40
-    sample_valid_size: int = 20
-
-
-@dataclass(frozen=True)
-class FeaturesParams:
-    weights: str = "none"  # "imagenet", "none", or a weights file path
-    seed: int = 0  # makes `none` the same random network in every stage that rebuilds it
-    batch_size: int = 16
-    layer: str = "block5_pool"  # where VGG16 is cut: earlier layers suit data unlike ImageNet (the lesson's CT scans)
-    # Who runs the conv base: keras, or onnxruntime / openvino (CPU), which match Keras within float32 round-off.
-    backend: Literal["keras", "onnxruntime", "openvino"] = "keras"
-    # float32, or bf16 / fp16 arithmetic (GPUs; openvino bf16 on CPUs that have it): faster, features differ ~1%.
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
-    xla: bool = False  # compile the keras conv pass with XLA: meant for GPUs (bench/gpu.sh); unmeasured on CPUs here
-    # Undecodable train/valid photos are left out and listed; more than this many fails the stage.
-    max_quarantined: int = 10
-    # Photos are resized to this square: VGG16's 224, or smaller for quick runs (32: 1/49 of the conv multiply-adds).
-    image_size: int = 224
-
-
-@dataclass(frozen=True)
-class PhaseParams:
-    lr: float  # both required: a phase with a silent default would train at a rate nobody chose
-    epochs: int
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    dataset: Literal["full", "sample"] = "full"
-    # linear: on the 1,000 probabilities; last_layer: on fc2; dense: fc1+fc2+new top on pool5; conv: any cut
-    head: Literal["linear", "last_layer", "dense", "conv"] = "linear"
-    optimizer: Literal["rmsprop", "adam", "sgd"] = "rmsprop"
-    # The lesson fits more than once, lowering the learning rate: each phase runs `epochs` at `lr`, in turn.
-    phases: tuple[PhaseParams, ...] = (PhaseParams(lr=0.1, epochs=3),)
-    batch_size: int = 64
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class ClipParams:
-    # [lo, hi], or auto: the symmetric [b, 1 - b] with the lowest validation log loss
-    bounds: tuple[float, float] | Literal["auto"] = (0.05, 0.95)
-
-
-@dataclass(frozen=True)
-class SubmitParams:
-    enabled: bool = False
-    message: str = "fast.ai lesson 2 pipeline"
-    force: bool = False  # Kaggle caps submissions a day: a CSV it already has is not sent again unless forced
-    poll_timeout_s: float = 600.0  # how long to wait for the score before recording the submission as pending
-
-
-@dataclass(frozen=True)
-class Params:
-    paths: PathsParams
-    download: DownloadParams = field(default_factory=DownloadParams)
-    split: SplitParams = field(default_factory=SplitParams)
-    features: FeaturesParams = field(default_factory=FeaturesParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    clip: ClipParams = field(default_factory=ClipParams)
-    submit: SubmitParams = field(default_factory=SubmitParams)
-
-
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    """Check value against a type hint; key is the dotted name used in error messages."""
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if origin is Literal:
-        if value not in typing.get_args(hint):
-            choices = ", ".join(map(str, typing.get_args(hint)))
-            raise StageError(f"params.yaml: {key} is {value!r}; expected one of: {choices}")
-        return value
-    if origin is tuple and typing.get_args(hint)[-1] is Ellipsis:
-        item = typing.get_args(hint)[0]
-        if not isinstance(value, list | tuple) or not value:
-            raise StageError(f"params.yaml: {key} must be a non-empty list, got {value!r}")
-        return tuple(_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            raise StageError(f"params.yaml: {key} must be a list of {len(args)} values, got {value!r}")
-        return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin in (typing.Union, types.UnionType):
-        reasons = []
-        for option in typing.get_args(hint):
-            try:
-                return _convert(value, option, key)
-            except StageError as err:
-                reasons.append(str(err).removeprefix("params.yaml: "))
-        raise StageError(f"params.yaml: {key} has an unsupported value {value!r}: " + "; or ".join(reasons))
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint is str and value is None:
-        return ""
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise StageError(f"params.yaml: {key} must be {hint.__name__}, got {value!r}")
-    return value
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass cls from a mapping, refusing unknown keys so a typo never goes unnoticed."""
-    if not isinstance(data, dict):
-        raise StageError(f"params.yaml: {where or 'the file'} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise StageError(
-            f"params.yaml: unknown key {prefix}{unknown[0]}; known keys here: {', '.join(sorted(names))}"
-        )
-    values = {}
-    for f in dataclasses.fields(cls):
-        key = f"{where}.{f.name}" if where else f.name
-        if f.name in data:
-            values[f.name] = _convert(data[f.name], hints[f.name], key)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise StageError(f"params.yaml: missing key {key}")
-    return cls(**values)
-
-
-def _check_ranges(params: Params) -> None:
-    """Reject values that type-check but make no sense, naming the key."""
-    counts = {
-        "download.synthetic.train_per_class": params.download.synthetic.train_per_class,
-        "download.synthetic.test_count": params.download.synthetic.test_count,
-        "split.valid_size": params.split.valid_size,
-        "split.sample_train_size": params.split.sample_train_size,
-        "split.sample_valid_size": params.split.sample_valid_size,
-        "features.max_quarantined": params.features.max_quarantined,
-    }
-    for key, value in counts.items():
-        if value < 0:
-            raise StageError(f"params.yaml: {key} is {value}; it must be 0 or more")
-    positive = {
-        "features.batch_size": params.features.batch_size,
-        "train.batch_size": params.train.batch_size,
-    }
-    positive.update({f"train.phases[{i}].epochs": p.epochs for i, p in enumerate(params.train.phases)})
-    for key, value in positive.items():
-        if value < 1:
-            raise StageError(f"params.yaml: {key} is {value}; it must be at least 1")
-    size, weights = params.features.image_size, params.features.weights
+def _halvable(size: int) -> int:
+    """features.image_size, refused unless VGG16's five 2x2 pools can halve it down to a whole pixel."""
     if size < 32 or size % 32:
-        raise StageError(
-            f"params.yaml: features.image_size is {size}; it must be a multiple of 32 and at least 32 "
-            "(VGG16 halves it five times)"
-        )
-    if size != 224 and weights != "none":
-        raise StageError(
-            f"params.yaml: features.image_size is {size} but features.weights is {weights!r}, whose dense layers "
-            "expect 224 (a 7x7x512 pool5); set image_size to 224, or weights to none"
-        )
-    for i, phase in enumerate(params.train.phases):
-        if phase.lr <= 0:
-            raise StageError(f"params.yaml: train.phases[{i}].lr is {phase.lr}; it must be positive")
-    if params.clip.bounds != "auto":
-        lo, hi = params.clip.bounds
-        if not 0.0 <= lo < hi <= 1.0:
-            raise StageError(f"params.yaml: clip.bounds is [{lo}, {hi}]; it needs 0 <= lo < hi <= 1")
-    split = params.split
-    if split.sample_valid_size > split.valid_size:
-        raise StageError(
-            f"params.yaml: split.sample_valid_size is {split.sample_valid_size}, more than split.valid_size "
-            f"({split.valid_size}) it is drawn from"
-        )
-    if params.download.source == "synthetic":  # the data's size is known before any work: check it now
-        total = 2 * params.download.synthetic.train_per_class
+        raise _refuse(f"features.image_size is {size}; it must be a multiple of 32 and at least 32 "
+                      "(VGG16 halves it five times)")
+    return size
+
+
+def _bounds_kind(value: Any) -> str | None:
+    """Which form clip.bounds takes: a string is meant as auto, a list of two as [lo, hi]; else neither fits."""
+    if isinstance(value, str):
+        return "auto"
+    return "lo_hi" if isinstance(value, list | tuple) and len(value) == 2 else None
+
+
+# Strict scalars: YAML's `true` is not the integer 1, `64.0` is not an image size, and "3" is not a number.
+Count = Annotated[StrictInt, Field(ge=0)]
+AtLeastOne = Annotated[StrictInt, Field(ge=1)]
+Seed = Annotated[StrictInt, Field(ge=0)]  # NumPy's generators refuse negative seeds
+# YAML reads an empty value (`archive_path:`) as null; what was written there is the empty string.
+Text = Annotated[StrictStr, BeforeValidator(lambda value: "" if value is None else value)]
+# Who runs the conv base: keras, or onnxruntime / openvino (CPU), which match Keras within float32 round-off.
+Backend = Literal["keras", "onnxruntime", "openvino"]
+# float32, or bf16 / fp16 arithmetic (GPUs; openvino bf16 on CPUs that have it): faster, features differ ~1%.
+Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
+# The value's form picks the member (Discriminator), so a bad value gets one line, not one per member.
+Bounds = Annotated[
+    Annotated[tuple[StrictFloat, StrictFloat], Tag("lo_hi")] | Annotated[Literal["auto"], Tag("auto")],
+    Discriminator(_bounds_kind, custom_error_type="params_shape",
+                  custom_error_message="must be a list of 2 values [lo, hi], or auto"),
+]
+
+
+class Section(BaseModel):
+    # Unknown keys are typos, refused; frozen, because params never change during a run. No field has a
+    # default: params.yaml is the one place values live, so a missing key is an error, not a silent fallback.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsParams(Section):
+    raw_archive: StrictStr
+    organized: StrictStr
+    organized_index: StrictStr  # reorganize's list of its photos with their md5s (tasks/photos/manifest.py)
+    split: StrictStr  # split's manifest: which photo is in which subset
+    features: StrictStr
+    model: StrictStr
+    predictions: StrictStr
+    submission: StrictStr
+    receipt: StrictStr
+    metrics: StrictStr
+    model_lineage: StrictStr  # lineage records (tasks/lineage/record.py): written beside what they describe
+    submission_lineage: StrictStr
+
+
+class SyntheticParams(Section):
+    seed: Seed
+    train_per_class: Count  # small enough for a CPU demo, big enough to train and validate on
+    test_count: Count
+
+
+class DownloadParams(Section):
+    source: Literal["synthetic", "archive", "kaggle"]
+    competition: StrictStr
+    archive_path: Text  # read only when source is archive
+    synthetic: SyntheticParams  # read only when source is synthetic
+
+    @model_validator(mode="after")
+    def _archive_has_a_path(self) -> DownloadParams:
+        if self.source == "archive" and not self.archive_path:
+            raise _refuse("download.source is archive but download.archive_path is empty: "
+                          "set it to a local copy of the competition zip")
+        return self
+
+
+class SplitParams(Section):
+    seed: Seed
+    valid_size: Count  # carved out of train, stratified
+    sample_train_size: Count  # drawn from what train keeps
+    sample_valid_size: Count  # drawn from the validation set
+
+    @model_validator(mode="after")
+    def _sample_valid_fits(self) -> SplitParams:
+        if self.sample_valid_size > self.valid_size:
+            raise _refuse(f"split.sample_valid_size is {self.sample_valid_size}, more than split.valid_size "
+                          f"({self.valid_size}) it is drawn from: lower it, or raise split.valid_size")
+        return self
+
+
+class FeaturesParams(Section):
+    weights: StrictStr  # "imagenet", "none", or a weights file path (whether it exists is checked when VGG16 loads)
+    seed: Seed  # makes `none` the same random network in every stage that rebuilds it
+    batch_size: AtLeastOne
+    # Where VGG16 is cut: earlier layers suit data unlike ImageNet (the lesson's CT scans).
+    layer: Annotated[StrictStr, AfterValidator(_vgg16_cut)]
+    backend: Backend  # who runs the conv base (bench/RESULTS.md compares them)
+    precision: Precision
+    xla: StrictBool  # compile the keras conv pass with XLA: meant for GPUs (bench/gpu.sh); unmeasured on CPUs here
+    # Undecodable train/valid photos are left out and listed; more than this many fails the stage.
+    max_undecodable: Count
+    # Photos are resized to this square: VGG16's 224, or smaller for quick runs (32: 1/49 of the conv multiply-adds).
+    image_size: Annotated[StrictInt, AfterValidator(_halvable)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeaturesParams:
+        if self.image_size != 224 and self.weights != "none":
+            raise _refuse(f"features.image_size is {self.image_size} but features.weights is {self.weights!r}, "
+                          "whose dense layers expect 224 (a 7x7x512 pool5); set image_size to 224, or weights to none")
+        if self.xla and self.backend != "keras":
+            raise _refuse(f"features.xla is true but XLA compiles only for the keras backend, not {self.backend}: "
+                          "set features.xla to false, or features.backend to keras")
+        if self.backend == "onnxruntime" and self.precision != "float32":
+            raise _refuse(f"features.precision {self.precision} needs the keras or openvino backend; onnxruntime runs "
+                          "float32 on CPU: set features.precision to float32, or change features.backend")
+        return self
+
+
+class PhaseParams(Section):
+    # Both required, as every key is: a phase with a silent default would train at a rate nobody chose.
+    lr: Annotated[StrictFloat, Field(gt=0)]
+    epochs: AtLeastOne
+
+
+def _some_phase(phases: tuple[PhaseParams, ...]) -> tuple[PhaseParams, ...]:
+    if not phases:
+        raise _refuse("train.phases must be a non-empty list, got []: give at least one {lr, epochs}")
+    return phases
+
+
+class TrainParams(Section):
+    dataset: Literal["full", "sample"]
+    # linear: on the 1,000 probabilities; last_layer: on fc2; dense: fc1+fc2+new top on pool5; conv: any cut
+    head: Literal["linear", "last_layer", "dense", "conv"]
+    optimizer: Literal["rmsprop", "adam", "sgd"]
+    # The lesson fits more than once, lowering the learning rate: each phase runs `epochs` at `lr`, in turn.
+    phases: Annotated[tuple[PhaseParams, ...], AfterValidator(_some_phase)]
+    batch_size: AtLeastOne
+    seed: Seed
+
+
+class ClipParams(Section):
+    # [lo, hi], or auto: the symmetric [b, 1 - b] with the lowest validation log loss
+    bounds: Bounds
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ClipParams:
+        if self.bounds != "auto" and not 0.0 <= self.bounds[0] < self.bounds[1] <= 1.0:
+            lo, hi = self.bounds
+            raise _refuse(f"clip.bounds is [{lo}, {hi}]; it needs 0 <= lo < hi <= 1")
+        return self
+
+
+class SubmitParams(Section):
+    enabled: StrictBool
+    message: StrictStr
+    force: StrictBool  # Kaggle caps submissions a day: a CSV it already has is not sent again unless forced
+    poll_timeout_s: Annotated[StrictFloat, Field(ge=0)]  # how long to wait for the score before recording it pending
+
+
+class Params(Section):
+    paths: PathsParams
+    download: DownloadParams
+    split: SplitParams
+    features: FeaturesParams
+    train: TrainParams
+    clip: ClipParams
+    submit: SubmitParams
+
+    @model_validator(mode="after")
+    def _head_has_its_cut(self) -> Params:
+        head, layer = self.train.head, self.features.layer
+        if head != "conv" and layer != POOL5:
+            raise _refuse(
+                f"train.head {head} needs features.layer {POOL5} (VGG16's dense layers start there), but it is "
+                f"{layer}; use train.head conv for another cut, or set features.layer back to {POOL5}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _synthetic_photos_suffice(self) -> Params:
+        # Only the synthetic source's size is known before any work; split checks the others once unpacked.
+        if self.download.source != "synthetic":
+            return self
+        split, total = self.split, 2 * self.download.synthetic.train_per_class
         if split.valid_size >= total:
-            raise StageError(
-                f"params.yaml: split.valid_size is {split.valid_size} but download.synthetic makes only {total} "
-                "train photos; lower it so some remain to train on"
-            )
+            raise _refuse(f"split.valid_size is {split.valid_size} but download.synthetic makes only {total} "
+                          "train photos; lower it so some remain to train on")
         if split.sample_train_size > total - split.valid_size:
-            raise StageError(
-                f"params.yaml: split.sample_train_size is {split.sample_train_size} but only "
-                f"{total - split.valid_size} train photos remain after split.valid_size"
-            )
-    if params.download.source == "archive" and not params.download.archive_path:
-        raise StageError("params.yaml: download.source is archive but download.archive_path is empty")
+            raise _refuse(f"split.sample_train_size is {split.sample_train_size} but only {total - split.valid_size} "
+                          "train photos remain after split.valid_size: lower one of them")
+        return self
+
+
+# pydantic's error kinds -> the words of the one-line message
+_TYPE_NAMES = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str",
+               "tuple_type": "a list", "model_type": "a mapping of keys to values"}
+
+
+def _section_of(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, directly or as the items of a tuple; None for a plain value."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) is tuple:
+        return _section_of(typing.get_args(annotation)[0])
+    return None
+
+
+def _locate(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel]]:
+    """The dotted key of an error's location (train.phases[0].lr), and the model holding its last part."""
+    key, holder, model = "", Params, Params
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif model is not None:  # a key of model, known or not
+            key = f"{key}.{part}" if key else part
+            holder, field = model, model.model_fields.get(part)
+            model = _section_of(field.annotation) if field else None
+        # else: part names the member of a union that failed (clip.bounds' lo_hi or auto), not a key
+    return key, holder
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One validation error as one line, naming the key and what is expected."""
+    key, holder = _locate(error["loc"])
+    kind, value, context = error["type"], error["input"], error.get("ctx", {})
+    if kind == "params_rule":
+        return error["msg"]
+    if kind == "missing":
+        return f"missing key {key}: add it to params.yaml (the code holds no defaults)"
+    if kind == "extra_forbidden":
+        return f"unknown key {key}; known keys here: {', '.join(holder.model_fields)}"
+    if kind in _TYPE_NAMES:
+        return f"{key or 'the file'} must be {_TYPE_NAMES[kind]}, got {value!r}"
+    if kind == "literal_error":
+        choices = ", ".join(re.findall(r"'([^']*)'", context["expected"]))
+        return f"{key} is {value!r}; expected one of: {choices}"
+    if kind == "greater_than_equal":
+        return f"{key} is {value}; it must be at least {context['ge']:g}"
+    if kind == "greater_than":
+        return f"{key} is {value}; it must be more than {context['gt']:g}"
+    if kind == "params_shape":
+        return f"{key} {error['msg']}, got {value!r}"
+    return f"{key}: {error['msg']}"  # a kind no field here can raise today, in pydantic's own words
 
 
 def parse_params(data: Any) -> Params:
-    """Validate a params mapping (as read from YAML) into Params."""
-    params = _build(Params, data, "")
-    _check_ranges(params)
-    return params
+    """Validate a params mapping (as read from YAML) into Params; StageError lists every problem, one per line."""
+    try:
+        return Params.model_validate(data)
+    except ValidationError as err:
+        raise StageError("\n".join(f"params.yaml: {_problem(e)}" for e in err.errors())) from None
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

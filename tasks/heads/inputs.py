@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.core.errors import StageError
 from tasks.vgg.feature_store import FeatureSet, read_feature_set
 
 # train.dataset -> (subset trained on, subset validated on)
@@ -15,22 +14,13 @@ TAIL_BATCH = 256  # fc1 is 25088x4096: batches of this size keep the widened flo
 HEAD_INPUT_LAYER = {"linear": "predictions", "last_layer": "fc2", "dense": None, "conv": None}
 
 
-def check_cut(head: str, layer: str) -> None:
-    """Refuse a head that needs VGG16's dense layers when the cache holds another cut than pool5."""
-    from tasks.vgg.vgg16 import FEATURE_LAYER as POOL5
+def head_inputs(head: str, feature_sets: list[FeatureSet], vgg) -> list[np.ndarray]:
+    """Inputs of `head` for each feature set, from the cache: no second conv pass. vgg supplies the dense layers.
 
-    if head != "conv" and layer != POOL5:
-        raise StageError(
-            f"train.head {head} needs features.layer {POOL5} (VGG16's dense layers start there), but it is {layer}; "
-            f"use train.head conv for another cut, or set features.layer back to {POOL5}"
-        )
-
-
-def head_inputs(head: str, layer: str, feature_sets: list[FeatureSet], vgg) -> list[np.ndarray]:
-    """Inputs of `head` for each feature set, from the cache: no second conv pass. vgg supplies the dense layers."""
+    A head other than conv needs the cache cut at pool5; params.py refuses any other cut for it at load.
+    """
     from tasks.vgg.vgg16 import dense_tail, run_in_batches
 
-    check_cut(head, layer)
     until = HEAD_INPUT_LAYER[head]
     if until is None:
         return [np.asarray(fs.features) for fs in feature_sets]

@@ -80,7 +80,7 @@ def _receipt(competition: str, submission: Any | None, ref: int, message: str, c
     }
 
 
-def submit_csv(competition: str, csv_path: Path, message: str, *, poll_timeout_s: float = 600.0,
+def submit_csv(competition: str, csv_path: Path, message: str, *, poll_timeout_s: float,
                poll_interval_s: float = 10.0, attempts: int = 5, backoff_s: float = 2.0) -> dict[str, Any]:
     """Submit csv_path to competition with message, then poll up to poll_timeout_s for its score.
 

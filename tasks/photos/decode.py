@@ -8,7 +8,6 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-IMAGE_SIZE = 224
 # Pillow's own bomb threshold (~89 megapixels); above it Pillow only warns, up to twice it. We refuse
 # outright: a competition photo is ~0.2 megapixels, and a declared size this big is a bomb, not a photo.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
@@ -20,7 +19,7 @@ class UnreadablePhoto(Exception):
     """A photo file that can't be decoded; the message says why."""
 
 
-def load_photo(source: Path | BinaryIO, size: int = IMAGE_SIZE) -> np.ndarray:
+def load_photo(source: Path | BinaryIO, size: int) -> np.ndarray:
     """Decode a photo to RGB uint8 of shape (size, size, 3), squashed to square as the course's loader did.
 
     The format comes from the bytes, not the name (a PNG or GIF named .jpg decodes fine); grayscale,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.errors import StageError
-from tasks.photos.decode import IMAGE_SIZE, UnreadablePhoto, load_photo
+from tasks.photos.decode import UnreadablePhoto, load_photo
 from tasks.vgg.preprocess import CAFFE_BGR_MEANS
 
 REPORT_FILE = "quarantine.csv"
@@ -23,7 +23,7 @@ _COPY_ROWS = 256  # rows copied at a time when a cache is compacted, so a big ca
 _MEAN_RGB = np.rint(CAFFE_BGR_MEANS[::-1]).astype(np.uint8)
 
 
-def decode_or_blank(source: Path | BinaryIO, size: int = IMAGE_SIZE) -> tuple[np.ndarray, str | None]:
+def decode_or_blank(source: Path | BinaryIO, size: int) -> tuple[np.ndarray, str | None]:
     """The photo decoded at size x size and None, or a blank frame of that size and why the photo can't be decoded."""
     try:
         return load_photo(source, size), None
@@ -44,7 +44,7 @@ def _keep_rows(cache: np.ndarray, path: Path, keep: list[int]) -> np.ndarray:
 
 
 class Quarantine:
-    """Collects undecodable photos per subset and enforces features.max_quarantined on train + valid."""
+    """Collects undecodable photos per subset and enforces features.max_undecodable on train + valid."""
 
     def __init__(self, max_quarantined: int) -> None:
         self.max_quarantined = max_quarantined
@@ -67,7 +67,7 @@ class Quarantine:
         if len(left_out) > self.max_quarantined:
             examples = "; ".join(f"{e['path']} ({e['reason']})" for e in left_out[:5])
             raise StageError(
-                f"{len(left_out)} train/valid photos can't be decoded, more than features.max_quarantined "
+                f"{len(left_out)} train/valid photos can't be decoded, more than features.max_undecodable "
                 f"({self.max_quarantined}), e.g. {examples}. Replace or remove them, or raise the threshold"
             )
         keep = [i for i in range(len(rows)) if i not in unreadable]

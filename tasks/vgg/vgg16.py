@@ -2,25 +2,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 
 from tasks.core.errors import StageError
-from tasks.photos.decode import IMAGE_SIZE
+from tasks.vgg.layers import DENSE_LAYERS, POOL5
 
-FEATURE_LAYER = "block5_pool"
-DENSE_LAYERS = ("flatten", "fc1", "fc2", "predictions")
+if TYPE_CHECKING:  # for the hint only: bench/gpu.sh imports this module on a GPU image that lacks pydantic
+    from tasks.core.params import FeaturesParams
+
 # A Glorot-initialised top gives near-uniform probabilities (max ~0.0015), too flat for the lesson's linear
 # model to learn from in 3 epochs; scaled by this its max probability is ~0.3, like a trained network's.
 RANDOM_TOP_SCALE = 30.0
 IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"  # the file Keras fetches for weights="imagenet"
 
 
-def load_vgg16(weights: str, seed: int, image_size: int = IMAGE_SIZE) -> keras.Model:
-    """The full VGG16 with its top, for image_size photos; weights: 'imagenet', 'none' (random init from seed) or a file."""
+def load_vgg16(params: FeaturesParams) -> keras.Model:
+    """The full VGG16 with its top, for features.image_size photos, with features.weights (seeded by features.seed)."""
     from keras.applications import VGG16  # imported here so importing this module stays cheap
 
+    weights, size = params.weights, params.image_size
     if weights == "imagenet":
         try:
             return VGG16(weights="imagenet", include_top=True)  # Keras downloads it once into ~/.keras/models
@@ -29,9 +32,9 @@ def load_vgg16(weights: str, seed: int, image_size: int = IMAGE_SIZE) -> keras.M
                 f"could not fetch VGG16's ImageNet weights ({err}). They are downloaded once (528 MB) and need the "
                 f"network; offline, copy {IMAGENET_FILE} into ~/.keras/models/ or set features.weights to its path"
             ) from None
-    keras.utils.set_random_seed(seed)  # `none` must be the same network in every stage that rebuilds it
+    keras.utils.set_random_seed(params.seed)  # `none` must be the same network in every stage that rebuilds it
     # Below 224 pool5 shrinks (1x1x512 at 32) and fc1 with it: only `none` can be built so (params.py checks).
-    model = VGG16(weights=None, include_top=True, input_shape=(image_size, image_size, 3))
+    model = VGG16(weights=None, include_top=True, input_shape=(size, size, 3))
     if weights == "none":
         top = model.get_layer("predictions")
         kernel, bias = top.get_weights()
@@ -47,17 +50,17 @@ def load_vgg16(weights: str, seed: int, image_size: int = IMAGE_SIZE) -> keras.M
     return model
 
 
-def conv_base(vgg: keras.Model, layer: str = FEATURE_LAYER) -> keras.Model:
-    """Photos (caffe-preprocessed) -> the output of `layer` (pool5 by default, 7x7x512 at 224: 99% of the multiply-adds)."""
-    cuts = [x.name for x in vgg.layers if x.name.startswith("block")]
-    if layer not in cuts:
-        raise StageError(f"features.layer is {layer!r}, not a VGG16 conv or pool layer; choose one of: {', '.join(cuts)}")
+def conv_base(vgg: keras.Model, layer: str) -> keras.Model:
+    """Photos (caffe-preprocessed) -> the output of `layer`, one of tasks/vgg/layers.py's CUTS (params.py checks).
+
+    At POOL5 that is 7x7x512 at 224, 99% of VGG16's multiply-adds.
+    """
     return keras.Model(vgg.inputs, vgg.get_layer(layer).output, name="vgg16_conv_base")
 
 
 def dense_tail(vgg: keras.Model, until: str = "predictions") -> keras.Model:
     """pool5 -> the dense layers up to `until` (fc1, fc2 or predictions), with VGG16's own weights."""
-    inputs = keras.Input(vgg.get_layer(FEATURE_LAYER).output.shape[1:], name="pool5")  # follows the image size
+    inputs = keras.Input(vgg.get_layer(POOL5).output.shape[1:], name="pool5")  # follows the image size
     x = inputs
     for name in DENSE_LAYERS[: DENSE_LAYERS.index(until) + 1]:
         x = vgg.get_layer(name)(x)

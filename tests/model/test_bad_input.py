@@ -11,18 +11,20 @@ from PIL import Image
 from tasks.clip import submission_frame
 from tasks.core.errors import StageError
 from tasks.vgg.feature_store import read_feature_set
-from tasks.core.params import FeaturesParams, SplitParams, parse_params
+from tasks.core.params import SplitParams, parse_params
 from tasks.photos.quarantine import decode_or_blank, read_report, undecoded_test_ids
 from tasks.predict import prediction_frames
 from tasks.photos.decode import UnreadablePhoto, load_photo
 from tasks.vgg.preprocess import caffe_preprocess
 from tasks.reorganize import reorganize
 from tasks.competition.submission_format import validate_submission
+from tests.support.params import features_params
 from tests.support.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
 from tests.support.workspace import PROJECT, merge
 from tests.support.photos import organized_photos, reorganize_with, split_photos
 
 JPEG = encoded(Image.fromarray(photo_pixels()), "JPEG")
+SIZE = 224  # VGG16's side, as in params.yaml
 
 
 # ---- archives ----------------------------------------------------------------------------------------
@@ -63,7 +65,7 @@ def test_bad_archives_are_refused_by_name_and_nothing_is_written(tmp_path: Path,
 # ---- photos ------------------------------------------------------------------------------------------
 
 def _bilinear(pixels: np.ndarray) -> np.ndarray:
-    return np.asarray(Image.fromarray(pixels).resize((224, 224), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(pixels).resize((SIZE, SIZE), Image.Resampling.BILINEAR))
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -82,7 +84,7 @@ def test_undecodable_photos_raise_one_error_kind_with_the_reason(tmp_path: Path,
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
     with pytest.raises(UnreadablePhoto, match=message):
-        load_photo(path)
+        load_photo(path, SIZE)
 
 
 def test_photos_and_blank_frames_come_at_the_size_asked(tmp_path: Path):
@@ -98,22 +100,22 @@ def test_photos_and_blank_frames_come_at_the_size_asked(tmp_path: Path):
 def test_png_and_gif_named_jpg_decode_to_their_pixels(tmp_path: Path):
     pixels = photo_pixels()
     (tmp_path / "png.jpg").write_bytes(encoded(Image.fromarray(pixels), "PNG"))
-    np.testing.assert_array_equal(load_photo(tmp_path / "png.jpg"), _bilinear(pixels))
+    np.testing.assert_array_equal(load_photo(tmp_path / "png.jpg", SIZE), _bilinear(pixels))
     palette = Image.fromarray(pixels).convert("P")
     (tmp_path / "gif.jpg").write_bytes(encoded(palette, "GIF"))
-    np.testing.assert_array_equal(load_photo(tmp_path / "gif.jpg"), _bilinear(np.asarray(palette.convert("RGB"))))
+    np.testing.assert_array_equal(load_photo(tmp_path / "gif.jpg", SIZE), _bilinear(np.asarray(palette.convert("RGB"))))
 
 
 def test_grayscale_and_cmyk_become_the_right_rgb(tmp_path: Path):
     gray = photo_pixels()[..., 0]
     (tmp_path / "gray.jpg").write_bytes(encoded(Image.fromarray(gray, "L"), "PNG"))
-    decoded = load_photo(tmp_path / "gray.jpg")
+    decoded = load_photo(tmp_path / "gray.jpg", SIZE)
     np.testing.assert_array_equal(decoded[..., 0], decoded[..., 1])
-    np.testing.assert_array_equal(decoded[..., 0], np.asarray(Image.fromarray(gray, "L").resize((224, 224), Image.Resampling.BILINEAR)))
+    np.testing.assert_array_equal(decoded[..., 0], np.asarray(Image.fromarray(gray, "L").resize((SIZE, SIZE), Image.Resampling.BILINEAR)))
     solid = np.zeros((100, 120, 3), dtype=np.uint8) + np.array([200, 40, 90], dtype=np.uint8)
     (tmp_path / "cmyk.jpg").write_bytes(encoded(Image.fromarray(solid).convert("CMYK"), "JPEG", quality=95))
     assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
-    np.testing.assert_allclose(load_photo(tmp_path / "cmyk.jpg")[100, 100].astype(int), [200, 40, 90], atol=6)
+    np.testing.assert_allclose(load_photo(tmp_path / "cmyk.jpg", SIZE)[100, 100].astype(int), [200, 40, 90], atol=6)
 
 
 def test_exif_orientation_is_ignored_as_keras_ignores_it(tmp_path: Path):
@@ -123,7 +125,7 @@ def test_exif_orientation_is_ignored_as_keras_ignores_it(tmp_path: Path):
     (tmp_path / "rotated.jpg").write_bytes(encoded(image, "JPEG", quality=95, exif=exif.tobytes()))
     (tmp_path / "plain.jpg").write_bytes(encoded(image, "JPEG", quality=95))
     assert Image.open(tmp_path / "rotated.jpg").getexif()[0x0112] == 6
-    rotated, plain = load_photo(tmp_path / "rotated.jpg"), load_photo(tmp_path / "plain.jpg")
+    rotated, plain = load_photo(tmp_path / "rotated.jpg", SIZE), load_photo(tmp_path / "plain.jpg", SIZE)
     np.testing.assert_array_equal(rotated, plain)  # the stored pixels, not the displayed ones
     assert rotated[10, 10, 0] > 200 and rotated[10, 10, 1] < 60  # the red block stays top-left: no rotation
 
@@ -155,7 +157,7 @@ def test_broken_train_photos_are_quarantined_and_test_ids_kept(broken_photos: Pa
     from tasks.features import features
 
     root = broken_photos
-    counts = features(root / "split.csv", root / "organized", root / "features", FeaturesParams(batch_size=4, max_quarantined=2))
+    counts = features(root / "split.csv", root / "organized", root / "features", features_params(batch_size=4, max_undecodable=2))
     report = read_report(root / "features")
     left_out = report[report["action"] == "left out"]
     assert sorted(left_out["id"]) == ["cat.1", "dog.2"]
@@ -180,8 +182,8 @@ def test_too_many_broken_photos_fail_the_stage_and_keep_nothing(broken_photos: P
     from tasks.features import features
 
     root = broken_photos
-    with pytest.raises(StageError, match=r"2 train/valid photos can't be decoded, more than features.max_quarantined \(1\)"):
-        features(root / "split.csv", root / "organized", root / "strict", FeaturesParams(batch_size=4, max_quarantined=1))
+    with pytest.raises(StageError, match=r"2 train/valid photos can't be decoded, more than features.max_undecodable \(1\)"):
+        features(root / "split.csv", root / "organized", root / "strict", features_params(batch_size=4, max_undecodable=1))
     assert not [p for p in root.iterdir() if "strict" in p.name]
 
 
@@ -212,7 +214,7 @@ def test_an_undecodable_test_photo_gets_half_and_stays_in_the_submission():
         ({"split": {"sample_train_size": 190}}, "split.sample_train_size is 190 but only 160 train photos remain"),
         ({"split": {"sample_valid_size": 41}}, "split.sample_valid_size is 41, more than split.valid_size (40)"),
         ({"download": {"synthetic": {"test_count": -5}}}, "download.synthetic.test_count is -5"),
-        ({"features": {"max_quarantined": -1}}, "features.max_quarantined is -1"),
+        ({"features": {"max_undecodable": -1}}, "features.max_undecodable is -1"),
         ({"features": {"batch_size": 0}}, "features.batch_size is 0; it must be at least 1"),
         ({"clip": {"bounds": [0.5, 0.5]}}, "clip.bounds is [0.5, 0.5]; it needs 0 <= lo < hi <= 1"),
         ({"clip": {"bounds": [0.05, 1.5]}}, "clip.bounds is [0.05, 1.5]"),
@@ -240,6 +242,6 @@ def test_features_refuses_a_photo_that_is_not_the_one_the_manifest_lists(tmp_pat
     manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
     damage(organized / "train/dogs/dog.2.jpg")
     with pytest.raises(StageError, match=message) as refused:
-        features(manifest, organized, tmp_path / "features", FeaturesParams(batch_size=2))
+        features(manifest, organized, tmp_path / "features", features_params(batch_size=2))
     assert "dog.2.jpg" in str(refused.value)
     assert not [p for p in tmp_path.iterdir() if "features" in p.name]

@@ -6,10 +6,13 @@ import pytest
 
 from tasks.vgg.feature_store import read_feature_set
 from tasks.features import features
-from tasks.core.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
+from tasks.core.params import PhaseParams, SplitParams
 from tasks.predict import prediction_frames
 from tasks.core.errors import StageError
+from tests.support.params import features_params, train_params
 from tests.support.photos import organized_photos, split_photos
+
+RANDOM = features_params(weights="none", seed=0)  # a seeded random VGG16 at 224
 
 
 @pytest.fixture(scope="module")
@@ -17,29 +20,31 @@ def feature_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("features")
     organized = organized_photos(root, per_class=8, test_count=5)
     manifest = split_photos(root, SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2))
-    features(manifest, organized, root / "features", FeaturesParams(weights="none", seed=0, batch_size=5))
+    features(manifest, organized, root / "features", features_params(weights="none", seed=0, batch_size=5))
     return root
 
 
 def test_random_init_is_the_same_network_for_the_same_seed():
     from tasks.vgg.vgg16 import load_vgg16
 
-    first, second = load_vgg16("none", 3), load_vgg16("none", 3)
+    seeded = features_params(weights="none", seed=3)
+    first, second = load_vgg16(seeded), load_vgg16(seeded)
     for layer in ("block1_conv1", "fc2", "predictions"):
         for a, b in zip(first.get_layer(layer).get_weights(), second.get_layer(layer).get_weights()):
             np.testing.assert_array_equal(a, b)
-    other = load_vgg16("none", 4)
+    other = load_vgg16(features_params(weights="none", seed=4))
     assert not np.array_equal(other.get_layer("fc1").get_weights()[0], first.get_layer("fc1").get_weights()[0])
 
 
 def test_at_image_size_32_pool5_is_1x1_and_the_dense_tail_still_gives_probabilities():
     from tasks.heads.models import build_head
     from tasks.vgg.preprocess import caffe_preprocess
+    from tasks.vgg.layers import POOL5
     from tasks.vgg.vgg16 import conv_base, dense_tail, load_vgg16
 
-    vgg = load_vgg16("none", 0, image_size=32)
+    vgg = load_vgg16(features_params(weights="none", seed=0, image_size=32))
     photos = caffe_preprocess(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))
-    pool5 = np.asarray(conv_base(vgg).predict_on_batch(photos))
+    pool5 = np.asarray(conv_base(vgg, POOL5).predict_on_batch(photos))
     assert pool5.shape == (2, 1, 1, 512)
     probabilities = np.asarray(dense_tail(vgg).predict_on_batch(pool5))
     assert probabilities.shape == (2, 1000)
@@ -52,7 +57,7 @@ def test_a_missing_weights_file_is_explained():
     from tasks.vgg.vgg16 import load_vgg16
 
     with pytest.raises(StageError, match="neither imagenet, none, nor an existing file"):
-        load_vgg16("/nowhere/vgg16.weights.h5", 0)
+        load_vgg16(features_params(weights="/nowhere/vgg16.weights.h5"))
 
 
 def test_pool5_is_cached_as_float16_with_ids_and_labels(feature_root: Path):
@@ -82,7 +87,8 @@ def test_cached_features_equal_a_direct_conv_pass(feature_root: Path):
     from tasks.vgg.vgg16 import conv_base, load_vgg16
 
     valid = read_feature_set(feature_root / "features", "valid")
-    direct = conv_base(load_vgg16("none", 0)).predict_on_batch(caffe_preprocess(load_photo(Path(valid.paths[0])))[None])
+    photo = caffe_preprocess(load_photo(Path(valid.paths[0]), RANDOM.image_size))[None]
+    direct = conv_base(load_vgg16(RANDOM), RANDOM.layer).predict_on_batch(photo)
     np.testing.assert_allclose(valid.features[0].astype(np.float32), np.asarray(direct[0]), rtol=1e-2, atol=1e-3)
 
 
@@ -92,11 +98,11 @@ def test_linear_head_learns_and_is_reproducible(feature_root: Path):
     from tasks.vgg.vgg16 import load_vgg16
 
     train, valid = load_subsets(feature_root / "features", ["train", "valid"])
-    vgg = load_vgg16("none", 0)
-    x, x_valid = head_inputs("linear", "block5_pool", [train, valid], vgg)
+    vgg = load_vgg16(RANDOM)
+    x, x_valid = head_inputs("linear", [train, valid], vgg)
     assert x.shape == (12, 1000)
     np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-4)
-    params = TrainParams(phases=(PhaseParams(0.1, 2),), batch_size=4, seed=0)
+    params = train_params(head="linear", phases=(PhaseParams(lr=0.1, epochs=2),), batch_size=4, seed=0)
     first = fit_head(x, train.labels, x_valid, valid.labels, params, vgg)
     second = fit_head(x, train.labels, x_valid, valid.labels, params, vgg)
     np.testing.assert_array_equal(first.model.predict(x_valid, verbose=0), second.model.predict(x_valid, verbose=0))
@@ -116,10 +122,10 @@ def test_predictions_are_in_id_order_and_must_be_finite():
 def test_a_local_weights_file_loads_the_same_network(tmp_path: Path):
     from tasks.vgg.vgg16 import load_vgg16
 
-    saved = load_vgg16("none", 7)
+    saved = load_vgg16(features_params(weights="none", seed=7))
     path = tmp_path / "vgg16.weights.h5"
     saved.save_weights(path)
-    loaded = load_vgg16(str(path), 0)
+    loaded = load_vgg16(features_params(weights=str(path), seed=0))
     for layer in ("block1_conv1", "predictions"):
         np.testing.assert_array_equal(loaded.get_layer(layer).get_weights()[0], saved.get_layer(layer).get_weights()[0])
 
@@ -132,7 +138,7 @@ def test_imagenet_weights_offline_give_a_clear_error(tmp_path: Path, monkeypatch
     monkeypatch.setattr("keras.src.backend.config.keras_home", lambda: str(tmp_path / "keras"))
     monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", _no_network)
     with pytest.raises(StageError, match="could not fetch VGG16's ImageNet weights .* set features.weights to its path"):
-        load_vgg16("imagenet", 0)
+        load_vgg16(features_params(weights="imagenet", image_size=224))
 
 
 def _no_network(*args, **kwargs):

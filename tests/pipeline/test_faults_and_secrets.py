@@ -32,7 +32,7 @@ CANARIES = {
 PARAMS = {
     "download": {"source": "archive", "synthetic": {"train_per_class": 5, "test_count": 3}},
     "split": {"seed": 1, "valid_size": 4, "sample_train_size": 2, "sample_valid_size": 2},
-    "features": {"batch_size": 2, "max_quarantined": 2},
+    "features": {"batch_size": 2, "max_undecodable": 2},
     "train": {"batch_size": 4, "phases": [{"lr": 0.1, "epochs": 2}]},
 }
 OUTPUTS = {  # stage -> what DVC would take as its finished output

@@ -8,7 +8,7 @@ import pytest
 from tasks.download import download
 from tasks.core.errors import StageError
 from tasks.competition.log_loss import log_loss
-from tasks.core.params import DownloadParams
+from tests.support.params import download_params
 from tests.support.workspace import dvc, make_workspace, stages_ran, write_params
 from tests.support.kaggle_fake import CANARY_KEY, CANARY_TOKEN
 
@@ -23,7 +23,7 @@ KAGGLE_RUN = {
 def test_without_credentials_download_explains_and_writes_nothing(kaggle_home: Path, tmp_path: Path):
     target = tmp_path / "raw" / "dogs-vs-cats-redux-kernels-edition.zip"
     with pytest.raises(StageError) as err:
-        download(DownloadParams(source="kaggle"), target)
+        download(download_params(source="kaggle"), target)
     message = str(err.value)
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "kaggle.json", "KAGGLE_CONFIG_DIR", "synthetic"):
         assert name in message

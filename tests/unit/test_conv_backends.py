@@ -5,27 +5,28 @@ import numpy as np
 import pytest
 
 from tasks.vgg.conv_backends import make_conv_runner
-from tasks.core.errors import StageError
 from tasks.vgg.feature_store import read_feature_set
 from tasks.features import features, subset_photos
 from tasks.photos.manifest import read_manifest
-from tasks.core.params import FeaturesParams, SplitParams
+from tasks.core.params import SplitParams
 from tasks.photos.decode import load_photo
 from tasks.vgg.preprocess import caffe_preprocess
 from tasks.split import split
+from tests.support.params import features_params
 from tests.support.photos import organized_photos
 
 # float32 backends differ from Keras only by summation order: relative to the largest feature, well under this.
 FLOAT32_TOLERANCE = 1e-4
 # bf16 keeps 8 bits of mantissa: measured ~1% of the largest feature after 13 convolutions; this leaves headroom.
 BFLOAT16_TOLERANCE = 5e-2
+RANDOM = features_params(weights="none", seed=0, image_size=224)  # a seeded random VGG16 at its own 224
 
 
 @pytest.fixture(scope="module")
 def conv():
     from tasks.vgg.vgg16 import conv_base, load_vgg16
 
-    return conv_base(load_vgg16("none", 0))
+    return conv_base(load_vgg16(RANDOM), RANDOM.layer)
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +34,12 @@ def photos(tmp_path_factory) -> tuple[Path, np.ndarray]:
     root = tmp_path_factory.mktemp("photos")
     organized = organized_photos(root, per_class=2, test_count=1)
     paths = sorted((organized / "train").glob("*/*.jpg"))[:3]
-    return organized, caffe_preprocess(np.stack([load_photo(p) for p in paths]))
+    return organized, caffe_preprocess(np.stack([load_photo(p, RANDOM.image_size) for p in paths]))
 
 
 @pytest.fixture(scope="module")
 def keras_features(conv, photos) -> np.ndarray:
-    return make_conv_runner(conv, "keras")(photos[1])
+    return make_conv_runner(conv, "keras", "float32", xla=False)(photos[1])
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,14 +48,14 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_cpu_backends_match_keras_in_float32(conv, photos, keras_features, backend):
-    got = make_conv_runner(conv, backend)(photos[1])
+    got = make_conv_runner(conv, backend, "float32", xla=False)(photos[1])
     assert got.shape == keras_features.shape == (3, 7, 7, 512) and got.dtype == np.float32
     assert np.abs(keras_features).max() > 0  # a dead network would match anything
     assert relative_difference(got, keras_features) < FLOAT32_TOLERANCE
 
 
 def test_bfloat16_stays_within_its_tolerance_but_is_not_float32(conv, photos, keras_features):
-    got = make_conv_runner(conv, "openvino", "mixed_bfloat16")(photos[1])
+    got = make_conv_runner(conv, "openvino", "mixed_bfloat16", xla=False)(photos[1])
     difference = relative_difference(got, keras_features)
     assert difference < BFLOAT16_TOLERANCE
     assert difference > FLOAT32_TOLERANCE  # the precision param really changes the arithmetic
@@ -64,24 +65,12 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
     organized = photos[0]
     split(organized.parent / "organized.csv", tmp_path / "split.csv",
           SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
-    params = FeaturesParams(weights="none", seed=0, batch_size=2, backend="onnxruntime")
+    params = features_params(weights="none", seed=0, image_size=224, batch_size=2, backend="onnxruntime")
     features(tmp_path / "split.csv", organized, tmp_path / "features", params)
     train = read_feature_set(tmp_path / "features", "train")
     rows = [p.path for p in subset_photos(read_manifest(tmp_path / "split.csv"), "train", organized)]
-    expected = make_conv_runner(conv, "keras")(caffe_preprocess(np.stack([load_photo(p) for p in rows])))  # same seed
+    decoded = np.stack([load_photo(p, params.image_size) for p in rows])
+    expected = make_conv_runner(conv, "keras", "float32", xla=False)(caffe_preprocess(decoded))  # same seed
     # float16 storage rounds to 2^-11 relative, far above the backends' own difference
     np.testing.assert_allclose(train.features.astype(np.float32), expected, rtol=2e-3, atol=1e-3 * np.abs(expected).max())
 
-
-@pytest.mark.parametrize(
-    ("backend", "precision", "xla", "message"),
-    [
-        ("tflite", "float32", False, "features.backend is 'tflite'"),
-        ("keras", "float8", False, "features.precision is 'float8'"),
-        ("onnxruntime", "mixed_bfloat16", False, "onnxruntime runs float32"),
-        ("openvino", "float32", True, "XLA compiles only for the keras backend"),
-    ],
-)
-def test_unsupported_combinations_are_explained(conv, backend, precision, xla, message):
-    with pytest.raises(StageError, match=message):
-        make_conv_runner(conv, backend, precision, xla)

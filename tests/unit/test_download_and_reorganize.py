@@ -8,7 +8,8 @@ import pytest
 from tasks.competition.archive import check_archive, parse_test_name, parse_train_name, write_member
 from tasks.download import download
 from tasks.core.errors import StageError
-from tasks.core.params import DownloadParams, SyntheticParams
+from tasks.core.params import SyntheticParams
+from tests.support.params import download_params
 from tasks.lineage.digests import file_md5
 from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
@@ -45,12 +46,12 @@ def test_synthetic_archive_has_the_competition_layout_and_is_deterministic(tmp_p
 
 
 def test_download_synthetic_and_local_archive(tmp_path: Path):
-    params = DownloadParams(source="synthetic", synthetic=SyntheticParams(seed=0, train_per_class=3, test_count=2))
+    params = download_params(source="synthetic", synthetic=SyntheticParams(seed=0, train_per_class=3, test_count=2))
     made = tmp_path / "raw" / "comp.zip"
     download(params, made)
     check_archive(made)
     copied = tmp_path / "copy" / "comp.zip"
-    download(DownloadParams(source="archive", archive_path=str(made)), copied)
+    download(download_params(source="archive", archive_path=str(made)), copied)
     assert copied.read_bytes() == made.read_bytes()
     assert [p.name for p in copied.parent.iterdir()] == ["comp.zip"]
 
@@ -60,15 +61,15 @@ def test_a_bad_local_archive_is_refused_and_nothing_is_written(tmp_path: Path):
     bogus.write_text("this is not a zip")
     target = tmp_path / "raw" / "comp.zip"
     with pytest.raises(StageError, match="not a readable zip"):
-        download(DownloadParams(source="archive", archive_path=str(bogus)), target)
+        download(download_params(source="archive", archive_path=str(bogus)), target)
     with pytest.raises(StageError, match="does not exist"):
-        download(DownloadParams(source="archive", archive_path=str(tmp_path / "missing.zip")), target)
+        download(download_params(source="archive", archive_path=str(tmp_path / "missing.zip")), target)
     assert not target.exists()
     incomplete = tmp_path / "incomplete.zip"
     with zipfile.ZipFile(incomplete, "w") as archive:
         write_member(archive, "train.zip", b"")
     with pytest.raises(StageError, match="lacks test.zip, sample_submission.csv"):
-        download(DownloadParams(source="archive", archive_path=str(incomplete)), target)
+        download(download_params(source="archive", archive_path=str(incomplete)), target)
     assert not target.parent.exists() or list(target.parent.iterdir()) == []
 
 

@@ -316,7 +316,7 @@ def test_submission_never_scored_returns_pending_within_the_bound(kaggle_server:
 
 def test_submit_without_the_csv_says_so(kaggle_server: FakeKaggle, tmp_path: Path) -> None:
     with pytest.raises(StageError) as caught:
-        submit_csv(COMPETITION, tmp_path / "missing.csv", "m")
+        submit_csv(COMPETITION, tmp_path / "missing.csv", "m", **FAST_POLL)
     assert str(caught.value) == f"there is no submission file at {tmp_path / 'missing.csv'}"
     assert kaggle_server.seen == []
 

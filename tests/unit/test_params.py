@@ -1,11 +1,12 @@
-"""params.yaml is validated at load time, with messages that name the key."""
+"""params.yaml is validated at load time, before any work, with one line per problem naming the key."""
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
-from tasks.core.errors import StageError
-from tasks.core.params import load_params, parse_params
+from tasks.core.errors import StageError, run_stage
+from tasks.core.params import PhaseParams, load_params, parse_params
 from tests.support.workspace import PROJECT, merge
 
 
@@ -13,48 +14,266 @@ def project_yaml() -> dict:
     return yaml.safe_load((PROJECT / "params.yaml").read_text())
 
 
+def refusal_of(data: object) -> str:
+    """The message that data is refused with."""
+    with pytest.raises(StageError) as err:
+        parse_params(data)
+    return str(err.value)
+
+
+def refusal(override: dict) -> str:
+    """The message that params.yaml merged with override is refused with."""
+    return refusal_of(merge(project_yaml(), override))
+
+
+def leaf_keys(data: dict, prefix: str = "") -> list[str]:
+    """Every dotted key of data whose value is not a mapping, sections included as their own keys."""
+    keys = []
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        keys.append(key)
+        if isinstance(value, dict):
+            keys += leaf_keys(value, f"{key}.")
+    return keys
+
+
+def without(data: dict, dotted: str) -> dict:
+    """A copy of data with the dotted key removed."""
+    *sections, last = dotted.split(".")
+    copy = merge(data, {})
+    node = copy
+    for name in sections:
+        node = node[name]
+    del node[last]
+    return copy
+
+
 def test_project_params_load_into_typed_values():
     params = load_params(PROJECT / "params.yaml")
     assert params.download.source == "synthetic"
     assert params.features.weights == "none"
     assert params.clip.bounds == (0.05, 0.95)
-    assert params.train.phases[0].lr == 0.1 and isinstance(params.train.phases[0].lr, float)
+    assert params.train.phases == (PhaseParams(lr=0.1, epochs=3),) and isinstance(params.train.phases[0].lr, float)
     assert params.train.head == "linear" and params.features.layer == "block5_pool"
+    assert params.features.image_size == 224 and params.features.max_undecodable == 10
+    assert isinstance(params.submit.poll_timeout_s, float)  # written 600, read as a float
     assert parse_params(merge(project_yaml(), {"clip": {"bounds": "auto"}})).clip.bounds == "auto"
-    assert params.features.image_size == 224
     assert parse_params(merge(project_yaml(), {"features": {"image_size": 32}})).features.image_size == 32
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        params.train.head = "conv"  # params never change during a run
+
+
+@pytest.mark.parametrize("key", leaf_keys(project_yaml()))
+def test_every_key_is_required_and_a_missing_one_is_named(key):
+    assert f"params.yaml: missing key {key}: add it to params.yaml" in refusal_of(without(project_yaml(), key))
+
+
+def test_a_missing_key_inside_a_list_item_is_named_with_its_index():
+    message = refusal({"train": {"phases": [{"lr": 0.1, "epochs": 2}, {"lr": 0.01}]}})
+    assert message == ("params.yaml: missing key train.phases[1].epochs: "
+                       "add it to params.yaml (the code holds no defaults)")
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"train": {"epocs": 3}}, "unknown key train.epocs"),
-        ({"trian": {}}, "unknown key trian"),
-        ({"train": {"phases": [{"lr": 0.1, "epochs": "three"}]}}, "train.phases[0].epochs must be int"),
-        ({"train": {"phases": [{"lr": 0.1, "epochs": True}]}}, "train.phases[0].epochs must be int"),
-        ({"train": {"optimizer": "adagrad"}}, "train.optimizer is 'adagrad'"),
-        ({"download": {"source": "ftp"}}, "download.source is 'ftp'"),
-        ({"split": {"valid_size": -1}}, "split.valid_size is -1"),
-        ({"clip": {"bounds": [0.9, 0.1]}}, "clip.bounds is [0.9, 0.1]"),
-        ({"clip": {"bounds": [0.1]}}, "clip.bounds must be a list of 2"),
-        ({"train": {"phases": [{"lr": 0.1, "epochs": 2}, {"lr": 0, "epochs": 1}]}}, "train.phases[1].lr is 0"),
-        ({"train": {"phases": []}}, "train.phases must be a non-empty list"),
-        ({"train": {"phases": [{"lr": 0.01}]}}, "missing key train.phases[0].epochs"),
-        ({"train": {"phases": [{"lr": 0.1, "epochs": 0}]}}, "train.phases[0].epochs is 0"),
-        ({"train": {"head": "resnet"}}, "train.head is 'resnet'"),
-        ({"clip": {"bounds": "best"}}, "expected one of: auto"),
-        ({"download": {"source": "archive", "archive_path": ""}}, "download.archive_path is empty"),
-        ({"features": {"image_size": 100}}, "features.image_size is 100; it must be a multiple of 32"),
-        ({"features": {"image_size": 0}}, "features.image_size is 0; it must be a multiple of 32 and at least 32"),
-        ({"features": {"image_size": 64.0}}, "features.image_size must be int"),
-        ({"features": {"weights": "imagenet", "image_size": 64}},
-         "features.image_size is 64 but features.weights is 'imagenet', whose dense layers expect 224"),
+        ({"train": {"epocs": 3}},
+         "params.yaml: unknown key train.epocs; known keys here: dataset, head, optimizer, phases, batch_size, seed"),
+        ({"trian": {}}, "params.yaml: unknown key trian; known keys here: paths, download, split, features, train"),
+        ({"download": {"synthetic": {"sed": 1}}},
+         "params.yaml: unknown key download.synthetic.sed; known keys here: seed,"),
+        ({"train": {"phases": [{"lr": 0.1, "epochs": 2, "momentum": 0.9}]}},
+         "params.yaml: unknown key train.phases[0].momentum; known keys here: lr, epochs"),
+        ({"features": {"max_quarantined": 10}}, "params.yaml: unknown key features.max_quarantined"),  # the old name
     ],
 )
-def test_bad_params_are_rejected_naming_the_key(override, message):
-    with pytest.raises(StageError) as err:
-        parse_params(merge(project_yaml(), override))
-    assert message in str(err.value)
+def test_an_unknown_key_is_named_with_the_keys_known_there(override, message):
+    assert message in refusal(override)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"train": {"phases": [{"lr": 0.1, "epochs": "three"}]}}, "train.phases[0].epochs must be int, got 'three'"),
+        ({"train": {"phases": [{"lr": 0.1, "epochs": True}]}}, "train.phases[0].epochs must be int, got True"),
+        ({"train": {"phases": [{"lr": "fast", "epochs": 3}]}}, "train.phases[0].lr must be float, got 'fast'"),
+        ({"features": {"image_size": 64.0}}, "features.image_size must be int, got 64.0"),
+        ({"features": {"xla": "no"}}, "features.xla must be bool, got 'no'"),
+        ({"features": {"weights": 5}}, "features.weights must be str, got 5"),
+        ({"train": "fast"}, "train must be a mapping of keys to values, got 'fast'"),
+        ({"train": {"phases": {"lr": 0.1}}}, "train.phases must be a list, got {'lr': 0.1}"),
+        ({"train": {"optimizer": "adagrad"}}, "train.optimizer is 'adagrad'; expected one of: rmsprop, adam, sgd"),
+        ({"download": {"source": "ftp"}}, "download.source is 'ftp'; expected one of: synthetic, archive, kaggle"),
+        ({"train": {"head": "resnet"}}, "train.head is 'resnet'; expected one of: linear, last_layer, dense, conv"),
+        ({"features": {"precision": "float8"}},
+         "features.precision is 'float8'; expected one of: float32, mixed_bfloat16, mixed_float16"),
+        ({"features": {"backend": "tflite"}},
+         "features.backend is 'tflite'; expected one of: keras, onnxruntime, openvino"),
+        ({"clip": {"bounds": "best"}}, "clip.bounds is 'best'; expected one of: auto"),
+        ({"clip": {"bounds": [0.1]}}, "clip.bounds must be a list of 2 values [lo, hi], or auto, got [0.1]"),
+        ({"clip": {"bounds": 0.1}}, "clip.bounds must be a list of 2 values [lo, hi], or auto, got 0.1"),
+        ({"clip": {"bounds": [0.1, "high"]}}, "clip.bounds[1] must be float, got 'high'"),
+    ],
+)
+def test_a_wrong_type_is_named_with_what_is_expected(override, message):
+    assert refusal(override) == f"params.yaml: {message}"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"split": {"valid_size": -1}}, "split.valid_size is -1; it must be at least 0"),
+        ({"split": {"seed": -1}}, "split.seed is -1; it must be at least 0"),
+        ({"download": {"synthetic": {"test_count": -5}}}, "download.synthetic.test_count is -5; it must be at least 0"),
+        ({"features": {"max_undecodable": -1}}, "features.max_undecodable is -1; it must be at least 0"),
+        ({"features": {"batch_size": 0}}, "features.batch_size is 0; it must be at least 1"),
+        ({"train": {"batch_size": 0}}, "train.batch_size is 0; it must be at least 1"),
+        ({"train": {"phases": [{"lr": 0.1, "epochs": 0}]}}, "train.phases[0].epochs is 0; it must be at least 1"),
+        ({"train": {"phases": [{"lr": 0.1, "epochs": 2}, {"lr": 0, "epochs": 1}]}},
+         "train.phases[1].lr is 0; it must be more than 0"),
+        ({"submit": {"poll_timeout_s": -1}}, "submit.poll_timeout_s is -1; it must be at least 0"),
+    ],
+)
+def test_a_value_out_of_range_is_named_with_its_range(override, message):
+    assert refusal(override) == f"params.yaml: {message}"
+
+
+# Each rule that ties keys together: a file that breaks it, the line it is refused with, and the nearest file
+# that keeps it (accepted), so the rule is neither missing nor stricter than it says.
+RULES = {
+    "archive source needs a path": (
+        {"download": {"source": "archive", "archive_path": ""}},
+        "download.source is archive but download.archive_path is empty: set it to a local copy of the competition zip",
+        {"download": {"source": "archive", "archive_path": "comp.zip"}},
+    ),
+    "sample valid set drawn from the valid set": (
+        {"split": {"sample_valid_size": 41}},
+        "split.sample_valid_size is 41, more than split.valid_size (40) it is drawn from: "
+        "lower it, or raise split.valid_size",
+        {"split": {"sample_valid_size": 40}},
+    ),
+    "layer is a VGG16 cut": (
+        {"features": {"layer": "fc1"}, "train": {"head": "conv"}},
+        "features.layer is 'fc1', not a VGG16 conv or pool layer; choose one of: block1_conv1, block1_conv2,",
+        {"features": {"layer": "block1_conv1"}, "train": {"head": "conv"}},
+    ),
+    "image size halvable five times": (
+        {"features": {"image_size": 100}},
+        "features.image_size is 100; it must be a multiple of 32 and at least 32 (VGG16 halves it five times)",
+        {"features": {"image_size": 96}},
+    ),
+    "image size at least 32": (
+        {"features": {"image_size": 0}},
+        "features.image_size is 0; it must be a multiple of 32 and at least 32",
+        {"features": {"image_size": 32}},
+    ),
+    "imagenet weights need 224": (
+        {"features": {"weights": "imagenet", "image_size": 64}},
+        "features.image_size is 64 but features.weights is 'imagenet', whose dense layers expect 224 "
+        "(a 7x7x512 pool5); "
+        "set image_size to 224, or weights to none",
+        {"features": {"weights": "imagenet", "image_size": 224}},
+    ),
+    "xla only on keras": (
+        {"features": {"backend": "openvino", "xla": True}},
+        "features.xla is true but XLA compiles only for the keras backend, not openvino: set features.xla to false, "
+        "or features.backend to keras",
+        {"features": {"backend": "keras", "xla": True}},
+    ),
+    "onnxruntime runs float32 only": (
+        {"features": {"backend": "onnxruntime", "precision": "mixed_bfloat16"}},
+        "features.precision mixed_bfloat16 needs the keras or openvino backend; onnxruntime runs float32 on CPU: "
+        "set features.precision to float32, or change features.backend",
+        {"features": {"backend": "openvino", "precision": "mixed_bfloat16"}},
+    ),
+    "at least one phase": (
+        {"train": {"phases": []}},
+        "train.phases must be a non-empty list, got []: give at least one {lr, epochs}",
+        {"train": {"phases": [{"lr": 0.5, "epochs": 1}]}},
+    ),
+    "clip bounds ordered": (
+        {"clip": {"bounds": [0.9, 0.1]}},
+        "clip.bounds is [0.9, 0.1]; it needs 0 <= lo < hi <= 1",
+        {"clip": {"bounds": [0.0, 1.0]}},
+    ),
+    "clip bounds distinct": (
+        {"clip": {"bounds": [0.5, 0.5]}}, "clip.bounds is [0.5, 0.5]; it needs 0 <= lo < hi <= 1",
+        {"clip": {"bounds": [0.49, 0.5]}},
+    ),
+    "clip bounds within [0, 1]": (
+        {"clip": {"bounds": [0.05, 1.5]}}, "clip.bounds is [0.05, 1.5]; it needs 0 <= lo < hi <= 1",
+        {"clip": {"bounds": [0.05, 1]}},
+    ),
+    "linear head needs pool5": (
+        {"features": {"layer": "block4_pool"}},
+        "train.head linear needs features.layer block5_pool (VGG16's dense layers start there), but it is block4_pool; "
+        "use train.head conv for another cut, or set features.layer back to block5_pool",
+        {"features": {"layer": "block4_pool"}, "train": {"head": "conv"}},
+    ),
+    "last_layer head needs pool5": (
+        {"features": {"layer": "block2_pool"}, "train": {"head": "last_layer"}},
+        "train.head last_layer needs features.layer block5_pool",
+        {"features": {"layer": "block5_pool"}, "train": {"head": "last_layer"}},
+    ),
+    "dense head needs pool5": (
+        {"features": {"layer": "block5_conv3"}, "train": {"head": "dense"}},
+        "train.head dense needs features.layer block5_pool",
+        {"features": {"layer": "block5_pool"}, "train": {"head": "dense"}},
+    ),
+    "synthetic photos leave some to train on": (
+        {"split": {"valid_size": 200}},
+        "split.valid_size is 200 but download.synthetic makes only 200 train photos; "
+        "lower it so some remain to train on",
+        {"split": {"valid_size": 199, "sample_train_size": 1}},
+    ),
+    "synthetic photos fill the sample train set": (
+        {"split": {"sample_train_size": 161}},
+        "split.sample_train_size is 161 but only 160 train photos remain after split.valid_size: lower one of them",
+        {"split": {"sample_train_size": 160}},
+    ),
+}
+
+
+@pytest.mark.parametrize(("broken", "message", "kept"), list(RULES.values()), ids=list(RULES))
+def test_each_rule_across_keys_is_checked_at_load(broken, message, kept):
+    assert refusal(broken).startswith(f"params.yaml: {message}")
+    parse_params(merge(project_yaml(), kept))
+
+
+def test_an_archive_sources_size_is_left_to_split():
+    """Only the synthetic source's size is known at load; split checks the others once it has the photos."""
+    params = parse_params(merge(project_yaml(), {"download": {"source": "archive", "archive_path": "comp.zip"},
+                                                 "split": {"valid_size": 5000, "sample_train_size": 5000}}))
+    assert params.split.valid_size == 5000
+
+
+def test_every_problem_gets_its_own_line():
+    message = refusal({"trian": {}, "split": {"valid_size": -1}, "features": {"image_size": 100, "xla": "no"}})
+    assert message.splitlines() == [  # in params.yaml's order, unknown keys last
+        "params.yaml: split.valid_size is -1; it must be at least 0",
+        "params.yaml: features.xla must be bool, got 'no'",
+        "params.yaml: features.image_size is 100; it must be a multiple of 32 and at least 32 "
+        "(VGG16 halves it five times)",
+        "params.yaml: unknown key trian; known keys here: paths, download, split, features, train, clip, submit",
+    ]
+
+
+def test_a_stage_prints_each_problem_as_its_own_error_line(capsys: pytest.CaptureFixture[str]):
+    def main() -> None:
+        parse_params(merge(project_yaml(), {"split": {"seed": -1}, "train": {"batch_size": 0}}))
+
+    with pytest.raises(SystemExit) as exited:
+        run_stage("split", main)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: split: params.yaml: split.seed is -1; it must be at least 0",
+        "error: split: params.yaml: train.batch_size is 0; it must be at least 1",
+    ]
+
+
+@pytest.mark.parametrize("content", [None, [], "just text"])
+def test_a_file_that_is_not_a_mapping_is_refused(content):
+    assert refusal_of(content).startswith("params.yaml: the file must be a mapping of keys to values, got ")
 
 
 def test_missing_and_malformed_files_are_explained(tmp_path: Path):

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tasks.photos.decode import load_photo
@@ -22,9 +23,10 @@ def test_matches_keras_preprocess_input():
     np.testing.assert_allclose(caffe_preprocess(rgb), preprocess_input(rgb.astype(np.float32)), atol=1e-4)
 
 
-def test_photos_become_224_rgb_whatever_their_mode(tmp_path: Path):
+@pytest.mark.parametrize("size", [224, 32])
+def test_photos_become_rgb_squares_of_the_size_asked_whatever_their_mode(tmp_path: Path, size: int):
     for mode in ("RGB", "L", "CMYK"):
         path = tmp_path / f"{mode}.jpg"
         Image.new(mode, (300, 180), color=128 if mode == "L" else None).save(path, "JPEG")
-        photo = load_photo(path)
-        assert photo.shape == (224, 224, 3) and photo.dtype == np.uint8
+        photo = load_photo(path, size)
+        assert photo.shape == (size, size, 3) and photo.dtype == np.uint8
