@@ -10,8 +10,7 @@ from tasks.core.atomic_output import atomic_file, write_json
 from tasks.core.errors import run_stage
 from tasks.competition.log_loss import log_loss
 from tasks.core.params import load_params
-from tasks.photos.quarantine import undecoded_test_ids
-from tasks.heads.predictions import TEST_FILE, VALID_FILE
+from tasks.heads.predictions import TEST_FILE, VALID_FILE, undecodable_test_ids
 
 METRICS_FILE = "clip.json"
 # Symmetric bounds b tried by `auto`: 0 (no clipping) first, so ties keep the least clipping and the loss never rises.
@@ -62,13 +61,13 @@ def main() -> None:
     with atomic_file(Path(params.paths.submission)) as tmp:
         submission_frame(test, bounds).to_csv(tmp, index=False, float_format="%.6f")
     metrics = clip_metrics(valid, bounds)
-    undecoded = undecoded_test_ids(test)
-    metrics["test_undecoded"] = len(undecoded)
     write_json(Path(params.paths.metrics) / METRICS_FILE, metrics)
     print(f"clip: [{bounds[0]:.6g}, {bounds[1]:.6g}], validation log loss {metrics['val_log_loss_raw']:.4f} -> {metrics['val_log_loss_clipped']:.4f}")
-    if undecoded:
-        print(f"clip: warning: the submission holds {len(undecoded)} fallback rows for test photos that can't be decoded: "
-              f"ids {undecoded[:20]}")
+    # A warning only: the count is on record once, as test_undecodable in features' metrics/undecodable.json.
+    undecodable = undecodable_test_ids(test)
+    if undecodable:
+        print(f"clip: warning: the submission holds {len(undecodable)} fallback rows for test photos that can't be decoded: "
+              f"ids {undecodable[:20]}")
 
 
 if __name__ == "__main__":

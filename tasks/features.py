@@ -18,13 +18,13 @@ from tasks.core.errors import StageError, run_stage
 from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
 from tasks.core.params import FeaturesParams, load_params
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
-from tasks.photos.quarantine import REPORT_FILE, Quarantine, decode_or_blank, quarantine_metrics
+from tasks.photos.undecodable import REPORT_FILE, UndecodableReport, decode_or_blank, read_report, undecodable_metrics
 from tasks.photos.decode import IMAGE_SIZE
 from tasks.vgg.preprocess import caffe_preprocess
 
 # Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
 CONV_SUBSETS = ("train", "valid", "test")
-QUARANTINE_METRICS = "quarantine.json"
+METRICS_FILE = "undecodable.json"
 SAMPLE_SUBSETS = {"sample_train": ("train", "sample/train"), "sample_valid": ("valid", "sample/valid")}
 
 
@@ -68,11 +68,11 @@ def _decode(photo: Photo, size: int) -> tuple[np.ndarray, str | None]:
     return decode_or_blank(io.BytesIO(read_checked(photo)), size)
 
 
-def _batches(photos: list[Photo], batch_size: int, pool: ThreadPoolExecutor, unreadable: dict[int, str],
+def _batches(photos: list[Photo], batch_size: int, pool: ThreadPoolExecutor, undecodable: dict[int, str],
              size: int = IMAGE_SIZE):
     """Yield preprocessed batches, decoding the next batch on threads while the model runs on this one.
 
-    A photo that can't be decoded becomes a blank frame, and its position and reason go into unreadable.
+    An undecodable photo becomes a blank frame, and its position and reason go into undecodable.
     """
     starts = range(0, len(photos), batch_size)
     pending: list[Future] | None = None
@@ -81,7 +81,7 @@ def _batches(photos: list[Photo], batch_size: int, pool: ThreadPoolExecutor, unr
         submitted = None if start is None else [pool.submit(_decode, p, size) for p in photos[start : start + batch_size]]
         if pending is not None:
             decoded = [f.result() for f in pending]
-            unreadable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
+            undecodable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
             yield caffe_preprocess(np.stack([rgb for rgb, _ in decoded]))
         pending, start_of_pending = submitted, start
 
@@ -90,17 +90,17 @@ def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndar
             size: int = IMAGE_SIZE) -> dict[int, str]:
     """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout.
 
-    Returns the rows whose photo could not be decoded, with the reason; their rows hold a blank frame's features.
+    Returns the rows whose photo is undecodable, with the reason; their rows hold a blank frame's features.
     """
     done, began = 0, time.perf_counter()
-    unreadable: dict[int, str] = {}
+    undecodable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _batches(photos, batch_size, pool, unreadable, size):
+        for batch in _batches(photos, batch_size, pool, undecodable, size):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
             print(f"features: {label} {done}/{len(photos)} photos, {rate:.1f} photos/s", flush=True)
-    return unreadable
+    return undecodable
 
 
 def features(manifest: Path, organized: Path, target: Path, params: FeaturesParams) -> dict[str, int]:
@@ -111,7 +111,7 @@ def features(manifest: Path, organized: Path, target: Path, params: FeaturesPara
     photos = {subset: subset_photos(entries, subset, organized) for subset in CONV_SUBSETS}
     vgg_conv = conv_base(load_vgg16(params.weights, params.seed, params.image_size), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
-    quarantine = Quarantine(params.max_quarantined)
+    report = UndecodableReport(params.max_undecodable)
     with atomic_dir(target) as out:
         computed = {}
         for subset in CONV_SUBSETS:
@@ -121,22 +121,22 @@ def features(manifest: Path, organized: Path, target: Path, params: FeaturesPara
             cache = np.lib.format.open_memmap(
                 folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *vgg_conv.output_shape[1:])
             )
-            unreadable = extract(conv, rows, params.batch_size, cache, subset, params.image_size)
+            undecodable = extract(conv, rows, params.batch_size, cache, subset, params.image_size)
             cache.flush()
-            rows, cache = quarantine.apply(subset, rows, unreadable, cache, folder / FEATURES_FILE)
+            rows, cache = report.apply(subset, rows, undecodable, cache, folder / FEATURES_FILE)
             paths = [str(p.path) for p in rows]
             write_index(folder, [p.id for p in rows], [p.label for p in rows], paths)
             computed[subset] = FeatureSet([p.id for p in rows], np.array([p.label for p in rows]), paths, cache)
         counts = {s: len(computed[s].ids) for s in CONV_SUBSETS}
         for name, (source, split_subset) in SAMPLE_SUBSETS.items():
-            ids = [e.id for e in in_subset(entries, split_subset) if not quarantine.holds(source, e.id)]
+            ids = [e.id for e in in_subset(entries, split_subset) if not report.left_out(source, e.id)]
             chosen = select_rows(computed[source], ids)
             folder = out / name
             folder.mkdir()
             np.save(folder / FEATURES_FILE, chosen.features)
             write_index(folder, chosen.ids, chosen.labels.tolist(), chosen.paths)
             counts[name] = len(chosen.ids)
-        quarantine.write_report(out)
+        report.write(out)
         del computed  # release the memmaps before the folder is renamed
     return counts
 
@@ -146,11 +146,11 @@ def main() -> None:
     paths = params.paths
     counts = features(Path(paths.split), Path(paths.organized), Path(paths.features), params.features)
     print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
-    quarantined = quarantine_metrics(Path(params.paths.features))
-    write_json(Path(params.paths.metrics) / QUARANTINE_METRICS, quarantined)
-    if any(quarantined.values()):
-        print(f"features: warning: photos that can't be decoded: {quarantined}; "
-              f"see {Path(params.paths.features) / REPORT_FILE}", file=sys.stderr)
+    undecodable = undecodable_metrics(read_report(Path(paths.features)), CONV_SUBSETS)
+    write_json(Path(paths.metrics) / METRICS_FILE, undecodable)
+    if any(undecodable.values()):
+        print(f"features: warning: photos that can't be decoded: {undecodable}; "
+              f"see {Path(paths.features) / REPORT_FILE}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from tasks.core.errors import StageError, run_stage
 from tasks.heads.inputs import DATASET_SUBSETS, head_inputs, load_subsets
 from tasks.heads.predictions import TEST_FILE, VALID_FILE
 from tasks.core.params import load_params
-from tasks.photos.quarantine import UNREADABLE_TEST_P_DOG, unreadable_test_ids
+from tasks.photos.undecodable import UNDECODABLE_P_DOG, read_report, undecodable_ids
 
 # Under paths.metrics: DVC plots (dvc.yaml declares them; `dvc plots show` renders them with the learning curves).
 CONFUSION_FILE = "confusion.csv"
@@ -22,18 +22,18 @@ CLASS_NAMES = ("cat", "dog")
 
 def prediction_frames(valid_ids: list[str], valid_labels: np.ndarray, p_valid: np.ndarray,
                       test_ids: list[str], p_test: np.ndarray,
-                      unreadable_test: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validation (id, is_dog, p_dog) and test (id, p_dog, decoded) tables, test sorted by numeric id.
+                      undecodable_test: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validation (id, is_dog, p_dog) and test (id, p_dog, undecodable) tables, test sorted by numeric id.
 
-    Test photos in unreadable_test keep their row, with P(dog) = UNREADABLE_TEST_P_DOG and decoded False.
+    Test photos in undecodable_test keep their row, with P(dog) = UNDECODABLE_P_DOG and undecodable True.
     """
-    decoded = np.array([i not in unreadable_test for i in test_ids], dtype=bool)
-    p_test = np.where(decoded, p_test, UNREADABLE_TEST_P_DOG)
+    undecodable = np.array([i in undecodable_test for i in test_ids], dtype=bool)
+    p_test = np.where(undecodable, UNDECODABLE_P_DOG, p_test)
     for name, p in (("validation", p_valid), ("test", p_test)):
         if not np.all(np.isfinite(p)):
             raise StageError(f"the model gave {int((~np.isfinite(p)).sum())} non-finite {name} predictions; retrain it")
     valid = pd.DataFrame({"id": valid_ids, "is_dog": valid_labels.astype(int), "p_dog": p_valid})
-    test = pd.DataFrame({"id": [int(i) for i in test_ids], "p_dog": p_test, "decoded": decoded}).sort_values("id", kind="stable")
+    test = pd.DataFrame({"id": [int(i) for i in test_ids], "p_dog": p_test, "undecodable": undecodable}).sort_values("id", kind="stable")
     return valid, test.reset_index(drop=True)
 
 
@@ -58,8 +58,8 @@ def main() -> None:
     head = keras.models.load_model(params.paths.model)
     p_valid = head.predict(x_valid, verbose=0)[:, 1]
     p_test = head.predict(x_test, verbose=0)[:, 1]
-    unreadable = frozenset(unreadable_test_ids(Path(params.paths.features)))
-    valid, test = prediction_frames(valid_set.ids, valid_set.labels, p_valid, test_set.ids, p_test, unreadable)
+    undecodable = frozenset(undecodable_ids(read_report(Path(params.paths.features)), "test"))
+    valid, test = prediction_frames(valid_set.ids, valid_set.labels, p_valid, test_set.ids, p_test, undecodable)
     out, metrics = Path(params.paths.predictions), Path(params.paths.metrics)
     with atomic_file(out / VALID_FILE) as tmp:
         valid.to_csv(tmp, index=False)
@@ -70,9 +70,9 @@ def main() -> None:
     tiles = write_views(valid_set.paths, valid_set.labels, p_valid, metrics / VIEWS_DIR)
     write_filter_grid(vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
     print(f"predict: {len(valid)} validation and {len(test)} test photos; view tiles: {tiles}")
-    if unreadable:
-        print(f"predict: warning: {len(unreadable)} test photos can't be decoded, so their P(dog) is "
-              f"{UNREADABLE_TEST_P_DOG}: ids {sorted(unreadable, key=int)[:20]}")
+    if undecodable:
+        print(f"predict: warning: {len(undecodable)} test photos can't be decoded, so their P(dog) is "
+              f"{UNDECODABLE_P_DOG}: ids {sorted(undecodable, key=int)[:20]}")
 
 
 if __name__ == "__main__":

@@ -64,8 +64,8 @@ def test_pool5_is_cached_as_float16_with_ids_and_labels(feature_root: Path):
     test = read_feature_set(root, "test")
     assert test.ids == ["1", "2", "3", "4", "5"] and set(test.labels.tolist()) == {-1}
     assert np.isfinite(test.features.astype(np.float32)).all()
-    assert sorted(p.name for p in root.iterdir()) == ["quarantine.csv", "sample_train", "sample_valid", "test", "train", "valid"]
-    assert (root / "quarantine.csv").read_text().splitlines() == ["subset,id,path,reason,action"]  # nothing broken
+    assert sorted(p.name for p in root.iterdir()) == ["sample_train", "sample_valid", "test", "train", "undecodable.csv", "valid"]
+    assert (root / "undecodable.csv").read_text().splitlines() == ["subset,id,path,reason,action"]  # nothing broken
 
 
 def test_sample_features_are_the_train_rows_not_a_second_pass(feature_root: Path):
