@@ -23,20 +23,21 @@ def clip_probabilities(p_dog: np.ndarray, bounds: tuple[float, float]) -> np.nda
     return np.clip(p_dog, lo, hi)
 
 
-def auto_bounds(is_dog: np.ndarray, p_dog: np.ndarray) -> tuple[float, float]:
+def auto_bounds(target: np.ndarray, p_dog: np.ndarray) -> tuple[float, float]:
     """The symmetric [b, 1 - b] with the lowest validation log loss among AUTO_BOUNDS."""
-    losses = [log_loss(is_dog, clip_probabilities(p_dog, (b, 1.0 - b))) for b in AUTO_BOUNDS]
+    losses = [log_loss(target, clip_probabilities(p_dog, (b, 1.0 - b))) for b in AUTO_BOUNDS]
     best = float(AUTO_BOUNDS[int(np.argmin(losses))])  # argmin takes the first of equals: the smallest b
     return best, 1.0 - best
 
 
 def resolve_bounds(valid: pd.DataFrame, bounds: tuple[float, float] | str) -> tuple[float, float]:
     """clip.bounds as numbers: `auto` is chosen on the validation predictions."""
-    return auto_bounds(valid["is_dog"].to_numpy(), valid["p_dog"].to_numpy()) if bounds == "auto" else bounds
+    return auto_bounds(valid["target"].to_numpy(), valid["p_dog"].to_numpy()) if bounds == "auto" else bounds
 
 
 def submission_frame(test: pd.DataFrame, bounds: tuple[float, float]) -> pd.DataFrame:
     """The competition's `id,label` table from test predictions, sorted by id."""
+    # `label` is the competition's own column name for P(dog) (its sample_submission.csv), so it stays.
     frame = pd.DataFrame({"id": test["id"].astype(int), "label": clip_probabilities(test["p_dog"].to_numpy(), bounds)})
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
 
@@ -47,8 +48,8 @@ def clip_metrics(valid: pd.DataFrame, bounds: tuple[float, float]) -> dict[str, 
     return {
         "lo": bounds[0],
         "hi": bounds[1],
-        "val_log_loss_raw": log_loss(valid["is_dog"], p),
-        "val_log_loss_clipped": log_loss(valid["is_dog"], clip_probabilities(p, bounds)),
+        "val_log_loss_raw": log_loss(valid["target"], p),
+        "val_log_loss_clipped": log_loss(valid["target"], clip_probabilities(p, bounds)),
     }
 
 

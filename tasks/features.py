@@ -15,7 +15,7 @@ from tasks.core.atomic_output import atomic_dir, write_json
 from tasks.competition.archive import CLASSES
 from tasks.vgg.conv_backends import ConvRunner, make_conv_runner
 from tasks.core.errors import StageError, run_stage
-from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
+from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_TARGET, FeatureSet, select_rows, write_index
 from tasks.core.params import FeaturesParams, load_params
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
 from tasks.photos.undecodable import REPORT_FILE, UndecodableReport, decode_or_blank, read_report, undecodable_metrics
@@ -29,10 +29,10 @@ SAMPLE_SUBSETS = {"sample_train": ("train", "sample/train"), "sample_valid": ("v
 
 
 class Photo(NamedTuple):
-    """A photo to run: its id, label (0 cat, 1 dog, -1 unknown), file, and the md5 the manifest lists for it."""
+    """A photo to run: its id, target (0 cat, 1 dog, -1 unknown), file, and the md5 the manifest lists for it."""
 
     id: str
-    label: int
+    target: int
     path: Path
     md5: str
 
@@ -40,7 +40,7 @@ class Photo(NamedTuple):
 def subset_photos(entries: list[PhotoEntry], subset: str, organized: Path) -> list[Photo]:
     """The photos of one manifest subset, in manifest order (class, then natural order; test by number)."""
     return [
-        Photo(e.id, UNKNOWN_LABEL if e.label == "unknown" else CLASSES.index(e.label), organized / e.path, e.md5)
+        Photo(e.id, UNKNOWN_TARGET if e.class_name == "unknown" else CLASSES.index(e.class_name), organized / e.path, e.md5)
         for e in in_subset(entries, subset)
     ]
 
@@ -86,7 +86,7 @@ def _batches(photos: list[Photo], batch_size: int, pool: ThreadPoolExecutor, und
         pending, start_of_pending = submitted, start
 
 
-def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndarray, label: str,
+def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndarray, subset: str,
             size: int = IMAGE_SIZE) -> dict[int, str]:
     """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout.
 
@@ -99,12 +99,12 @@ def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndar
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
-            print(f"features: {label} {done}/{len(photos)} photos, {rate:.1f} photos/s", flush=True)
+            print(f"features: {subset} {done}/{len(photos)} photos, {rate:.1f} photos/s", flush=True)
     return undecodable
 
 
-def features(manifest: Path, organized: Path, target: Path, params: FeaturesParams) -> dict[str, int]:
-    """Cache pool5 for train, valid and test, and cut the sample sets from them; return rows per subset."""
+def features(manifest: Path, organized: Path, dest: Path, params: FeaturesParams) -> dict[str, int]:
+    """Cache pool5 for train, valid and test under dest, and cut the sample sets from them; return rows per subset."""
     from tasks.vgg.vgg16 import conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
 
     entries = read_manifest(manifest)
@@ -112,7 +112,7 @@ def features(manifest: Path, organized: Path, target: Path, params: FeaturesPara
     vgg_conv = conv_base(load_vgg16(params.weights, params.seed, params.image_size), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
     report = UndecodableReport(params.max_undecodable)
-    with atomic_dir(target) as out:
+    with atomic_dir(dest) as out:
         computed = {}
         for subset in CONV_SUBSETS:
             folder = out / subset
@@ -125,8 +125,8 @@ def features(manifest: Path, organized: Path, target: Path, params: FeaturesPara
             cache.flush()
             rows, cache = report.apply(subset, rows, undecodable, cache, folder / FEATURES_FILE)
             paths = [str(p.path) for p in rows]
-            write_index(folder, [p.id for p in rows], [p.label for p in rows], paths)
-            computed[subset] = FeatureSet([p.id for p in rows], np.array([p.label for p in rows]), paths, cache)
+            write_index(folder, [p.id for p in rows], [p.target for p in rows], paths)
+            computed[subset] = FeatureSet([p.id for p in rows], np.array([p.target for p in rows]), paths, cache)
         counts = {s: len(computed[s].ids) for s in CONV_SUBSETS}
         for name, (source, split_subset) in SAMPLE_SUBSETS.items():
             ids = [e.id for e in in_subset(entries, split_subset) if not report.left_out(source, e.id)]
@@ -134,7 +134,7 @@ def features(manifest: Path, organized: Path, target: Path, params: FeaturesPara
             folder = out / name
             folder.mkdir()
             np.save(folder / FEATURES_FILE, chosen.features)
-            write_index(folder, chosen.ids, chosen.labels.tolist(), chosen.paths)
+            write_index(folder, chosen.ids, chosen.targets.tolist(), chosen.paths)
             counts[name] = len(chosen.ids)
         report.write(out)
         del computed  # release the memmaps before the folder is renamed

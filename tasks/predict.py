@@ -20,10 +20,10 @@ FILTERS_FILE = "first_layer_filters.png"
 CLASS_NAMES = ("cat", "dog")
 
 
-def prediction_frames(valid_ids: list[str], valid_labels: np.ndarray, p_valid: np.ndarray,
+def prediction_frames(valid_ids: list[str], valid_targets: np.ndarray, p_valid: np.ndarray,
                       test_ids: list[str], p_test: np.ndarray,
                       undecodable_test: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validation (id, is_dog, p_dog) and test (id, p_dog, undecodable) tables, test sorted by numeric id.
+    """Validation (id, target, p_dog) and test (id, p_dog, undecodable) tables, test sorted by numeric id.
 
     Test photos in undecodable_test keep their row, with P(dog) = UNDECODABLE_P_DOG and undecodable True.
     """
@@ -32,15 +32,15 @@ def prediction_frames(valid_ids: list[str], valid_labels: np.ndarray, p_valid: n
     for name, p in (("validation", p_valid), ("test", p_test)):
         if not np.all(np.isfinite(p)):
             raise StageError(f"the model gave {int((~np.isfinite(p)).sum())} non-finite {name} predictions; retrain it")
-    valid = pd.DataFrame({"id": valid_ids, "is_dog": valid_labels.astype(int), "p_dog": p_valid})
+    valid = pd.DataFrame({"id": valid_ids, "target": valid_targets.astype(int), "p_dog": p_valid})
     test = pd.DataFrame({"id": [int(i) for i in test_ids], "p_dog": p_test, "undecodable": undecodable}).sort_values("id", kind="stable")
     return valid, test.reset_index(drop=True)
 
 
-def confusion_frame(is_dog: np.ndarray, p_dog: np.ndarray) -> pd.DataFrame:
+def confusion_frame(target: np.ndarray, p_dog: np.ndarray) -> pd.DataFrame:
     """One row per validation photo, actual and predicted class names: what DVC's confusion template counts."""
     names = np.array(CLASS_NAMES)
-    return pd.DataFrame({"actual": names[np.asarray(is_dog, dtype=int)], "predicted": names[(np.asarray(p_dog) > 0.5).astype(int)]})
+    return pd.DataFrame({"actual": names[np.asarray(target, dtype=int)], "predicted": names[(np.asarray(p_dog) > 0.5).astype(int)]})
 
 
 def main() -> None:
@@ -59,15 +59,15 @@ def main() -> None:
     p_valid = head.predict(x_valid, verbose=0)[:, 1]
     p_test = head.predict(x_test, verbose=0)[:, 1]
     undecodable = frozenset(undecodable_ids(read_report(Path(params.paths.features)), "test"))
-    valid, test = prediction_frames(valid_set.ids, valid_set.labels, p_valid, test_set.ids, p_test, undecodable)
+    valid, test = prediction_frames(valid_set.ids, valid_set.targets, p_valid, test_set.ids, p_test, undecodable)
     out, metrics = Path(params.paths.predictions), Path(params.paths.metrics)
     with atomic_file(out / VALID_FILE) as tmp:
         valid.to_csv(tmp, index=False)
     with atomic_file(out / TEST_FILE) as tmp:
         test.to_csv(tmp, index=False)
     with atomic_file(metrics / CONFUSION_FILE) as tmp:
-        confusion_frame(valid_set.labels, p_valid).to_csv(tmp, index=False)
-    tiles = write_views(valid_set.paths, valid_set.labels, p_valid, metrics / VIEWS_DIR)
+        confusion_frame(valid_set.targets, p_valid).to_csv(tmp, index=False)
+    tiles = write_views(valid_set.paths, valid_set.targets, p_valid, metrics / VIEWS_DIR)
     write_filter_grid(vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
     print(f"predict: {len(valid)} validation and {len(test)} test photos; view tiles: {tiles}")
     if undecodable:

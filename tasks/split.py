@@ -14,7 +14,7 @@ from tasks.core.errors import StageError, run_stage
 from tasks.core.params import SplitParams, load_params
 from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
-Plan = dict[str, dict[str, list[str]]]  # subset -> class folder -> photo file names
+Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo file names
 SUBSETS = ("train", "valid", "sample/train", "sample/valid")
 
 
@@ -71,7 +71,7 @@ def split(index: Path, target: Path, params: SplitParams) -> dict[str, int]:
     """Write the plan to the manifest target, one row per photo and subset, test rows last; return counts per subset."""
     entries = read_manifest(index)
     by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train names are unique: cat.N, dog.N
-    plan = plan_split({c: [name for name, e in by_name.items() if e.label == c] for c in CLASSES}, params)
+    plan = plan_split({c: [name for name, e in by_name.items() if e.class_name == c] for c in CLASSES}, params)
     rows = [by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names]
     test = in_subset(entries, TEST_SUBSET)
     write_manifest(target, [*rows, *test])

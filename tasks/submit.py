@@ -69,7 +69,7 @@ def submit(params: Params, raw_params: dict) -> dict:
         "params_digest": digest,
         "validated": True,
         "sent": False,
-        # Rows whose photo is undecodable: their label is a fallback, not a prediction.
+        # Rows whose photo is undecodable: their `label` is the fallback P(dog), not a prediction.
         "undecodable_test_ids": undecodable_test_ids(pd.read_csv(Path(params.paths.predictions) / TEST_FILE)),
     }
     if params.submit.enabled:

@@ -89,7 +89,7 @@ def main() -> None:
     train_set, valid_set = load_subsets(Path(params.paths.features), list(DATASET_SUBSETS[params.train.dataset]))
     vgg = load_vgg16(params.features.weights, params.features.seed, params.features.image_size)
     x, x_valid = head_inputs(params.train.head, params.features.layer, [train_set, valid_set], vgg)
-    result = fit_head(x, train_set.labels, x_valid, valid_set.labels, params.train, vgg)
+    result = fit_head(x, train_set.targets, x_valid, valid_set.targets, params.train, vgg)
     metrics_dir = Path(params.paths.metrics)
     save_model(inference_copy(result.model), Path(params.paths.model))
     with atomic_file(metrics_dir / HISTORY_FILE) as tmp:

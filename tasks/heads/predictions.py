@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-VALID_FILE = "valid.csv"  # one row per validation photo: id, is_dog, p_dog
+VALID_FILE = "valid.csv"  # one row per validation photo: id, target, p_dog
 TEST_FILE = "test.csv"  # one row per test photo, by numeric id: id, p_dog, undecodable
 
 

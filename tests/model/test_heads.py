@@ -37,7 +37,7 @@ def fit(cached, params: TrainParams):
     root, vgg = cached
     train, valid = load_subsets(root, ["train", "valid"])
     x, x_valid = head_inputs(params.head, "block5_pool", [train, valid], vgg)
-    return fit_head(x, train.labels, x_valid, valid.labels, params, vgg), x_valid
+    return fit_head(x, train.targets, x_valid, valid.targets, params, vgg), x_valid
 
 
 @pytest.mark.parametrize("head", list(HEAD_PARAMS))
@@ -104,7 +104,7 @@ def test_another_cut_trains_the_conv_head_and_the_others_refuse_it(tmp_path):
     train, valid = load_subsets(tmp_path / "features", ["train", "valid"])
     assert train.features.shape == (6, 56, 56, 128) and read_feature_set(tmp_path / "features", "test").features.shape[0] == 1
     x, x_valid = head_inputs("conv", "block2_pool", [train, valid], None)
-    result = fit_head(x, train.labels, x_valid, valid.labels, TrainParams(head="conv", phases=(PhaseParams(0.1, 1),)), None)
+    result = fit_head(x, train.targets, x_valid, valid.targets, TrainParams(head="conv", phases=(PhaseParams(0.1, 1),)), None)
     assert result.model.input_shape == (None, 56, 56, 128)
     for head in ("linear", "last_layer", "dense"):
         with pytest.raises(StageError, match=f"train.head {head} needs features.layer block5_pool"):

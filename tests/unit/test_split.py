@@ -64,12 +64,13 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
     params = SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2)
     counts = split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
     assert counts == {"train": 12, "valid": 4, "sample/train": 4, "sample/valid": 2, "test": 3}
+    assert (tmp_path / "split.csv").read_text().splitlines()[0] == "subset,class_name,id,path,md5"
     rows = read_manifest(tmp_path / "split.csv")
     by_subset = {s: [e for e in rows if e.subset == s] for s in counts}
     assert {s: len(v) for s, v in by_subset.items()} == counts
     index = {e.path: e for e in read_manifest(tmp_path / "organized.csv")}
     for e in rows:
-        assert (e.label, e.id, e.md5) == (index[e.path].label, index[e.path].id, index[e.path].md5)
+        assert (e.class_name, e.id, e.md5) == (index[e.path].class_name, index[e.path].id, index[e.path].md5)
         assert (organized / e.path).is_file()
     train, valid = {e.path for e in by_subset["train"]}, {e.path for e in by_subset["valid"]}
     assert not train & valid and len(train | valid) == 16
