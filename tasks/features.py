@@ -25,7 +25,7 @@ from tasks.vgg.preprocess import caffe_preprocess
 # Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
 CONV_SUBSETS = ("train", "valid", "test")
 METRICS_FILE = "undecodable.json"
-SAMPLE_SUBSETS = {"sample_train": ("train", "sample/train"), "sample_valid": ("valid", "sample/valid")}
+SAMPLE_SUBSETS = {"sample_train": "train", "sample_valid": "valid"}  # sample subset -> the subset it is cut from
 
 
 class Photo(NamedTuple):
@@ -128,8 +128,8 @@ def features(manifest: Path, organized: Path, dest: Path, params: FeaturesParams
             write_index(folder, [p.id for p in rows], [p.target for p in rows], paths)
             computed[subset] = FeatureSet([p.id for p in rows], np.array([p.target for p in rows]), paths, cache)
         counts = {s: len(computed[s].ids) for s in CONV_SUBSETS}
-        for name, (source, split_subset) in SAMPLE_SUBSETS.items():
-            ids = [e.id for e in in_subset(entries, split_subset) if not report.left_out(source, e.id)]
+        for name, source in SAMPLE_SUBSETS.items():
+            ids = [e.id for e in in_subset(entries, name) if not report.left_out(source, e.id)]
             chosen = select_rows(computed[source], ids)
             folder = out / name
             folder.mkdir()

@@ -15,7 +15,7 @@ from tasks.core.params import SplitParams, load_params
 from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
 Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo file names
-SUBSETS = ("train", "valid", "sample/train", "sample/valid")
+SUBSETS = ("train", "valid", "sample_train", "sample_valid")  # the names features and train.dataset use too
 
 
 def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
@@ -43,7 +43,7 @@ def _draw(pool: dict[str, list[str]], total: int, rng: np.random.Generator) -> t
 
 
 def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
-    """Assign every train photo to train or valid, and pick sample/train from train and sample/valid from valid."""
+    """Assign every train photo to train or valid, and pick sample_train from train and sample_valid from valid."""
     pool = {c: sorted(names, key=natural_key) for c, names in train.items()}
     total = sum(len(v) for v in pool.values())
     if params.valid_size >= total:
@@ -64,7 +64,7 @@ def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
         )
     sample_train, _ = _draw(rest, params.sample_train_size, rng)
     sample_valid, _ = _draw(valid, params.sample_valid_size, rng)
-    return {"train": rest, "valid": valid, "sample/train": sample_train, "sample/valid": sample_valid}
+    return {"train": rest, "valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
 
 
 def split(index: Path, target: Path, params: SplitParams) -> dict[str, int]:

@@ -56,7 +56,7 @@ def test_model_record_is_complete(origin: Path):
     raw = lock_stage(origin, "download")["outs"][0]
     assert record["source"] == {"kind": "synthetic", "seed": 0, "train_per_class": 12, "test_count": 6,
                                 "archive": {"path": raw["path"], "md5": raw["md5"], "size": raw["size"]}}
-    assert record["split"] == {**params["split"], "counts": {"train": 18, "valid": 6, "sample/train": 4, "sample/valid": 2, "test": 6}}
+    assert record["split"] == {**params["split"], "counts": {"train": 18, "valid": 6, "sample_train": 4, "sample_valid": 2, "test": 6}}
     assert record["features"]["outs"][0]["md5"] == lock_stage(origin, "features")["outs"][0]["md5"]
     assert record["features"]["vgg16"]["identity"] == f"none (random init), seed 0, keras {metadata.version('keras')}"
     upstream = {link["name"]: link for link in record["upstream"]}
