@@ -8,7 +8,7 @@ import pandas as pd
 
 from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError, run_stage
-from tasks.heads.inputs import DATASET_SUBSETS, head_inputs, load_subsets
+from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
 from tasks.heads.predictions import TEST_FILE, VALID_FILE
 from tasks.core.params import load_params
 from tasks.photos.undecodable import UNDECODABLE_P_DOG, read_report, undecodable_ids
@@ -48,13 +48,11 @@ def main() -> None:
 
     from tasks.vgg.filter_grid import FIRST_CONV, write_filter_grid
     from tasks.photos.validation_views import write_views
-    from tasks.vgg.vgg16 import load_vgg16
 
     params = load_params()
     subsets = [DATASET_SUBSETS[params.train.dataset][1], "test"]
-    valid_set, test_set = load_subsets(Path(params.paths.features), subsets)
-    vgg = load_vgg16(params.features.weights, params.features.seed, params.features.image_size)
-    x_valid, x_test = head_inputs(params.train.head, params.features.layer, [valid_set, test_set], vgg)
+    data = load_head_data(Path(params.paths.features), subsets, params.train.head, params.features)
+    (valid_set, test_set), (x_valid, x_test) = data.feature_sets, data.inputs
     head = keras.models.load_model(params.paths.model)
     p_valid = head.predict(x_valid, verbose=0)[:, 1]
     p_test = head.predict(x_test, verbose=0)[:, 1]
@@ -68,7 +66,7 @@ def main() -> None:
     with atomic_file(metrics / CONFUSION_FILE) as tmp:
         confusion_frame(valid_set.targets, p_valid).to_csv(tmp, index=False)
     tiles = write_views(valid_set.paths, valid_set.targets, p_valid, metrics / VIEWS_DIR)
-    write_filter_grid(vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
+    write_filter_grid(data.vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
     print(f"predict: {len(valid)} validation and {len(test)} test photos; view tiles: {tiles}")
     if undecodable:
         print(f"predict: warning: {len(undecodable)} test photos can't be decoded, so their P(dog) is "

@@ -88,13 +88,14 @@ def test_cached_features_equal_a_direct_conv_pass(feature_root: Path):
 
 
 def test_linear_head_learns_and_is_reproducible(feature_root: Path):
-    from tasks.heads.inputs import head_inputs, load_subsets
+    from tasks.heads.inputs import head_inputs, load_head_data
     from tasks.train import fit_head
-    from tasks.vgg.vgg16 import load_vgg16
 
-    train, valid = load_subsets(feature_root / "features", ["train", "valid"])
-    vgg = load_vgg16("none", 0)
-    x, x_valid = head_inputs("linear", "block5_pool", [train, valid], vgg)
+    # What train and predict call: the subsets, the VGG16 that features used, and the head's inputs.
+    data = load_head_data(feature_root / "features", ["train", "valid"], "linear", FeaturesParams(weights="none", seed=0))
+    (train, valid), (x, x_valid), vgg = data.feature_sets, data.inputs, data.vgg
+    assert train.ids == read_feature_set(feature_root / "features", "train").ids and len(valid.ids) == 4
+    np.testing.assert_array_equal(x_valid, head_inputs("linear", "block5_pool", [valid], vgg)[0])
     assert x.shape == (12, 1000)
     np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-4)
     params = TrainParams(phases=(PhaseParams(0.1, 2),), batch_size=4, seed=0)

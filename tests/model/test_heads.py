@@ -6,8 +6,9 @@ import pytest
 
 from tasks.core.errors import StageError
 from tasks.features import features
-from tasks.heads.inputs import head_inputs, load_subsets
+from tasks.heads.inputs import head_inputs
 from tasks.core.params import FeaturesParams, PhaseParams, SplitParams, TrainParams
+from tasks.vgg.feature_store import read_feature_set
 from tests.support.photos import organized_photos, split_photos
 
 # Settings that learn from 16 photos of random-network features; the lesson's RMSprop 0.1 overshoots here.
@@ -35,7 +36,7 @@ def fit(cached, params: TrainParams):
     from tasks.train import fit_head
 
     root, vgg = cached
-    train, valid = load_subsets(root, ["train", "valid"])
+    train, valid = read_feature_set(root, "train"), read_feature_set(root, "valid")
     x, x_valid = head_inputs(params.head, "block5_pool", [train, valid], vgg)
     return fit_head(x, train.targets, x_valid, valid.targets, params, vgg), x_valid
 
@@ -49,7 +50,7 @@ def test_each_head_beats_chance_on_validation(cached, head):
 
 def test_head_inputs_are_the_layers_each_head_names(cached):
     root, vgg = cached
-    (valid,) = load_subsets(root, ["valid"])
+    valid = read_feature_set(root, "valid")
     shapes = {head: head_inputs(head, "block5_pool", [valid], vgg)[0].shape for head in [*HEAD_PARAMS, "dense"]}
     assert shapes == {"linear": (8, 1000), "last_layer": (8, 4096), "dense": (8, 7, 7, 512), "conv": (8, 7, 7, 512)}
     np.testing.assert_allclose(head_inputs("linear", "block5_pool", [valid], vgg)[0].sum(axis=1), 1.0, rtol=1e-4)
@@ -93,7 +94,6 @@ def test_same_seed_data_and_params_give_the_same_predictions_after_a_save(cached
 
 
 def test_another_cut_trains_the_conv_head_and_the_others_refuse_it(tmp_path):
-    from tasks.vgg.feature_store import read_feature_set
     from tasks.train import fit_head
     from tasks.vgg.vgg16 import conv_base, load_vgg16
 
@@ -101,7 +101,7 @@ def test_another_cut_trains_the_conv_head_and_the_others_refuse_it(tmp_path):
     manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2))
     features(manifest, organized, tmp_path / "features",
              FeaturesParams(weights="none", seed=0, batch_size=4, layer="block2_pool"))
-    train, valid = load_subsets(tmp_path / "features", ["train", "valid"])
+    train, valid = read_feature_set(tmp_path / "features", "train"), read_feature_set(tmp_path / "features", "valid")
     assert train.features.shape == (6, 56, 56, 128) and read_feature_set(tmp_path / "features", "test").features.shape[0] == 1
     x, x_valid = head_inputs("conv", "block2_pool", [train, valid], None)
     result = fit_head(x, train.targets, x_valid, valid.targets, TrainParams(head="conv", phases=(PhaseParams(0.1, 1),)), None)
