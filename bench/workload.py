@@ -45,9 +45,9 @@ def course_train_step_seconds(vgg, trainable: str, photos: np.ndarray, steps: in
     for layer in model.layers:
         layer.trainable = layer.name == "cats_dogs" or (trainable == "dense" and layer.name in ("fc1", "fc2"))
     model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="sparse_categorical_crossentropy")
-    labels = np.arange(len(photos)) % 2
-    model.train_on_batch(photos, labels)  # warm-up: traces the step
-    return min(_seconds(lambda: model.train_on_batch(photos, labels)) for _ in range(steps)) / len(photos)
+    targets = np.arange(len(photos)) % 2
+    model.train_on_batch(photos, targets)  # warm-up: traces the step
+    return min(_seconds(lambda: model.train_on_batch(photos, targets)) for _ in range(steps)) / len(photos)
 
 
 # Cached rows the heads are timed on. An epoch pays costs that 23,000 real rows spread thin: validation, callbacks,
@@ -63,7 +63,7 @@ def head_seconds(vgg, samples: int = HEAD_ROWS) -> dict[str, float]:
 
     rng = np.random.default_rng(0)
     pool5 = np.abs(rng.normal(0, 1, (samples, 7, 7, 512))).astype(np.float16)  # cost does not depend on the values
-    labels = np.arange(samples) % 2
+    targets = np.arange(samples) % 2
     tail_to_probabilities, tail_to_fc2 = dense_tail(vgg, "predictions"), dense_tail(vgg, "fc2")
     run_in_batches(tail_to_probabilities, pool5[:8], 8)  # warm-up
     run_in_batches(tail_to_fc2, pool5[:8], 8)
@@ -77,7 +77,7 @@ def head_seconds(vgg, samples: int = HEAD_ROWS) -> dict[str, float]:
         """The stage's own fit of `head` (build, phases, validation) for `epochs` epochs."""
         phases = (PhaseParams(lr=0.01, epochs=epochs),)
         params = TrainParams(dataset="full", head=head, optimizer="rmsprop", phases=phases, batch_size=HEAD_BATCH, seed=0)
-        return _seconds(lambda: fit_head(x[:trained], labels[:trained], x[trained:], labels[trained:], params, vgg))
+        return _seconds(lambda: fit_head(x[:trained], targets[:trained], x[trained:], targets[trained:], params, vgg))
 
     def per_photo_epoch(head: str, x: np.ndarray, epochs: int) -> float:
         # Each fit pays a one-off trace and build; the difference of two epoch counts leaves the cost per epoch.

@@ -15,23 +15,23 @@ from tasks.core.atomic_output import atomic_dir, write_json
 from tasks.competition.archive import CLASSES
 from tasks.vgg.conv_backends import ConvRunner, make_conv_runner
 from tasks.core.errors import StageError, run_stage
-from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_LABEL, FeatureSet, select_rows, write_index
+from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_TARGET, FeatureSet, select_rows, write_index
 from tasks.core.params import FeaturesParams, load_params
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
-from tasks.photos.quarantine import REPORT_FILE, Quarantine, decode_or_blank, quarantine_metrics
+from tasks.photos.undecodable import REPORT_FILE, UndecodableReport, decode_or_blank, read_report, undecodable_metrics
 from tasks.vgg.preprocess import caffe_preprocess
 
 # Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
 CONV_SUBSETS = ("train", "valid", "test")
-QUARANTINE_METRICS = "quarantine.json"
-SAMPLE_SUBSETS = {"sample_train": ("train", "sample/train"), "sample_valid": ("valid", "sample/valid")}
+METRICS_FILE = "undecodable.json"
+SAMPLE_SUBSETS = {"sample_train": "train", "sample_valid": "valid"}  # sample subset -> the subset it is cut from
 
 
 class Photo(NamedTuple):
-    """A photo to run: its id, label (0 cat, 1 dog, -1 unknown), file, and the md5 the manifest lists for it."""
+    """A photo to run: its id, target (0 cat, 1 dog, -1 unknown), file, and the md5 the manifest lists for it."""
 
     id: str
-    label: int
+    target: int
     path: Path
     md5: str
 
@@ -39,7 +39,7 @@ class Photo(NamedTuple):
 def subset_photos(entries: list[PhotoEntry], subset: str, organized: Path) -> list[Photo]:
     """The photos of one manifest subset, in manifest order (class, then natural order; test by number)."""
     return [
-        Photo(e.id, UNKNOWN_LABEL if e.label == "unknown" else CLASSES.index(e.label), organized / e.path, e.md5)
+        Photo(e.id, UNKNOWN_TARGET if e.class_name == "unknown" else CLASSES.index(e.class_name), organized / e.path, e.md5)
         for e in in_subset(entries, subset)
     ]
 
@@ -67,10 +67,10 @@ def _decode(photo: Photo, size: int) -> tuple[np.ndarray, str | None]:
     return decode_or_blank(io.BytesIO(read_checked(photo)), size)
 
 
-def _batches(photos: list[Photo], params: FeaturesParams, pool: ThreadPoolExecutor, unreadable: dict[int, str]):
+def _batches(photos: list[Photo], params: FeaturesParams, pool: ThreadPoolExecutor, undecodable: dict[int, str]):
     """Yield preprocessed batches of features.batch_size photos at features.image_size, decoding the next on threads.
 
-    A photo that can't be decoded becomes a blank frame, and its position and reason go into unreadable.
+    An undecodable photo becomes a blank frame, and its position and reason go into undecodable.
     """
     size, starts = params.image_size, range(0, len(photos), params.batch_size)
     pending: list[Future] | None = None
@@ -80,38 +80,38 @@ def _batches(photos: list[Photo], params: FeaturesParams, pool: ThreadPoolExecut
         submitted = None if start is None else [pool.submit(_decode, p, size) for p in chunk]
         if pending is not None:
             decoded = [f.result() for f in pending]
-            unreadable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
+            undecodable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
             yield caffe_preprocess(np.stack([rgb for rgb, _ in decoded]))
         pending, start_of_pending = submitted, start
 
 
 def extract(conv: ConvRunner, photos: list[Photo], params: FeaturesParams, out: np.ndarray,
-            label: str) -> dict[int, str]:
+            subset: str) -> dict[int, str]:
     """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout.
 
-    Returns the rows whose photo could not be decoded, with the reason; their rows hold a blank frame's features.
+    Returns the rows whose photo is undecodable, with the reason; their rows hold a blank frame's features.
     """
     done, began = 0, time.perf_counter()
-    unreadable: dict[int, str] = {}
+    undecodable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _batches(photos, params, pool, unreadable):
+        for batch in _batches(photos, params, pool, undecodable):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
-            print(f"features: {label} {done}/{len(photos)} photos, {rate:.1f} photos/s", flush=True)
-    return unreadable
+            print(f"features: {subset} {done}/{len(photos)} photos, {rate:.1f} photos/s", flush=True)
+    return undecodable
 
 
-def features(manifest: Path, organized: Path, target: Path, params: FeaturesParams) -> dict[str, int]:
-    """Cache pool5 for train, valid and test, and cut the sample sets from them; return rows per subset."""
+def features(manifest: Path, organized: Path, dest: Path, params: FeaturesParams) -> dict[str, int]:
+    """Cache pool5 for train, valid and test under dest, and cut the sample sets from them; return rows per subset."""
     from tasks.vgg.vgg16 import conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
 
     entries = read_manifest(manifest)
     photos = {subset: subset_photos(entries, subset, organized) for subset in CONV_SUBSETS}
     vgg_conv = conv_base(load_vgg16(params), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
-    quarantine = Quarantine(params.max_undecodable)
-    with atomic_dir(target) as out:
+    report = UndecodableReport(params.max_undecodable)
+    with atomic_dir(dest) as out:
         computed = {}
         for subset in CONV_SUBSETS:
             folder = out / subset
@@ -120,22 +120,22 @@ def features(manifest: Path, organized: Path, target: Path, params: FeaturesPara
             cache = np.lib.format.open_memmap(
                 folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *vgg_conv.output_shape[1:])
             )
-            unreadable = extract(conv, rows, params, cache, subset)
+            undecodable = extract(conv, rows, params, cache, subset)
             cache.flush()
-            rows, cache = quarantine.apply(subset, rows, unreadable, cache, folder / FEATURES_FILE)
+            rows, cache = report.apply(subset, rows, undecodable, cache, folder / FEATURES_FILE)
             paths = [str(p.path) for p in rows]
-            write_index(folder, [p.id for p in rows], [p.label for p in rows], paths)
-            computed[subset] = FeatureSet([p.id for p in rows], np.array([p.label for p in rows]), paths, cache)
+            write_index(folder, [p.id for p in rows], [p.target for p in rows], paths)
+            computed[subset] = FeatureSet([p.id for p in rows], np.array([p.target for p in rows]), paths, cache)
         counts = {s: len(computed[s].ids) for s in CONV_SUBSETS}
-        for name, (source, split_subset) in SAMPLE_SUBSETS.items():
-            ids = [e.id for e in in_subset(entries, split_subset) if not quarantine.holds(source, e.id)]
+        for name, source in SAMPLE_SUBSETS.items():
+            ids = [e.id for e in in_subset(entries, name) if not report.left_out(source, e.id)]
             chosen = select_rows(computed[source], ids)
             folder = out / name
             folder.mkdir()
             np.save(folder / FEATURES_FILE, chosen.features)
-            write_index(folder, chosen.ids, chosen.labels.tolist(), chosen.paths)
+            write_index(folder, chosen.ids, chosen.targets.tolist(), chosen.paths)
             counts[name] = len(chosen.ids)
-        quarantine.write_report(out)
+        report.write(out)
         del computed  # release the memmaps before the folder is renamed
     return counts
 
@@ -145,11 +145,11 @@ def main() -> None:
     paths = params.paths
     counts = features(Path(paths.split), Path(paths.organized), Path(paths.features), params.features)
     print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
-    quarantined = quarantine_metrics(Path(params.paths.features))
-    write_json(Path(params.paths.metrics) / QUARANTINE_METRICS, quarantined)
-    if any(quarantined.values()):
-        print(f"features: warning: photos that can't be decoded: {quarantined}; "
-              f"see {Path(params.paths.features) / REPORT_FILE}", file=sys.stderr)
+    undecodable = undecodable_metrics(read_report(Path(paths.features)), CONV_SUBSETS)
+    write_json(Path(paths.metrics) / METRICS_FILE, undecodable)
+    if any(undecodable.values()):
+        print(f"features: warning: photos that can't be decoded: {undecodable}; "
+              f"see {Path(paths.features) / REPORT_FILE}", file=sys.stderr)
 
 
 if __name__ == "__main__":

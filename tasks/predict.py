@@ -8,10 +8,10 @@ import pandas as pd
 
 from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError, run_stage
-from tasks.heads.inputs import DATASET_SUBSETS, head_inputs, load_subsets
+from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
 from tasks.heads.predictions import TEST_FILE, VALID_FILE
 from tasks.core.params import load_params
-from tasks.photos.quarantine import UNREADABLE_TEST_P_DOG, unreadable_test_ids
+from tasks.photos.undecodable import UNDECODABLE_P_DOG, read_report, undecodable_ids
 
 # Under paths.metrics: DVC plots (dvc.yaml declares them; `dvc plots show` renders them with the learning curves).
 CONFUSION_FILE = "confusion.csv"
@@ -20,27 +20,27 @@ FILTERS_FILE = "first_layer_filters.png"
 CLASS_NAMES = ("cat", "dog")
 
 
-def prediction_frames(valid_ids: list[str], valid_labels: np.ndarray, p_valid: np.ndarray,
+def prediction_frames(valid_ids: list[str], valid_targets: np.ndarray, p_valid: np.ndarray,
                       test_ids: list[str], p_test: np.ndarray,
-                      unreadable_test: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validation (id, is_dog, p_dog) and test (id, p_dog, decoded) tables, test sorted by numeric id.
+                      undecodable_test: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validation (id, target, p_dog) and test (id, p_dog, undecodable) tables, test sorted by numeric id.
 
-    Test photos in unreadable_test keep their row, with P(dog) = UNREADABLE_TEST_P_DOG and decoded False.
+    Test photos in undecodable_test keep their row, with P(dog) = UNDECODABLE_P_DOG and undecodable True.
     """
-    decoded = np.array([i not in unreadable_test for i in test_ids], dtype=bool)
-    p_test = np.where(decoded, p_test, UNREADABLE_TEST_P_DOG)
+    undecodable = np.array([i in undecodable_test for i in test_ids], dtype=bool)
+    p_test = np.where(undecodable, UNDECODABLE_P_DOG, p_test)
     for name, p in (("validation", p_valid), ("test", p_test)):
         if not np.all(np.isfinite(p)):
             raise StageError(f"the model gave {int((~np.isfinite(p)).sum())} non-finite {name} predictions; retrain it")
-    valid = pd.DataFrame({"id": valid_ids, "is_dog": valid_labels.astype(int), "p_dog": p_valid})
-    test = pd.DataFrame({"id": [int(i) for i in test_ids], "p_dog": p_test, "decoded": decoded}).sort_values("id", kind="stable")
+    valid = pd.DataFrame({"id": valid_ids, "target": valid_targets.astype(int), "p_dog": p_valid})
+    test = pd.DataFrame({"id": [int(i) for i in test_ids], "p_dog": p_test, "undecodable": undecodable}).sort_values("id", kind="stable")
     return valid, test.reset_index(drop=True)
 
 
-def confusion_frame(is_dog: np.ndarray, p_dog: np.ndarray) -> pd.DataFrame:
+def confusion_frame(target: np.ndarray, p_dog: np.ndarray) -> pd.DataFrame:
     """One row per validation photo, actual and predicted class names: what DVC's confusion template counts."""
     names = np.array(CLASS_NAMES)
-    return pd.DataFrame({"actual": names[np.asarray(is_dog, dtype=int)], "predicted": names[(np.asarray(p_dog) > 0.5).astype(int)]})
+    return pd.DataFrame({"actual": names[np.asarray(target, dtype=int)], "predicted": names[(np.asarray(p_dog) > 0.5).astype(int)]})
 
 
 def main() -> None:
@@ -48,31 +48,29 @@ def main() -> None:
 
     from tasks.vgg.filter_grid import FIRST_CONV, write_filter_grid
     from tasks.photos.validation_views import write_views
-    from tasks.vgg.vgg16 import load_vgg16
 
     params = load_params()
     subsets = [DATASET_SUBSETS[params.train.dataset][1], "test"]
-    valid_set, test_set = load_subsets(Path(params.paths.features), subsets)
-    vgg = load_vgg16(params.features)
-    x_valid, x_test = head_inputs(params.train.head, [valid_set, test_set], vgg)
+    data = load_head_data(Path(params.paths.features), subsets, params.train.head, params.features)
+    (valid_set, test_set), (x_valid, x_test) = data.feature_sets, data.inputs
     head = keras.models.load_model(params.paths.model)
     p_valid = head.predict(x_valid, verbose=0)[:, 1]
     p_test = head.predict(x_test, verbose=0)[:, 1]
-    unreadable = frozenset(unreadable_test_ids(Path(params.paths.features)))
-    valid, test = prediction_frames(valid_set.ids, valid_set.labels, p_valid, test_set.ids, p_test, unreadable)
+    undecodable = frozenset(undecodable_ids(read_report(Path(params.paths.features)), "test"))
+    valid, test = prediction_frames(valid_set.ids, valid_set.targets, p_valid, test_set.ids, p_test, undecodable)
     out, metrics = Path(params.paths.predictions), Path(params.paths.metrics)
     with atomic_file(out / VALID_FILE) as tmp:
         valid.to_csv(tmp, index=False)
     with atomic_file(out / TEST_FILE) as tmp:
         test.to_csv(tmp, index=False)
     with atomic_file(metrics / CONFUSION_FILE) as tmp:
-        confusion_frame(valid_set.labels, p_valid).to_csv(tmp, index=False)
-    tiles = write_views(valid_set.paths, valid_set.labels, p_valid, metrics / VIEWS_DIR)
-    write_filter_grid(vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
+        confusion_frame(valid_set.targets, p_valid).to_csv(tmp, index=False)
+    tiles = write_views(valid_set.paths, valid_set.targets, p_valid, metrics / VIEWS_DIR)
+    write_filter_grid(data.vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
     print(f"predict: {len(valid)} validation and {len(test)} test photos; view tiles: {tiles}")
-    if unreadable:
-        print(f"predict: warning: {len(unreadable)} test photos can't be decoded, so their P(dog) is "
-              f"{UNREADABLE_TEST_P_DOG}: ids {sorted(unreadable, key=int)[:20]}")
+    if undecodable:
+        print(f"predict: warning: {len(undecodable)} test photos can't be decoded, so their P(dog) is "
+              f"{UNDECODABLE_P_DOG}: ids {sorted(undecodable, key=int)[:20]}")
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def reorganize(archive_path: Path, target: Path, index: Path) -> dict[str, int]:
         counts = {folder: len(list((out / folder).iterdir())) for folder in ("train/cats", "train/dogs", "test/unknown")}
         # Written before the folder is renamed into place: a failure leaves neither new. In the index, rows are sorted,
         # so the same archive gives the same bytes whatever order its members come in.
-        write_manifest(index, [*sorted(train, key=lambda e: (e.label, natural_key(e.id))), *sorted(test, key=lambda e: int(e.id))])
+        write_manifest(index, [*sorted(train, key=lambda e: (e.class_name, natural_key(e.id))), *sorted(test, key=lambda e: int(e.id))])
     return counts
 
 

@@ -14,8 +14,8 @@ from tasks.core.errors import StageError, run_stage
 from tasks.core.params import SplitParams, load_params
 from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
-Plan = dict[str, dict[str, list[str]]]  # subset -> class folder -> photo file names
-SUBSETS = ("train", "valid", "sample/train", "sample/valid")
+Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo file names
+SUBSETS = ("train", "valid", "sample_train", "sample_valid")  # the names features and train.dataset use too
 
 
 def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
@@ -43,7 +43,7 @@ def _draw(pool: dict[str, list[str]], total: int, rng: np.random.Generator) -> t
 
 
 def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
-    """Assign every train photo to train or valid, and pick sample/train from train and sample/valid from valid."""
+    """Assign every train photo to train or valid, and pick sample_train from train and sample_valid from valid."""
     pool = {c: sorted(names, key=natural_key) for c, names in train.items()}
     total = sum(len(v) for v in pool.values())
     # How many photos train holds is known only now for the archive and Kaggle sources, so these two checks
@@ -63,14 +63,14 @@ def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
         )
     sample_train, _ = _draw(rest, params.sample_train_size, rng)
     sample_valid, _ = _draw(valid, params.sample_valid_size, rng)
-    return {"train": rest, "valid": valid, "sample/train": sample_train, "sample/valid": sample_valid}
+    return {"train": rest, "valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
 
 
 def split(index: Path, target: Path, params: SplitParams) -> dict[str, int]:
     """Write the plan to the manifest target, one row per photo and subset, test rows last; return counts per subset."""
     entries = read_manifest(index)
     by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train names are unique: cat.N, dog.N
-    plan = plan_split({c: [name for name, e in by_name.items() if e.label == c] for c in CLASSES}, params)
+    plan = plan_split({c: [name for name, e in by_name.items() if e.class_name == c] for c in CLASSES}, params)
     rows = [by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names]
     test = in_subset(entries, TEST_SUBSET)
     write_manifest(target, [*rows, *test])

@@ -15,8 +15,7 @@ from tasks.lineage.record import record_lineage
 from tasks.core.params import PARAMS_FILE, Params, load_params
 from tasks.lineage.run_context import git_state
 from tasks.photos.manifest import TEST_SUBSET, in_subset, read_manifest
-from tasks.photos.quarantine import undecoded_test_ids
-from tasks.heads.predictions import TEST_FILE
+from tasks.heads.predictions import TEST_FILE, undecodable_test_ids
 from tasks.competition.submission_format import read_submission, validate_submission
 
 
@@ -70,8 +69,8 @@ def submit(params: Params, raw_params: dict) -> dict:
         "params_digest": digest,
         "validated": True,
         "sent": False,
-        # Rows whose photo couldn't be decoded: their label is a fallback, not a prediction.
-        "undecoded_test_ids": undecoded_test_ids(pd.read_csv(Path(params.paths.predictions) / TEST_FILE)),
+        # Rows whose photo is undecodable: their `label` is the fallback P(dog), not a prediction.
+        "undecodable_test_ids": undecodable_test_ids(pd.read_csv(Path(params.paths.predictions) / TEST_FILE)),
     }
     if params.submit.enabled:
         message = submission_message(params.submit.message, commit, digest, csv_sha256)
@@ -99,8 +98,8 @@ def main() -> None:
     write_json(Path(params.paths.receipt), receipt)
     record_lineage("submit", Path(params.paths.submission), Path(params.paths.submission_lineage))
     print(f"submit: {receipt['rows']} rows {describe(receipt)}")
-    if receipt["undecoded_test_ids"]:
-        print(f"submit: warning: {len(receipt['undecoded_test_ids'])} rows are fallbacks for test photos that "
+    if receipt["undecodable_test_ids"]:
+        print(f"submit: warning: {len(receipt['undecodable_test_ids'])} rows are fallbacks for test photos that "
               "can't be decoded (listed in the receipt)")
 
 

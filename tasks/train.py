@@ -9,7 +9,7 @@ import pandas as pd
 
 from tasks.core.atomic_output import atomic_file, write_json
 from tasks.core.errors import run_stage
-from tasks.heads.inputs import DATASET_SUBSETS, head_inputs, load_subsets
+from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
 from tasks.lineage.record import record_lineage
 from tasks.competition.log_loss import accuracy, log_loss
 from tasks.heads.model_file import save_model
@@ -83,13 +83,12 @@ def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndar
 
 def main() -> None:
     from tasks.heads.models import inference_copy
-    from tasks.vgg.vgg16 import load_vgg16
 
     params = load_params()
-    train_set, valid_set = load_subsets(Path(params.paths.features), list(DATASET_SUBSETS[params.train.dataset]))
-    vgg = load_vgg16(params.features)
-    x, x_valid = head_inputs(params.train.head, [train_set, valid_set], vgg)
-    result = fit_head(x, train_set.labels, x_valid, valid_set.labels, params.train, vgg)
+    subsets = list(DATASET_SUBSETS[params.train.dataset])
+    data = load_head_data(Path(params.paths.features), subsets, params.train.head, params.features)
+    (train_set, valid_set), (x, x_valid) = data.feature_sets, data.inputs
+    result = fit_head(x, train_set.targets, x_valid, valid_set.targets, params.train, data.vgg)
     metrics_dir = Path(params.paths.metrics)
     save_model(inference_copy(result.model), Path(params.paths.model))
     with atomic_file(metrics_dir / HISTORY_FILE) as tmp:

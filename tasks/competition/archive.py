@@ -1,4 +1,4 @@
-"""The competition archive's layout: which members it holds and how photo names carry ids and labels."""
+"""The competition archive's layout: which members it holds and how photo names carry ids and classes."""
 from __future__ import annotations
 
 import re
@@ -11,7 +11,7 @@ TRAIN_ZIP = "train.zip"
 TEST_ZIP = "test.zip"
 SAMPLE_SUBMISSION = "sample_submission.csv"
 REQUIRED_MEMBERS = (TRAIN_ZIP, TEST_ZIP, SAMPLE_SUBMISSION)
-CLASSES = ("cats", "dogs")  # folder names; label index = position, so P(dog) is column 1
+CLASSES = ("cats", "dogs")  # class names (the folders); a photo's target is its class's position, so P(dog) is column 1
 
 _TRAIN_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpg$")
 _TEST_NAME = re.compile(r"^(\d+)\.jpg$")

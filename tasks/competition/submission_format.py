@@ -1,4 +1,8 @@
-"""The competition's submission format: `id,label` with one finite P(dog) in [0, 1] per test id."""
+"""The competition's submission format: `id,label` with one finite P(dog) in [0, 1] per test id.
+
+`label` is the competition's own name for that column (its sample_submission.csv); elsewhere the pipeline calls the
+value p_dog, and a photo's 0/1 class index its target.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,8 +39,8 @@ def validate_submission(frame: pd.DataFrame, test_ids: set[int], name: str = "su
         raise StageError(f"{name}: {len(missing)} test ids have no row, e.g. {missing[:10]}")
     if extra:
         raise StageError(f"{name}: {len(extra)} ids are not test ids, e.g. {extra[:10]}")
-    labels = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(labels) | (labels < 0) | (labels > 1)
+    p_dog = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(p_dog) | (p_dog < 0) | (p_dog > 1)
     if bad.any():
         first = frame["id"][bad].tolist()[:10]
         raise StageError(f"{name}: {int(bad.sum())} labels are not numbers in [0, 1], at ids {first}")

@@ -1,10 +1,12 @@
 """What a head sees: the cached conv features of a subset, carried through VGG16's dense layers as far as the head needs."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tasks.core.params import FeaturesParams
 from tasks.vgg.feature_store import FeatureSet, read_feature_set
 
 # train.dataset -> (subset trained on, subset validated on)
@@ -12,6 +14,15 @@ DATASET_SUBSETS = {"full": ("train", "valid"), "sample": ("sample_train", "sampl
 TAIL_BATCH = 256  # fc1 is 25088x4096: batches of this size keep the widened float32 input near 25 MB
 # train.head -> the VGG16 layer whose output it trains on; None: the cached features themselves
 HEAD_INPUT_LAYER = {"linear": "predictions", "last_layer": "fc2", "dense": None, "conv": None}
+
+
+@dataclass(frozen=True)
+class HeadData:
+    """Feature subsets, row-aligned with the head's input for each, and the VGG16 that gave the dense layers."""
+
+    feature_sets: list[FeatureSet]  # ids, targets and photo paths of each subset
+    inputs: list[np.ndarray]
+    vgg: object  # keras.Model; typed loosely so this module imports without TensorFlow
 
 
 def head_inputs(head: str, feature_sets: list[FeatureSet], vgg) -> list[np.ndarray]:
@@ -28,6 +39,13 @@ def head_inputs(head: str, feature_sets: list[FeatureSet], vgg) -> list[np.ndarr
     return [run_in_batches(tail, fs.features, TAIL_BATCH) for fs in feature_sets]
 
 
-def load_subsets(features_root: Path, subsets: list[str]) -> list[FeatureSet]:
-    """Open the named feature subsets."""
-    return [read_feature_set(features_root, s) for s in subsets]
+def load_head_data(features_root: Path, subsets: list[str], head: str, features: FeaturesParams) -> HeadData:
+    """Open the named feature subsets, build the VGG16 that features used, and compute `head`'s input for each.
+
+    train and predict both start here, so the network they rebuild is the one the cache came from.
+    """
+    from tasks.vgg.vgg16 import load_vgg16
+
+    feature_sets = [read_feature_set(features_root, s) for s in subsets]
+    vgg = load_vgg16(features)
+    return HeadData(feature_sets, head_inputs(head, feature_sets, vgg), vgg)

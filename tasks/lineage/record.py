@@ -95,7 +95,7 @@ def source_of(download: dict) -> dict:
 
 
 def split_counts(manifest: Path) -> dict[str, int]:
-    """Photos per subset (train, valid, sample/train, sample/valid, test) in the split manifest."""
+    """Photos per subset (train, valid, sample_train, sample_valid, test) in the split manifest."""
     counts = Counter(e.subset for e in read_manifest(manifest)) if manifest.is_file() else Counter()
     return dict(counts)
 

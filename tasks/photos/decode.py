@@ -15,7 +15,7 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 
 
-class UnreadablePhoto(Exception):
+class UndecodablePhoto(Exception):
     """A photo file that can't be decoded; the message says why."""
 
 
@@ -25,15 +25,15 @@ def load_photo(source: Path | BinaryIO, size: int) -> np.ndarray:
     The format comes from the bytes, not the name (a PNG or GIF named .jpg decodes fine); grayscale,
     palette, CMYK and alpha become RGB. EXIF orientation is ignored, as Keras' loaders ignore it, and
     the same function decodes train, valid and test photos, so all are treated alike.
-    Raises UnreadablePhoto for an empty, truncated, non-image or oversized file.
+    Raises UndecodablePhoto for an empty, truncated, non-image or oversized file.
     """
     try:
         with Image.open(source) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise UnreadablePhoto(f"declares {image.width}x{image.height} pixels, over the {MAX_PIXELS} limit")
+                raise UndecodablePhoto(f"declares {image.width}x{image.height} pixels, over the {MAX_PIXELS} limit")
             image.draft("RGB", (size, size))  # lets libjpeg decode at a reduced scale: much faster for big photos
             rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8)
     except _DECODE_ERRORS as err:
-        raise UnreadablePhoto(f"{type(err).__name__}: {err}") from None
+        raise UndecodablePhoto(f"{type(err).__name__}: {err}") from None
 

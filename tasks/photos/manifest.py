@@ -1,4 +1,4 @@
-"""Photo manifests: one CSV row per photo (subset, class folder, id, path, md5), written by reorganize and split.
+"""Photo manifests: one CSV row per photo (subset, class name, id, path, md5), written by reorganize and split.
 
 Downstream stages depend on these small files instead of the 37,500-file photo folder, so DVC hashes that
 folder once per `dvc repro` (as reorganize's output) rather than once per stage that reads it. The md5
@@ -15,15 +15,15 @@ from typing import NamedTuple
 from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError
 
-COLUMNS = ("subset", "label", "id", "path", "md5")
+COLUMNS = ("subset", "class_name", "id", "path", "md5")
 TEST_SUBSET = "test"  # reorganize lists test photos under it, and split passes them through unchanged
 
 
 class PhotoEntry(NamedTuple):
-    """One photo: its subset, class folder (cats, dogs or unknown), id, path under the organized folder, md5."""
+    """One photo: its subset, class name (its folder: cats, dogs or unknown), id, path under the organized folder, md5."""
 
     subset: str
-    label: str
+    class_name: str
     id: str
     path: str
     md5: str

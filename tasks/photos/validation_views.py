@@ -15,9 +15,9 @@ VIEW_SEED = 0  # the random views show the same photos on every run of the same 
 THUMBNAIL = 160
 
 
-def choose_views(is_dog: np.ndarray, p_dog: np.ndarray, tiles: int = TILES, seed: int = VIEW_SEED) -> dict[str, list[int]]:
+def choose_views(target: np.ndarray, p_dog: np.ndarray, tiles: int = TILES, seed: int = VIEW_SEED) -> dict[str, list[int]]:
     """Row numbers for each view; a view shows fewer (even none) when fewer photos qualify."""
-    dog = np.asarray(is_dog) == 1
+    dog = np.asarray(target) == 1
     p = np.asarray(p_dog, dtype=np.float64)
     correct = (p > 0.5) == dog  # the same rule as the accuracy metric
     confidence = np.abs(p - 0.5)  # how far from a coin toss the predicted class is
@@ -40,8 +40,8 @@ def choose_views(is_dog: np.ndarray, p_dog: np.ndarray, tiles: int = TILES, seed
     }
 
 
-def draw_grid(photos: list[tuple[str, float, int]], title: str, target: Path) -> int:
-    """Write a PNG grid of (photo path, P(dog), is_dog) tiles to target; return the number of photo tiles."""
+def draw_grid(photos: list[tuple[str, float, int]], title: str, dest: Path) -> int:
+    """Write a PNG grid of (photo path, P(dog), target) tiles to dest; return the number of photo tiles."""
     from matplotlib.figure import Figure  # a bare Figure renders with Agg: no display, no global backend switch
 
     rows = max(1, -(-len(photos) // COLUMNS))
@@ -52,19 +52,19 @@ def draw_grid(photos: list[tuple[str, float, int]], title: str, target: Path) ->
         axes = figure.add_subplot()
         axes.axis("off")
         axes.text(0.5, 0.5, "no validation photos\nfall in this view", ha="center", va="center")
-    for i, (path, p, is_dog) in enumerate(photos):
+    for i, (path, p, target) in enumerate(photos):
         axes = figure.add_subplot(rows, columns, i + 1)
         with Image.open(path) as image:
             axes.imshow(np.asarray(image.convert("RGB").resize((THUMBNAIL, THUMBNAIL))))
         axes.set_xticks([])
         axes.set_yticks([])
-        axes.set_xlabel(f"P(dog) {p:.3f}\ntrue: {'dog' if is_dog else 'cat'}")
-    with atomic_file(target) as tmp:
+        axes.set_xlabel(f"P(dog) {p:.3f}\ntrue: {'dog' if target else 'cat'}")
+    with atomic_file(dest) as tmp:
         figure.savefig(tmp, format="png")
     return len(photos)
 
 
-def write_views(paths: list[str], is_dog: np.ndarray, p_dog: np.ndarray, folder: Path) -> dict[str, int]:
+def write_views(paths: list[str], target: np.ndarray, p_dog: np.ndarray, folder: Path) -> dict[str, int]:
     """Write folder/<view>.png for the five views; return the tiles in each."""
     titles = {
         "random_correct": "correct, at random",
@@ -73,8 +73,8 @@ def write_views(paths: list[str], is_dog: np.ndarray, p_dog: np.ndarray, folder:
         "confident_incorrect": "most confident incorrect: cats, then dogs",
         "uncertain": "most uncertain (P(dog) nearest 0.5)",
     }
-    chosen = choose_views(is_dog, p_dog)
+    chosen = choose_views(target, p_dog)
     return {
-        view: draw_grid([(paths[r], float(p_dog[r]), int(is_dog[r])) for r in rows], titles[view], folder / f"{view}.png")
+        view: draw_grid([(paths[r], float(p_dog[r]), int(target[r])) for r in rows], titles[view], folder / f"{view}.png")
         for view, rows in chosen.items()
     }

@@ -12,9 +12,10 @@ from tasks.clip import submission_frame
 from tasks.core.errors import StageError
 from tasks.vgg.feature_store import read_feature_set
 from tasks.core.params import SplitParams, parse_params
-from tasks.photos.quarantine import decode_or_blank, read_report, undecoded_test_ids
+from tasks.heads.predictions import undecodable_test_ids
+from tasks.photos.undecodable import decode_or_blank, read_report, undecodable_ids, undecodable_metrics
 from tasks.predict import prediction_frames
-from tasks.photos.decode import UnreadablePhoto, load_photo
+from tasks.photos.decode import UndecodablePhoto, load_photo
 from tasks.vgg.preprocess import caffe_preprocess
 from tasks.reorganize import reorganize
 from tasks.competition.submission_format import validate_submission
@@ -83,7 +84,7 @@ def _bilinear(pixels: np.ndarray) -> np.ndarray:
 def test_undecodable_photos_raise_one_error_kind_with_the_reason(tmp_path: Path, data: bytes, message: str):
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
-    with pytest.raises(UnreadablePhoto, match=message):
+    with pytest.raises(UndecodablePhoto, match=message):
         load_photo(path, SIZE)
 
 
@@ -130,7 +131,7 @@ def test_exif_orientation_is_ignored_as_keras_ignores_it(tmp_path: Path):
     assert rotated[10, 10, 0] > 200 and rotated[10, 10, 1] < 60  # the red block stays top-left: no rotation
 
 
-# ---- quarantine in the features stage, and the test-photo policy down to the submission ---------------
+# ---- undecodable photos in the features stage, and the test-photo policy down to the submission ---------------
 
 @pytest.fixture(scope="module")
 def broken_photos(tmp_path_factory) -> Path:
@@ -153,7 +154,7 @@ def broken_photos(tmp_path_factory) -> Path:
     return root
 
 
-def test_broken_train_photos_are_quarantined_and_test_ids_kept(broken_photos: Path):
+def test_broken_train_photos_are_left_out_and_test_ids_kept(broken_photos: Path):
     from tasks.features import features
 
     root = broken_photos
@@ -164,6 +165,10 @@ def test_broken_train_photos_are_quarantined_and_test_ids_kept(broken_photos: Pa
     assert set(left_out["subset"]) <= {"train", "valid"}
     assert left_out["reason"].str.contains("truncated|cannot identify").all()
     assert report[report["subset"] == "test"][["id", "action"]].values.tolist() == [["2", "P(dog) = 0.5"]]
+    assert undecodable_ids(report, "test") == ["2"]
+    metrics = undecodable_metrics(report, ("train", "valid", "test"))
+    assert set(metrics) == {"train_undecodable", "valid_undecodable", "test_undecodable"}
+    assert metrics["train_undecodable"] + metrics["valid_undecodable"] == 2 and metrics["test_undecodable"] == 1
     for subset in ("train", "valid", "sample_train", "sample_valid"):
         kept = read_feature_set(root / "features", subset)
         assert not {"cat.1", "dog.2"} & set(kept.ids)
@@ -190,9 +195,9 @@ def test_too_many_broken_photos_fail_the_stage_and_keep_nothing(broken_photos: P
 def test_an_undecodable_test_photo_gets_half_and_stays_in_the_submission():
     valid, test = prediction_frames(["cat.1"], np.array([0]), np.array([0.2]), ["1", "2", "3"],
                                     np.array([0.9, np.nan, 0.1]), frozenset({"2"}))
-    assert test["p_dog"].tolist() == [0.9, 0.5, 0.1] and test["decoded"].tolist() == [True, False, True]
+    assert test["p_dog"].tolist() == [0.9, 0.5, 0.1] and test["undecodable"].tolist() == [False, True, False]
     written = pd.read_csv(io.StringIO(test.to_csv(index=False)))  # as clip and submit read it back
-    assert undecoded_test_ids(written) == [2]
+    assert undecodable_test_ids(written) == [2]
     submission = submission_frame(written, (0.05, 0.95))
     validate_submission(submission, {1, 2, 3})
     assert submission["label"].tolist() == [0.9, 0.5, 0.1]

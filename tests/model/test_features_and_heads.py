@@ -60,17 +60,18 @@ def test_a_missing_weights_file_is_explained():
         load_vgg16(features_params(weights="/nowhere/vgg16.weights.h5"))
 
 
-def test_pool5_is_cached_as_float16_with_ids_and_labels(feature_root: Path):
+def test_pool5_is_cached_as_float16_with_ids_and_targets(feature_root: Path):
     root = feature_root / "features"
     train = read_feature_set(root, "train")
     assert train.features.dtype == np.float16 and train.features.shape == (12, 7, 7, 512)
-    assert sorted(train.labels.tolist()) == [0] * 6 + [1] * 6
-    assert all(i.startswith("cat.") for i, lab in zip(train.ids, train.labels) if lab == 0)
+    assert sorted(train.targets.tolist()) == [0] * 6 + [1] * 6
+    assert (root / "train" / "index.csv").read_text().splitlines()[0] == "id,target,path"
+    assert all(i.startswith("cat.") for i, lab in zip(train.ids, train.targets) if lab == 0)
     test = read_feature_set(root, "test")
-    assert test.ids == ["1", "2", "3", "4", "5"] and set(test.labels.tolist()) == {-1}
+    assert test.ids == ["1", "2", "3", "4", "5"] and set(test.targets.tolist()) == {-1}
     assert np.isfinite(test.features.astype(np.float32)).all()
-    assert sorted(p.name for p in root.iterdir()) == ["quarantine.csv", "sample_train", "sample_valid", "test", "train", "valid"]
-    assert (root / "quarantine.csv").read_text().splitlines() == ["subset,id,path,reason,action"]  # nothing broken
+    assert sorted(p.name for p in root.iterdir()) == ["sample_train", "sample_valid", "test", "train", "undecodable.csv", "valid"]
+    assert (root / "undecodable.csv").read_text().splitlines() == ["subset,id,path,reason,action"]  # nothing broken
 
 
 def test_sample_features_are_the_train_rows_not_a_second_pass(feature_root: Path):
@@ -93,18 +94,19 @@ def test_cached_features_equal_a_direct_conv_pass(feature_root: Path):
 
 
 def test_linear_head_learns_and_is_reproducible(feature_root: Path):
-    from tasks.heads.inputs import head_inputs, load_subsets
+    from tasks.heads.inputs import head_inputs, load_head_data
     from tasks.train import fit_head
-    from tasks.vgg.vgg16 import load_vgg16
 
-    train, valid = load_subsets(feature_root / "features", ["train", "valid"])
-    vgg = load_vgg16(RANDOM)
-    x, x_valid = head_inputs("linear", [train, valid], vgg)
+    # What train and predict call: the subsets, the VGG16 that features used, and the head's inputs.
+    data = load_head_data(feature_root / "features", ["train", "valid"], "linear", RANDOM)
+    (train, valid), (x, x_valid), vgg = data.feature_sets, data.inputs, data.vgg
+    assert train.ids == read_feature_set(feature_root / "features", "train").ids and len(valid.ids) == 4
+    np.testing.assert_array_equal(x_valid, head_inputs("linear", [valid], vgg)[0])
     assert x.shape == (12, 1000)
     np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-4)
     params = train_params(head="linear", phases=(PhaseParams(lr=0.1, epochs=2),), batch_size=4, seed=0)
-    first = fit_head(x, train.labels, x_valid, valid.labels, params, vgg)
-    second = fit_head(x, train.labels, x_valid, valid.labels, params, vgg)
+    first = fit_head(x, train.targets, x_valid, valid.targets, params, vgg)
+    second = fit_head(x, train.targets, x_valid, valid.targets, params, vgg)
     np.testing.assert_array_equal(first.model.predict(x_valid, verbose=0), second.model.predict(x_valid, verbose=0))
     assert list(first.history.columns) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "learning_rate"]
     assert set(first.metrics) >= {"val_accuracy", "val_log_loss"}
@@ -114,7 +116,7 @@ def test_predictions_are_in_id_order_and_must_be_finite():
     valid, test = prediction_frames(["cat.1", "dog.2"], np.array([0, 1]), np.array([0.2, 0.9]),
                                     ["10", "2", "1"], np.array([0.1, 0.2, 0.3]))
     assert test["id"].tolist() == [1, 2, 10] and test["p_dog"].tolist() == [0.3, 0.2, 0.1]
-    assert valid["is_dog"].tolist() == [0, 1]
+    assert valid["target"].tolist() == [0, 1]
     with pytest.raises(StageError, match="1 non-finite test predictions"):
         prediction_frames(["cat.1"], np.array([0]), np.array([0.2]), ["1", "2"], np.array([0.5, np.nan]))
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from tasks.features import features
-from tasks.heads.inputs import head_inputs, load_subsets
+from tasks.heads.inputs import head_inputs
 from tasks.core.params import PhaseParams, SplitParams, TrainParams
+from tasks.vgg.feature_store import read_feature_set
 from tests.support.params import features_params, train_params
 from tests.support.photos import organized_photos, split_photos
 
@@ -37,9 +38,9 @@ def fit(cached, params: TrainParams):
     from tasks.train import fit_head
 
     root, vgg = cached
-    train, valid = load_subsets(root, ["train", "valid"])
+    train, valid = read_feature_set(root, "train"), read_feature_set(root, "valid")
     x, x_valid = head_inputs(params.head, [train, valid], vgg)
-    return fit_head(x, train.labels, x_valid, valid.labels, params, vgg), x_valid
+    return fit_head(x, train.targets, x_valid, valid.targets, params, vgg), x_valid
 
 
 @pytest.mark.parametrize("head", list(HEAD_PARAMS))
@@ -51,7 +52,7 @@ def test_each_head_beats_chance_on_validation(cached, head):
 
 def test_head_inputs_are_the_layers_each_head_names(cached):
     root, vgg = cached
-    (valid,) = load_subsets(root, ["valid"])
+    valid = read_feature_set(root, "valid")
     shapes = {head: head_inputs(head, [valid], vgg)[0].shape for head in [*HEAD_PARAMS, "dense"]}
     assert shapes == {"linear": (8, 1000), "last_layer": (8, 4096), "dense": (8, 7, 7, 512), "conv": (8, 7, 7, 512)}
     np.testing.assert_allclose(head_inputs("linear", [valid], vgg)[0].sum(axis=1), 1.0, rtol=1e-4)
@@ -104,11 +105,11 @@ def test_another_cut_trains_the_conv_head(tmp_path):
     manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2))
     features(manifest, organized, tmp_path / "features", features_params(weights="none", seed=0, batch_size=4,
                                                                          layer="block2_pool"))
-    train, valid = load_subsets(tmp_path / "features", ["train", "valid"])
+    train, valid = read_feature_set(tmp_path / "features", "train"), read_feature_set(tmp_path / "features", "valid")
     assert train.features.shape == (6, 56, 56, 128) and read_feature_set(tmp_path / "features", "test").features.shape[0] == 1
     x, x_valid = head_inputs("conv", [train, valid], None)
     params = train_params(head="conv", phases=(PhaseParams(lr=0.1, epochs=1),))
-    result = fit_head(x, train.labels, x_valid, valid.labels, params, None)
+    result = fit_head(x, train.targets, x_valid, valid.targets, params, None)
     assert result.model.input_shape == (None, 56, 56, 128)
 
 

@@ -57,7 +57,7 @@ def test_model_record_is_complete(origin: Path):
     raw = lock_stage(origin, "download")["outs"][0]
     assert record["source"] == {"kind": "synthetic", "seed": 0, "train_per_class": 12, "test_count": 6,
                                 "archive": {"path": raw["path"], "md5": raw["md5"], "size": raw["size"]}}
-    assert record["split"] == {**params["split"], "counts": {"train": 18, "valid": 6, "sample/train": 4, "sample/valid": 2, "test": 6}}
+    assert record["split"] == {**params["split"], "counts": {"train": 18, "valid": 6, "sample_train": 4, "sample_valid": 2, "test": 6}}
     assert record["features"]["outs"][0]["md5"] == lock_stage(origin, "features")["outs"][0]["md5"]
     assert record["features"]["vgg16"]["identity"] == f"none (random init), seed 0, keras {metadata.version('keras')}"
     upstream = {link["name"]: link for link in record["upstream"]}
@@ -70,7 +70,7 @@ def test_model_record_is_complete(origin: Path):
     locked = {out["path"]: out["md5"] for out in lock_stage(origin, "train")["outs"]}
     assert record["artifact"]["md5"] == hashlib.md5(model_bytes).hexdigest() == locked[MODEL]
     assert record["metrics"] == {  # its own metrics and those of the stages upstream
-        path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", "metrics/quarantine.json")
+        path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", "metrics/undecodable.json")
     }
     first_commit = run_tool(["git", "rev-list", "--max-parents=0", "HEAD"], origin).stdout.strip()
     assert record["git"]["commit"] == first_commit and record["git"]["dirty"] is True  # ran before the results were committed
@@ -89,7 +89,7 @@ def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: P
     assert record["artifact"]["sha256"] == receipt["sha256"] == hashlib.sha256((origin / SUBMISSION).read_bytes()).hexdigest()
     assert record["receipt"] == receipt
     assert record["model"]["lineage"] == json.loads((origin / MODEL_RECORD).read_text())
-    assert set(record["metrics"]) == {"metrics/train.json", "metrics/clip.json", "metrics/quarantine.json"}
+    assert set(record["metrics"]) == {"metrics/train.json", "metrics/clip.json", "metrics/undecodable.json"}
     assert record["source"]["archive"]["md5"] == lock_stage(origin, "download")["outs"][0]["md5"]
 
 

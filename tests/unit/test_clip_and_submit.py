@@ -28,7 +28,7 @@ def test_clipping_bounds_and_the_submission_table():
 
 
 def test_clipping_rescues_a_confident_mistake():
-    valid = pd.DataFrame({"is_dog": [1, 0, 1], "p_dog": [0.0, 0.1, 0.9]})
+    valid = pd.DataFrame({"target": [1, 0, 1], "p_dog": [0.0, 0.1, 0.9]})
     metrics = clip_metrics(valid, (0.05, 0.95))
     assert metrics["val_log_loss_clipped"] < metrics["val_log_loss_raw"]
 

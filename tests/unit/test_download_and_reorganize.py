@@ -95,7 +95,7 @@ def test_reorganize_indexes_every_photo_with_its_md5_in_a_fixed_order(tmp_path: 
     assert all(e.md5 == file_md5(tmp_path / "organized" / e.path) for e in index)
     assert [e.id for e in index][:3] == ["cat.1", "cat.2", "cat.3"] and index[10].id == "cat.11"  # natural order
     assert [e.id for e in index if e.subset == "test"] == [str(i) for i in range(1, 13)]
-    assert {(e.subset, e.label) for e in index} == {("train", "cats"), ("train", "dogs"), ("test", "unknown")}
+    assert {(e.subset, e.class_name) for e in index} == {("train", "cats"), ("train", "dogs"), ("test", "unknown")}
     first = (tmp_path / "organized.csv").read_bytes()
     reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
     assert (tmp_path / "organized.csv").read_bytes() == first

@@ -19,12 +19,12 @@ from tasks.photos.validation_views import VIEWS, choose_views, write_views
 from tests.support.workspace import PROJECT, tool_env
 
 # Ten validation photos: 5 cats (0) then 5 dogs (1); two confident mistakes (rows 1 and 8), one near-coin-toss (row 4).
-IS_DOG = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+TARGET = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
 P_DOG = np.array([0.10, 0.97, 0.02, 0.30, 0.51, 0.80, 0.99, 0.60, 0.01, 0.49])
 
 
 def test_views_pick_the_right_photos():
-    views = choose_views(IS_DOG, P_DOG, tiles=2)
+    views = choose_views(TARGET, P_DOG, tiles=2)
     correct = {0, 2, 3, 5, 6, 7}
     assert len(views["random_correct"]) == 2 and set(views["random_correct"]) <= correct
     assert len(views["random_incorrect"]) == 2 and set(views["random_incorrect"]) <= {1, 4, 8, 9}
@@ -43,16 +43,16 @@ def test_views_show_fewer_tiles_when_fewer_photos_qualify():
 
 def test_the_five_grids_are_written_with_their_tile_counts(tmp_path: Path):
     paths = []
-    for i, dog in enumerate(IS_DOG):
+    for i, dog in enumerate(TARGET):
         path = tmp_path / f"{i}.jpg"
         Image.new("RGB", (40, 30), (200, 100, 50) if dog else (50, 100, 200)).save(path)
         paths.append(str(path))
-    tiles = write_views(paths, IS_DOG, P_DOG, tmp_path / "views")
+    tiles = write_views(paths, TARGET, P_DOG, tmp_path / "views")
     assert tiles == {"random_correct": 4, "random_incorrect": 4, "confident_correct": 6,
                      "confident_incorrect": 4, "uncertain": 4}
     sizes = {view: Image.open(tmp_path / "views" / f"{view}.png").size for view in VIEWS}
     assert sizes["confident_correct"][1] > sizes["uncertain"][1]  # six tiles need a second row
-    empty = write_views(paths[:3], IS_DOG[:3], np.array([0.1, 0.2, 0.3]), tmp_path / "none")
+    empty = write_views(paths[:3], TARGET[:3], np.array([0.1, 0.2, 0.3]), tmp_path / "none")
     assert empty["random_incorrect"] == 0 and (tmp_path / "none" / "random_incorrect.png").is_file()
 
 
@@ -69,17 +69,17 @@ def test_first_layer_filters_are_drawn_as_rgb_tiles(tmp_path: Path):
 
 
 def test_confusion_rows_name_actual_and_predicted_classes():
-    frame = confusion_frame(IS_DOG[:5], P_DOG[:5])
+    frame = confusion_frame(TARGET[:5], P_DOG[:5])
     assert frame.to_dict("list") == {"actual": ["cat"] * 5, "predicted": ["cat", "dog", "cat", "cat", "dog"]}
 
 
 def test_auto_clip_lowers_the_loss_of_confident_mistakes_and_never_raises_it():
-    lo, hi = auto_bounds(IS_DOG, P_DOG)
+    lo, hi = auto_bounds(TARGET, P_DOG)
     assert 0 < lo < 0.5 and hi == pytest.approx(1 - lo)
-    metrics = clip_metrics(pd.DataFrame({"is_dog": IS_DOG, "p_dog": P_DOG}), (lo, hi))
+    metrics = clip_metrics(pd.DataFrame({"target": TARGET, "p_dog": P_DOG}), (lo, hi))
     assert metrics["val_log_loss_clipped"] < metrics["val_log_loss_raw"]
     for b in AUTO_BOUNDS:
-        assert metrics["val_log_loss_clipped"] <= log_loss(IS_DOG, np.clip(P_DOG, b, 1 - b)) + 1e-12
+        assert metrics["val_log_loss_clipped"] <= log_loss(TARGET, np.clip(P_DOG, b, 1 - b)) + 1e-12
     rng = np.random.default_rng(1)
     for _ in range(20):
         y = rng.integers(0, 2, 30)
@@ -91,7 +91,7 @@ def test_auto_clip_lowers_the_loss_of_confident_mistakes_and_never_raises_it():
 def test_auto_clip_leaves_modest_predictions_alone_and_explicit_bounds_pass_through():
     y, p = np.array([0, 1, 0, 1]), np.array([0.3, 0.7, 0.4, 0.8])
     assert auto_bounds(y, p) == (0.0, 1.0)  # any clipping would cost: none is chosen
-    valid = pd.DataFrame({"is_dog": y, "p_dog": p})
+    valid = pd.DataFrame({"target": y, "p_dog": p})
     assert resolve_bounds(valid, (0.02, 0.98)) == (0.02, 0.98)
     assert resolve_bounds(valid, "auto") == (0.0, 1.0)
 

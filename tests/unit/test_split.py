@@ -25,12 +25,12 @@ def test_plan_sizes_disjointness_and_stratification():
     plan = plan_split(train_pool(30, 10), SplitParams(seed=0, valid_size=8, sample_train_size=4, sample_valid_size=4))
     assert {c: len(v) for c, v in plan["valid"].items()} == {"cats": 6, "dogs": 2}
     assert {c: len(v) for c, v in plan["train"].items()} == {"cats": 24, "dogs": 8}
-    assert {c: len(v) for c, v in plan["sample/train"].items()} == {"cats": 3, "dogs": 1}
+    assert {c: len(v) for c, v in plan["sample_train"].items()} == {"cats": 3, "dogs": 1}
     for c in ("cats", "dogs"):
         assert not set(plan["train"][c]) & set(plan["valid"][c])
         assert set(plan["train"][c]) | set(plan["valid"][c]) == set(train_pool(30, 10)[c])
-        assert set(plan["sample/train"][c]) <= set(plan["train"][c])
-        assert set(plan["sample/valid"][c]) <= set(plan["valid"][c])
+        assert set(plan["sample_train"][c]) <= set(plan["train"][c])
+        assert set(plan["sample_valid"][c]) <= set(plan["valid"][c])
 
 
 def test_plan_is_seeded_and_ignores_listing_order():
@@ -64,17 +64,18 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
     organized = organized_photos(tmp_path, per_class=8, test_count=3)
     params = SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2)
     counts = split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
-    assert counts == {"train": 12, "valid": 4, "sample/train": 4, "sample/valid": 2, "test": 3}
+    assert counts == {"train": 12, "valid": 4, "sample_train": 4, "sample_valid": 2, "test": 3}
+    assert (tmp_path / "split.csv").read_text().splitlines()[0] == "subset,class_name,id,path,md5"
     rows = read_manifest(tmp_path / "split.csv")
     by_subset = {s: [e for e in rows if e.subset == s] for s in counts}
     assert {s: len(v) for s, v in by_subset.items()} == counts
     index = {e.path: e for e in read_manifest(tmp_path / "organized.csv")}
     for e in rows:
-        assert (e.label, e.id, e.md5) == (index[e.path].label, index[e.path].id, index[e.path].md5)
+        assert (e.class_name, e.id, e.md5) == (index[e.path].class_name, index[e.path].id, index[e.path].md5)
         assert (organized / e.path).is_file()
     train, valid = {e.path for e in by_subset["train"]}, {e.path for e in by_subset["valid"]}
     assert not train & valid and len(train | valid) == 16
-    assert {e.path for e in by_subset["sample/train"]} <= train and {e.path for e in by_subset["sample/valid"]} <= valid
+    assert {e.path for e in by_subset["sample_train"]} <= train and {e.path for e in by_subset["sample_valid"]} <= valid
     assert [e.id for e in by_subset["test"]] == ["1", "2", "3"]
     first = (tmp_path / "split.csv").read_bytes()
     split(tmp_path / "organized.csv", tmp_path / "split.csv", params)

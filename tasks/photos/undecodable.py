@@ -1,4 +1,4 @@
-"""Photos that can't be decoded: train and valid ones are left out and listed, test ones keep their row."""
+"""Undecodable photos: train and valid ones are left out and listed, test ones keep their row with a fallback P(dog)."""
 from __future__ import annotations
 
 import os
@@ -9,25 +9,26 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.errors import StageError
-from tasks.photos.decode import UnreadablePhoto, load_photo
+from tasks.photos.decode import UndecodablePhoto, load_photo
 from tasks.vgg.preprocess import CAFFE_BGR_MEANS
 
-REPORT_FILE = "quarantine.csv"
+REPORT_FILE = "undecodable.csv"
 REPORT_COLUMNS = ["subset", "id", "path", "reason", "action"]
 # The submission needs a row per test id, so an undecodable test photo gets the answer that costs least
 # when nothing is known: P(dog) = 0.5 costs log 2 = 0.69 whatever the truth, never a confident mistake.
-UNREADABLE_TEST_P_DOG = 0.5
-LABELLED_SUBSETS = ("train", "valid")
+UNDECODABLE_P_DOG = 0.5
+# Subsets whose photos have a target: an undecodable one there is left out, as nothing can be learnt from it.
+LEFT_OUT_SUBSETS = ("train", "valid")
 _COPY_ROWS = 256  # rows copied at a time when a cache is compacted, so a big cache never sits in memory
 # The ImageNet mean colour: after caffe preprocessing a blank frame is all zeros, the most neutral input.
 _MEAN_RGB = np.rint(CAFFE_BGR_MEANS[::-1]).astype(np.uint8)
 
 
 def decode_or_blank(source: Path | BinaryIO, size: int) -> tuple[np.ndarray, str | None]:
-    """The photo decoded at size x size and None, or a blank frame of that size and why the photo can't be decoded."""
+    """The photo decoded at size x size and None, or a blank frame of that size and why the photo is undecodable."""
     try:
         return load_photo(source, size), None
-    except UnreadablePhoto as err:
+    except UndecodablePhoto as err:
         return np.broadcast_to(_MEAN_RGB, (size, size, 3)), str(err)
 
 
@@ -43,64 +44,51 @@ def _keep_rows(cache: np.ndarray, path: Path, keep: list[int]) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-class Quarantine:
+class UndecodableReport:
     """Collects undecodable photos per subset and enforces features.max_undecodable on train + valid."""
 
-    def __init__(self, max_quarantined: int) -> None:
-        self.max_quarantined = max_quarantined
+    def __init__(self, max_undecodable: int) -> None:
+        self.max_undecodable = max_undecodable
         self.entries: list[dict[str, str]] = []
 
-    def holds(self, subset: str, photo_id: str) -> bool:
+    def left_out(self, subset: str, photo_id: str) -> bool:
         """Whether photo_id of subset was left out."""
         return any(e["subset"] == subset and e["id"] == photo_id and e["action"] == "left out" for e in self.entries)
 
-    def apply(self, subset: str, rows: list, unreadable: dict[int, str], cache: np.ndarray, path: Path):
+    def apply(self, subset: str, rows: list, undecodable: dict[int, str], cache: np.ndarray, path: Path):
         """Record subset's undecodable rows; drop them from rows and the cache at path unless subset is test."""
-        labelled = subset in LABELLED_SUBSETS
-        action = "left out" if labelled else f"P(dog) = {UNREADABLE_TEST_P_DOG}"
-        for index, reason in sorted(unreadable.items()):
+        leave_out = subset in LEFT_OUT_SUBSETS
+        action = "left out" if leave_out else f"P(dog) = {UNDECODABLE_P_DOG}"
+        for index, reason in sorted(undecodable.items()):
             photo_id, photo = rows[index].id, rows[index].path
             self.entries.append({"subset": subset, "id": photo_id, "path": str(photo), "reason": reason, "action": action})
-        if not labelled or not unreadable:
+        if not leave_out or not undecodable:
             return rows, cache
         left_out = [e for e in self.entries if e["action"] == "left out"]
-        if len(left_out) > self.max_quarantined:
+        if len(left_out) > self.max_undecodable:
             examples = "; ".join(f"{e['path']} ({e['reason']})" for e in left_out[:5])
             raise StageError(
                 f"{len(left_out)} train/valid photos can't be decoded, more than features.max_undecodable "
-                f"({self.max_quarantined}), e.g. {examples}. Replace or remove them, or raise the threshold"
+                f"({self.max_undecodable}), e.g. {examples}. Replace or remove them, or raise the threshold"
             )
-        keep = [i for i in range(len(rows)) if i not in unreadable]
+        keep = [i for i in range(len(rows)) if i not in undecodable]
         return [rows[i] for i in keep], _keep_rows(cache, path, keep)
 
-    def write_report(self, folder: Path) -> None:
-        """Write folder/quarantine.csv, one row per undecodable photo (a header only when there are none)."""
+    def write(self, folder: Path) -> None:
+        """Write folder/undecodable.csv, one row per undecodable photo (a header only when there are none)."""
         pd.DataFrame(self.entries, columns=REPORT_COLUMNS).to_csv(folder / REPORT_FILE, index=False)
 
 
 def read_report(features_root: Path) -> pd.DataFrame:
-    """The quarantine report written by the features stage."""
+    """The undecodable-photo report written by the features stage."""
     return pd.read_csv(features_root / REPORT_FILE, dtype=str, keep_default_na=False)
 
 
-def unreadable_test_ids(features_root: Path) -> list[str]:
-    """Ids of the test photos that couldn't be decoded (they get P(dog) = UNREADABLE_TEST_P_DOG)."""
-    report = read_report(features_root)
-    return report.loc[report["subset"] == "test", "id"].tolist()
+def undecodable_ids(report: pd.DataFrame, subset: str) -> list[str]:
+    """Ids of subset's undecodable photos, in report order: the one place this is derived."""
+    return report.loc[report["subset"] == subset, "id"].tolist()
 
 
-def undecoded_test_ids(test_predictions: pd.DataFrame) -> list[int]:
-    """Test ids that predict marked as not decoded (their P(dog) is the fallback), from its test table."""
-    if "decoded" not in test_predictions.columns:
-        return []
-    return test_predictions.loc[~test_predictions["decoded"].astype(bool), "id"].astype(int).tolist()
-
-
-def quarantine_metrics(features_root: Path) -> dict[str, int]:
-    """Counts for metrics/quarantine.json: photos left out per subset and test photos given the fallback."""
-    counts = read_report(features_root)["subset"].value_counts()
-    return {
-        "train_left_out": int(counts.get("train", 0)),
-        "valid_left_out": int(counts.get("valid", 0)),
-        "test_unreadable": int(counts.get("test", 0)),
-    }
+def undecodable_metrics(report: pd.DataFrame, subsets: tuple[str, ...]) -> dict[str, int]:
+    """Counts for metrics/undecodable.json: <subset>_undecodable per subset (train and valid left out, test kept)."""
+    return {f"{subset}_undecodable": len(undecodable_ids(report, subset)) for subset in subsets}
