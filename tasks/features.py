@@ -68,10 +68,11 @@ def _decode(photo: Photo, size: int) -> tuple[np.ndarray, str | None]:
     return decode_or_blank(io.BytesIO(read_checked(photo)), size)
 
 
-def _batches(photos: list[Photo], batch_size: int, pool: ThreadPoolExecutor, unreadable: dict[int, str],
-             size: int = IMAGE_SIZE):
-    """Yield preprocessed batches, decoding the next batch on threads while the model runs on this one.
+def preprocessed_batches(photos: list[Photo], batch_size: int, pool: ThreadPoolExecutor,
+                         unreadable: dict[int, str], size: int = IMAGE_SIZE):
+    """Yield the conv base's input batches, decoding the next batch on pool's threads while the caller uses this one.
 
+    The stage's whole input pipeline (read, md5 check, decode, resize, caffe preprocessing); bench/ times it alone.
     A photo that can't be decoded becomes a blank frame, and its position and reason go into unreadable.
     """
     starts = range(0, len(photos), batch_size)
@@ -95,7 +96,7 @@ def extract(conv: ConvRunner, photos: list[Photo], batch_size: int, out: np.ndar
     done, began = 0, time.perf_counter()
     unreadable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _batches(photos, batch_size, pool, unreadable, size):
+        for batch in preprocessed_batches(photos, batch_size, pool, unreadable, size):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
