@@ -9,14 +9,17 @@ from pathlib import Path
 import numpy as np
 
 from bench.photos import all_photos
-from tasks.vgg.conv_backends import make_conv_runner
-from tasks.features import Photo, _batches, extract
-from tasks.photos.decode import load_photo
-from tasks.vgg.preprocess import caffe_preprocess
 from tasks.competition.synthetic import build_synthetic_archive
+from tasks.features import Photo, extract, preprocessed_batches
+from tasks.photos.decode import load_photo
 from tasks.reorganize import reorganize
+from tasks.vgg.conv_backends import make_conv_runner
+from tasks.vgg.preprocess import caffe_preprocess
 
 CONV_GFLOP = 30.7  # VGG16's conv base: 15.35 GMACs per 224x224 image, 2 FLOPs each
+# The size CONV_GFLOP is for, and the course's. Passed to every call that takes a size: a default could change.
+IMAGE_SIZE = 224
+CONV_LAYER = "block5_pool"  # the end of the conv base: what the features stage caches by default
 STAGE_BATCH = 16  # params.yaml's features.batch_size
 COURSE_BATCH = 64  # the course's get_batches default
 
@@ -45,7 +48,7 @@ def course_iterator(photos: list[Photo], scratch: Path):
             os.symlink(p.path.resolve(), link)
     generator = ImageDataGenerator(preprocessing_function=preprocess_input)
     return lambda: generator.flow_from_directory(
-        folder.parent, target_size=(224, 224), batch_size=COURSE_BATCH, class_mode=None, shuffle=False
+        folder.parent, target_size=(IMAGE_SIZE, IMAGE_SIZE), batch_size=COURSE_BATCH, class_mode=None, shuffle=False
     )
 
 
@@ -53,10 +56,13 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
     """Images/s of each candidate on the same photos, interleaved round by round, plus decode-alone timings."""
     from tasks.vgg.vgg16 import conv_base, load_vgg16
 
-    vgg = load_vgg16("none", 0)  # random weights: same shapes, same FLOPs as ImageNet's
-    conv = conv_base(vgg)
+    vgg = load_vgg16("none", 0, IMAGE_SIZE)  # random weights: same shapes, same FLOPs as ImageNet's
+    conv = conv_base(vgg, CONV_LAYER)
     n = len(photos)
-    batches = [caffe_preprocess(np.stack([load_photo(p.path) for p in photos[i : i + STAGE_BATCH]])) for i in range(0, n, STAGE_BATCH)]
+    batches = [
+        caffe_preprocess(np.stack([load_photo(p.path, IMAGE_SIZE) for p in photos[i : i + STAGE_BATCH]]))
+        for i in range(0, n, STAGE_BATCH)
+    ]
     runners = {
         "keras": make_conv_runner(conv, "keras"),
         "onnxruntime": make_conv_runner(conv, "onnxruntime"),
@@ -71,13 +77,13 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
     decode_pool = ThreadPoolExecutor(max_workers=2)
 
     def stage(backend: str):
-        return lambda: extract(runners[backend], photos, STAGE_BATCH, out, "bench")
+        return lambda: extract(runners[backend], photos, STAGE_BATCH, out, "bench", IMAGE_SIZE)
 
     def conv_only(backend: str):
         return lambda: [runners[backend](b) for b in batches]
 
     def decode_only():
-        for _ in _batches(photos, STAGE_BATCH, decode_pool, {}):
+        for _ in preprocessed_batches(photos, STAGE_BATCH, decode_pool, {}, IMAGE_SIZE):
             pass
 
     candidates = {f"backend {name} (conv only)": conv_only(name) for name in runners}
@@ -103,7 +109,7 @@ def competition_size_decode(scratch: Path, pool: ThreadPoolExecutor, count: int 
     photos = all_photos(scratch / "large")
 
     def decode_only():
-        for _ in _batches(photos, STAGE_BATCH, pool, {}):
+        for _ in preprocessed_batches(photos, STAGE_BATCH, pool, {}, IMAGE_SIZE):
             pass
 
     return max(best_rate(decode_only, len(photos), 1) for _ in range(2))

@@ -137,6 +137,8 @@ def memory_section(r: dict) -> list[str]:
     return [
         "## 4. Peak RSS of the features stage (`python -m tasks.features`, as DVC runs it)",
         "",
+        "On synthetic photos (up to 256 px) at each count, whatever the bench photos are.",
+        "",
         "| photos | seconds | peak RSS |",
         "| ---: | ---: | ---: |",
         *[f"| {m['photos']} | {m['seconds']:.0f} | {m['peak_rss'] / 2**30:.2f} GiB |" for m in rows],
@@ -158,7 +160,7 @@ def dag_section(r: dict) -> list[str]:
     return [
         "## The DAG under DVC",
         "",
-        f"Whole DAG on the bench photos ({small['photos']}): first `dvc repro` {small['first_run']:.0f} s; a `dvc repro` with "
+        f"Whole DAG on the bench photos ({small['photos']}, {r['photos used']}): first `dvc repro` {small['first_run']:.0f} s; a `dvc repro` with "
         f"nothing to do {noop_small['wall']:.2f} s wall, {noop_small['cpu']:.2f} s CPU; after halving the first `train.phases` learning rate, `dvc repro` "
         f"took {small['train_change']:.0f} s and ran: {', '.join(small['ran_after_train_change']) or 'nothing'}.",
         "",
@@ -193,13 +195,16 @@ def dag_section(r: dict) -> list[str]:
 def write_report(r: dict, target: Path) -> None:
     """Render the results as markdown."""
     machine = r["machine"]
+    smoke = "--quick" in r["command"].split()
     lines = [
         "# Benchmarks (issue 7)",
         "",
-        f"Produced by `{r['command']}` (`make bench` runs it with the defaults) in {r['total seconds'] / 60:.1f} min. Photos: {r['photos used']}. "
+        f"Produced by `{r['command']}` (`make bench` runs it with the defaults) in {r['total seconds'] / 60:.1f} min. "
+        f"**Photos: {r['photos used']}.** "
         "VGG16 with `weights: none` (same shapes and FLOPs as ImageNet's). Every ratio is between candidates "
         "measured in this one run; the machine is shared, so absolute rates move from run to run.",
         "",
+        *(["**A smoke run (`--quick`): sizes too small for these figures to mean anything.**", ""] if smoke else []),
         "| machine | |",
         "| --- | --- |",
         *[f"| {k} | {v} |" for k, v in machine.items()],

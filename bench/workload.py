@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.conv_pass import IMAGE_SIZE
 from tasks.core.params import PhaseParams, TrainParams
 
 # The competition: 25,000 labelled photos (the course moved 2,000 to valid) and 12,500 test photos.
@@ -31,7 +32,7 @@ def course_batch(photos: list[Path], size: int = COURSE_TRAIN_BATCH) -> np.ndarr
     from tasks.photos.decode import load_photo
     from tasks.vgg.preprocess import caffe_preprocess
 
-    decoded = [load_photo(p) for p in photos[:size]]
+    decoded = [load_photo(p, IMAGE_SIZE) for p in photos[:size]]
     return caffe_preprocess(np.stack([decoded[i % len(decoded)] for i in range(size)]))
 
 
