@@ -66,7 +66,7 @@ def fit_phases(model, x, y, params: TrainParams, loss: str, validation=None, met
 
 def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, params: TrainParams, vgg) -> TrainResult:
     """Build train.head (dense copies vgg's fc1/fc2), fit it, and report validation accuracy and log loss."""
-    from tasks.heads.models.models import build_head
+    from tasks.heads.models import build_head
 
     seed_everything(params.seed)
     model = build_head(params.head, x.shape[1:], vgg)
@@ -82,7 +82,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndar
 
 
 def main() -> None:
-    from tasks.heads.models.models import inference_copy
+    from tasks.heads.models import inference_copy
     from tasks.vgg.vgg16 import load_vgg16
 
     params = load_params()

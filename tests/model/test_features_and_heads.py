@@ -33,7 +33,7 @@ def test_random_init_is_the_same_network_for_the_same_seed():
 
 
 def test_at_image_size_32_pool5_is_1x1_and_the_dense_tail_still_gives_probabilities():
-    from tasks.heads.models.models import build_head
+    from tasks.heads.models import build_head
     from tasks.vgg.preprocess import caffe_preprocess
     from tasks.vgg.vgg16 import conv_base, dense_tail, load_vgg16
 

@@ -77,7 +77,7 @@ def test_phases_change_the_learning_rate_at_the_boundary(cached):
 def test_same_seed_data_and_params_give_the_same_predictions_after_a_save(cached, tmp_path):
     import keras
 
-    from tasks.heads.models.models import inference_copy
+    from tasks.heads.models import inference_copy
 
     params = TrainParams(head="linear", phases=(PhaseParams(0.1, 2), PhaseParams(0.01, 1)), batch_size=4, seed=5)
     predictions = []
