@@ -5,6 +5,8 @@ import errno
 import sys
 from collections.abc import Callable
 
+from tasks.core.stage_log import configure_stage_logging
+
 # Out of space, over quota, or over a file-size limit: the machine's problem, not the code's, so a sentence.
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -15,6 +17,7 @@ class StageError(Exception):
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
     """Run a stage's main(); a StageError or a full disk becomes one line on stderr and exit status 2, not a traceback."""
+    configure_stage_logging()
     try:
         main()
     except StageError as err:
