@@ -1,4 +1,5 @@
 """The DAG under DVC: no-op repro and a train-param change, small and at the competition's photo count."""
+
 from __future__ import annotations
 
 import resource
@@ -51,13 +52,19 @@ def _halve_train_lr(workspace: Path) -> None:
 
 
 def small_dag(root: Path, archive: Path) -> dict:
-    """Whole DAG on the bench archive: first run, no-op repro, then a train lr change (which must not rerun features)."""
+    """Whole DAG on the bench archive: first run, no-op repro, then a train lr change (which must not run features)."""
     workspace = make_workspace(root, {"download": {"source": "archive", "archive_path": str(archive)}, **SMALL_DAG})
     first, _ = _timed_dvc(workspace, "repro")
     noop = min((_cpu_and_wall(workspace, "repro") for _ in range(2)), key=lambda t: t["wall"])
     _halve_train_lr(workspace)
     changed, output = _timed_dvc(workspace, "repro")
-    return {"photos": _photo_count(workspace), "first_run": first, "noop": noop, "train_change": changed, "ran_after_train_change": stages_ran(output)}
+    return {
+        "photos": _photo_count(workspace),
+        "first_run": first,
+        "noop": noop,
+        "train_change": changed,
+        "ran_after_train_change": stages_ran(output),
+    }
 
 
 def dag_at_scale(root: Path, photos: int, image_size: int = SCALE_IMAGE_SIZE) -> dict:
@@ -82,7 +89,9 @@ def dag_at_scale(root: Path, photos: int, image_size: int = SCALE_IMAGE_SIZE) ->
     workspace = make_workspace(root, merged(SCALE_DAG, override))
     times = {stage: _timed_dvc(workspace, "repro", stage)[0] for stage in ("download", "reorganize", "split")}
     photos_bytes = _disk_bytes(workspace, "data/organized")
-    with_dvc = _disk_bytes(workspace, "data/organized", "data/organized.csv", "data/split.csv", ".dvc/cache", ".dvc/tmp", "data/raw")
+    with_dvc = _disk_bytes(
+        workspace, "data/organized", "data/organized.csv", "data/split.csv", ".dvc/cache", ".dvc/tmp", "data/raw"
+    )
     raw = _disk_bytes(workspace, "data/raw")
     times["features .. submit"] = _timed_dvc(workspace, "repro")[0]
     noop = min((_cpu_and_wall(workspace, "repro") for _ in range(2)), key=lambda t: t["wall"])

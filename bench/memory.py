@@ -1,4 +1,5 @@
 """Figure 4: peak RSS of the features stage, run as DVC runs it, at two photo counts."""
+
 from __future__ import annotations
 
 import subprocess
@@ -25,7 +26,11 @@ def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
     organized, manifest = scratch / "organized", scratch / "split.csv"
     reorganize(scratch / "archive.zip", organized, scratch / "organized.csv")
     valid = max(2, per_class // 5)
-    split(scratch / "organized.csv", manifest, SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2))
+    split(
+        scratch / "organized.csv",
+        manifest,
+        SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2),
+    )
     paths = {"organized": str(organized), "split": str(manifest), "features": str(scratch / "features")}
     params = bench_params({"paths": paths, "features": {"batch_size": FEATURES_BATCH}})
     (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -1,4 +1,4 @@
-"""The photos a benchmark runs on: the real Kaggle sample when present beside the project, else synthetic 500x375 JPEGs."""
+"""The photos a benchmark runs on: the real Kaggle sample when it is beside the project, else synthetic JPEGs."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ SYNTHETIC_PER_CLASS, SYNTHETIC_TEST = 100, 50
 
 
 class PhotoSource(NamedTuple):
-    """Where the bench photos come from: the real sample's archive, or None for synthetic; and a phrase for the report."""
+    """Where the bench photos come from: the real sample's archive (None: synthetic), and a phrase for the report."""
 
     real_archive: Path | None
     description: str
@@ -50,6 +50,6 @@ def organized_bench_photos(scratch: Path, archive: Path) -> Path:
 
 
 def all_photos(organized: Path) -> list[Photo]:
-    """Every photo reorganize listed beside organized (organized.csv), train then test, as the features stage reads them."""
+    """Every photo reorganize listed in organized.csv, train then test, as the features stage reads them."""
     index = read_manifest(organized.with_suffix(".csv"))
     return subset_photos(index, "train", organized) + subset_photos(index, "test", organized)

@@ -1,4 +1,4 @@
-"""Scratch projects for the DAG and memory figures: params.yaml with the bench's settings, a git + DVC copy, dvc runs."""
+"""Scratch projects for the DAG and memory figures: params.yaml with bench's settings, a git + DVC copy, dvc runs."""
 
 from __future__ import annotations
 
