@@ -1,4 +1,4 @@
-"""What a stage process prints on stderr: the project's log lines, short, and as little TensorFlow C++ log as it allows."""
+"""What a stage process prints on stderr: the project's log lines, short, and less of TensorFlow's C++ log."""
 
 from __future__ import annotations
 

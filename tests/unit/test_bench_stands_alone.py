@@ -37,8 +37,13 @@ def forbidden_imports(source: str) -> list[str]:
                 found += [node.module] if any(p.startswith("_") for p in parts) else []
                 tasks_modules |= {a.asname or a.name for a in node.names}
     for node in ast.walk(ast.parse(source)):
-        if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
-                and isinstance(node.value, ast.Name) and node.value.id in tasks_modules):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and isinstance(node.value, ast.Name)
+            and node.value.id in tasks_modules
+        ):
             found.append(f"{node.value.id}.{node.attr}")
     return found
 
@@ -51,7 +56,11 @@ def test_the_check_catches_each_kind_of_forbidden_import():
         "from tasks import features\nfeatures._batches\n"
     )
     assert sorted(forbidden_imports(source)) == [
-        "f._decode", "features._batches", "tasks.features._batches", "tests.support.photos", "tests.support.workspace"
+        "f._decode",
+        "features._batches",
+        "tasks.features._batches",
+        "tests.support.photos",
+        "tests.support.workspace",
     ]
     assert forbidden_imports("from tasks.features import Photo, preprocessed_batches\nimport numpy as np\n") == []
 

@@ -27,8 +27,15 @@ STAGE = textwrap.dedent("""
 
 def run_demo_stage(**env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run([sys.executable, "-c", STAGE], cwd=PROJECT, env={**clean, "PYTHONPATH": str(PROJECT), **env},
-                          capture_output=True, text=True, timeout=60, check=True)
+    return subprocess.run(
+        [sys.executable, "-c", STAGE],
+        cwd=PROJECT,
+        env={**clean, "PYTHONPATH": str(PROJECT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
 
 
 def test_tasks_loggers_reach_stderr_once_in_the_short_format():
