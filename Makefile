@@ -42,7 +42,8 @@ lint: $(VENV)/.synced
 dag: $(VENV)/.synced
 	$(PY) -m dvc dag
 
-# Issue 7's figures, measured side by side in one run (7.5 min on 2 idle cores): bench/RESULTS.md.
+# Issue 7's figures, measured side by side in one run (7.5 min on 2 idle cores): bench/RESULTS.md. On the real photos at
+# ../shared/data/real-sample when that is there, else synthetic ones. `python -m bench.run --quick`: a smoke run.
 bench: $(VENV)/.synced
 	PYTHONPATH=. $(PY) -m bench.run
 
