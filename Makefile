@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Prefect's temporary server (make run) gets 20 s to start by default: not enough on a busy 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: run test test-fast dag bench gpu-wheels remote-check
+.PHONY: run test test-fast lint dag bench gpu-wheels remote-check
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(BOOTSTRAP_PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -26,17 +26,24 @@ run: $(VENV)/.synced
 	@echo "Model:      models/head.keras                 features: data/features/"
 	@$(PY) -m dvc metrics show
 
-test: $(VENV)/.synced
+# Lint first: it takes a second, the suite six minutes. CI (.ci/run) runs this target.
+test: lint
 	$(PY) -m pytest -q
 
 # The fast tier alone (tests/unit): under a minute, for the edit-test loop.
 test-fast: $(VENV)/.synced
 	$(PY) -m pytest -q -m "not slow"
 
+# ruff, configured in pyproject.toml: lint findings, then code `ruff format` would change (fix: `ruff format .`).
+lint: $(VENV)/.synced
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 dag: $(VENV)/.synced
 	$(PY) -m dvc dag
 
-# Issue 7's figures, measured side by side in one run (7.5 min on 2 idle cores): bench/RESULTS.md.
+# Issue 7's figures, measured side by side in one run (7.5 min on 2 idle cores): bench/RESULTS.md. On the real photos at
+# ../shared/data/real-sample when that is there, else synthetic ones. `python -m bench.run --quick`: a smoke run.
 bench: $(VENV)/.synced
 	PYTHONPATH=. $(PY) -m bench.run
 

@@ -1,4 +1,5 @@
 """Figures 1 and 3: conv-pass throughput of the stage, the course's way and each backend; the input pipeline alone."""
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,10 @@ import numpy as np
 from bench.photos import all_photos
 from tasks.core.params import FeaturesParams
 from tasks.vgg.conv_backends import make_conv_runner
-from tasks.features import Photo, _batches, extract
-from tasks.photos.decode import load_photo
 from tasks.vgg.preprocess import caffe_preprocess
 from tasks.competition.synthetic import build_synthetic_archive
+from tasks.features import Photo, extract, preprocessed_batches
+from tasks.photos.decode import load_photo
 from tasks.reorganize import reorganize
 from tasks.vgg.layers import POOL5
 
@@ -39,6 +40,7 @@ def best_rate(run, images: int, rounds: int) -> float:
 def course_iterator(photos: list[Photo], scratch: Path):
     """The course's loader: ImageDataGenerator with VGG16's preprocessing, flow_from_directory at batch 64, in order."""
     from keras.applications.vgg16 import preprocess_input
+
     # Keras 3.15 no longer exports the course's ImageDataGenerator publicly; its code still ships here.
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
@@ -70,7 +72,10 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
         "openvino bf16": make_conv_runner(conv, "openvino", "mixed_bfloat16", xla=False),
     }
     reference = runners["keras"](batches[0])
-    differences = {name: float(np.abs(run(batches[0]) - reference).max() / np.abs(reference).max()) for name, run in runners.items()}
+    differences = {
+        name: float(np.abs(run(batches[0]) - reference).max() / np.abs(reference).max())
+        for name, run in runners.items()
+    }
     make_course = course_iterator(photos, scratch)
     vgg.predict(make_course(), verbose=0)  # warm-up: traces predict's function once
     out = np.zeros((n, 7, 7, 512), dtype=np.float16)
@@ -83,11 +88,13 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
         return lambda: [runners[backend](b) for b in batches]
 
     def decode_only():
-        for _ in _batches(photos, STAGE, decode_pool, {}):
+        for _ in preprocessed_batches(photos, STAGE, decode_pool, {}):
             pass
 
     candidates = {f"backend {name} (conv only)": conv_only(name) for name in runners}
-    candidates["course: flow_from_directory + full VGG16 predict, batch 64"] = lambda: vgg.predict(make_course(), verbose=0)
+    candidates["course: flow_from_directory + full VGG16 predict, batch 64"] = lambda: vgg.predict(
+        make_course(), verbose=0
+    )
     candidates["stage, backend keras"] = stage("keras")
     candidates["stage, backend openvino"] = stage("openvino")
     candidates["stage, backend openvino bf16"] = stage("openvino bf16")
@@ -98,7 +105,13 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
             rates[name] = max(rates[name], best_rate(run, n, 1))
     large = competition_size_decode(scratch, decode_pool)
     decode_pool.shutdown()
-    return {"photos": n, "rounds": rounds, "rates": rates, "relative_difference_vs_keras": differences, "decode_500x375": large}
+    return {
+        "photos": n,
+        "rounds": rounds,
+        "rates": rates,
+        "relative_difference_vs_keras": differences,
+        "decode_500x375": large,
+    }
 
 
 def competition_size_decode(scratch: Path, pool: ThreadPoolExecutor, count: int = 64) -> float:
@@ -109,7 +122,7 @@ def competition_size_decode(scratch: Path, pool: ThreadPoolExecutor, count: int 
     photos = all_photos(scratch / "large")
 
     def decode_only():
-        for _ in _batches(photos, STAGE, pool, {}):
+        for _ in preprocessed_batches(photos, STAGE, pool, {}):
             pass
 
     return max(best_rate(decode_only, len(photos), 1) for _ in range(2))

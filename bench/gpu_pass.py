@@ -1,4 +1,5 @@
 """The conv pass on synthetic images in float32 and bf16 (XLA): images/s and the largest feature difference."""
+
 from __future__ import annotations
 
 import argparse
@@ -61,7 +62,8 @@ def main() -> None:
         print(f"{precision}: {rate:,.0f} images/s ({steps} batches of {args.batch_size}, {xla})", flush=True)
     difference = np.abs(features["mixed_bfloat16"] - features["float32"]).max()
     scale = np.abs(features["float32"]).max()
-    print(f"largest feature difference bf16 vs float32: {difference:.4g} ({difference / scale:.2%} of the largest feature)")
+    share = difference / scale
+    print(f"largest feature difference bf16 vs float32: {difference:.4g} ({share:.2%} of the largest feature)")
 
 
 if __name__ == "__main__":

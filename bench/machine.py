@@ -1,10 +1,12 @@
 """The machine a benchmark ran on, and a GEMM probe of its measured FP32 peak."""
+
 from __future__ import annotations
 
 import os
 import platform
 import time
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 
@@ -14,7 +16,7 @@ PACKAGES = ("tensorflow", "keras", "onnxruntime", "openvino", "numpy", "pillow",
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo, or the platform's guess."""
     try:
-        for line in open("/proc/cpuinfo"):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
@@ -25,7 +27,7 @@ def cpu_model() -> str:
 def cpu_flags() -> set[str]:
     """The CPU's feature flags (Linux only; empty elsewhere)."""
     try:
-        for line in open("/proc/cpuinfo"):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
                 return set(line.split(":", 1)[1].split())
     except OSError:

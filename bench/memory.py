@@ -1,4 +1,5 @@
 """Figure 4: peak RSS of the features stage, run as DVC runs it, at two photo counts."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,20 +9,30 @@ from pathlib import Path
 
 import yaml
 
+from bench.workspace import PROJECT, bench_params, tool_env
+from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import SplitParams
-from tests.support.workspace import PROJECT, project_params, tool_env
-from tests.support.photos import organized_photos, split_photos
+from tasks.reorganize import reorganize
+from tasks.split import split
 
 POLL_SECONDS = 0.05  # VmHWM only grows, so polling misses at most the last 50 ms of a run
+FEATURES_BATCH = 8  # the batch every figure so far was measured at (the test suite's tiny settings, once borrowed)
 
 
 def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
     """Run `python -m tasks.features` on a fresh synthetic set; return photos, seconds and its peak RSS in bytes."""
     scratch.mkdir(parents=True)
-    organized = organized_photos(scratch, per_class=per_class, test_count=test_count)
+    build_synthetic_archive(scratch / "archive.zip", 0, per_class, test_count)
+    organized, manifest = scratch / "organized", scratch / "split.csv"
+    reorganize(scratch / "archive.zip", organized, scratch / "organized.csv")
     valid = max(2, per_class // 5)
-    manifest = split_photos(scratch, SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2))
-    params = project_params({"paths": {"organized": str(organized), "split": str(manifest), "features": str(scratch / "features")}})
+    split(
+        scratch / "organized.csv",
+        manifest,
+        SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2),
+    )
+    paths = {"organized": str(organized), "split": str(manifest), "features": str(scratch / "features")}
+    params = bench_params({"paths": paths, "features": {"batch_size": FEATURES_BATCH}})
     (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = tool_env() | {"PYTHONPATH": str(PROJECT)}
     began = time.perf_counter()

@@ -1,35 +1,55 @@
-"""The photos a benchmark runs on: the real Kaggle sample when present beside the project, else synthetic 500x375 JPEGs."""
+"""The photos a benchmark runs on: the real Kaggle sample when it is beside the project, else synthetic JPEGs."""
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
+from bench.workspace import PROJECT
+from tasks.competition.synthetic import build_synthetic_archive
 from tasks.features import Photo, subset_photos
 from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
-from tasks.competition.synthetic import build_synthetic_archive
 
-REAL_SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real-sample" / "dogs-vs-cats-redux-kernels-edition.zip"
+# Not shipped with the project: a clone has it only where ../shared is set up beside it (DESIGN.md).
+REAL_SAMPLE = Path("shared") / "data" / "real-sample" / "dogs-vs-cats-redux-kernels-edition.zip"
 COMPETITION_SIDE = 500  # the competition's photos are mostly about 500x375
+# The real sample's counts, so either set gives the same number of photos.
+SYNTHETIC_PER_CLASS, SYNTHETIC_TEST = 100, 50
 
 
-def bench_archive(scratch: Path) -> tuple[Path, str]:
-    """The competition-format zip to benchmark on and a phrase saying what it is."""
-    shared = REAL_SAMPLE.resolve()
-    if shared.is_file():
-        return shared, f"real Kaggle photos ({shared.parent.name}: 200 train + 50 test, 200x200)"
+class PhotoSource(NamedTuple):
+    """Where the bench photos come from: the real sample's archive (None: synthetic), and a phrase for the report."""
+
+    real_archive: Path | None
+    description: str
+
+
+def photo_source(project: Path = PROJECT) -> PhotoSource:
+    """The real sample at project/../shared when it is there, else synthetic photos."""
+    real = (project.parent / REAL_SAMPLE).resolve()
+    if real.is_file():
+        return PhotoSource(real, f"real Kaggle photos ({real.parent.name}: 200 train + 50 test, 200x200)")
+    return PhotoSource(None, f"synthetic JPEGs up to 500x375 (no real sample at ../{REAL_SAMPLE})")
+
+
+def bench_archive(scratch: Path, source: PhotoSource) -> Path:
+    """The competition-format zip of source: the real one itself, or a synthetic one written under scratch."""
+    scratch.mkdir(parents=True, exist_ok=True)  # the synthetic zip and reorganize's output go here
+    if source.real_archive is not None:
+        return source.real_archive
     archive = scratch / "synthetic.zip"
-    build_synthetic_archive(archive, seed=0, train_per_class=100, test_count=50, max_side=COMPETITION_SIDE)
-    return archive, "synthetic JPEGs up to 500x375 (no real sample found)"
+    build_synthetic_archive(archive, 0, SYNTHETIC_PER_CLASS, SYNTHETIC_TEST, COMPETITION_SIDE)
+    return archive
 
 
-def organized_bench_photos(scratch: Path) -> tuple[Path, str]:
+def organized_bench_photos(scratch: Path, archive: Path) -> Path:
     """The bench archive reorganized into train/cats, train/dogs, test/unknown under scratch/organized."""
-    archive, what = bench_archive(scratch)
     reorganize(archive, scratch / "organized", scratch / "organized.csv")
-    return scratch / "organized", what
+    return scratch / "organized"
 
 
 def all_photos(organized: Path) -> list[Photo]:
-    """Every photo reorganize listed beside organized (organized.csv), train then test, as the features stage reads them."""
+    """Every photo reorganize listed in organized.csv, train then test, as the features stage reads them."""
     index = read_manifest(organized.with_suffix(".csv"))
     return subset_photos(index, "train", organized) + subset_photos(index, "test", organized)

@@ -1,4 +1,5 @@
-"""Figure 2: the lesson's whole workload (features once, three heads, predict) against the course's full-network epochs."""
+"""Figure 2: the lesson's whole workload (features once, three heads, predict) vs the course's full-network epochs."""
+
 from __future__ import annotations
 
 import time
@@ -28,7 +29,7 @@ def _seconds(run) -> float:
 
 
 def course_batch(photos: list[Path], size: int = COURSE_TRAIN_BATCH) -> np.ndarray:
-    """size preprocessed photos, the given ones repeated to fill the batch (a step's cost does not depend on the pixels)."""
+    """size preprocessed photos, the given ones repeated to fill it (a step's cost does not depend on the pixels)."""
     from tasks.photos.decode import load_photo
     from tasks.vgg.preprocess import caffe_preprocess
 
@@ -67,7 +68,9 @@ def head_seconds(vgg, samples: int = HEAD_ROWS) -> dict[str, float]:
     tail_to_probabilities, tail_to_fc2 = dense_tail(vgg, "predictions"), dense_tail(vgg, "fc2")
     run_in_batches(tail_to_probabilities, pool5[:8], 8)  # warm-up
     run_in_batches(tail_to_fc2, pool5[:8], 8)
-    costs = {"tail pass to probabilities": _seconds(lambda: run_in_batches(tail_to_probabilities, pool5, 256)) / samples}
+    costs = {
+        "tail pass to probabilities": _seconds(lambda: run_in_batches(tail_to_probabilities, pool5, 256)) / samples
+    }
     costs["tail pass to fc2"] = _seconds(lambda: run_in_batches(tail_to_fc2, pool5, 256)) / samples
     probabilities = run_in_batches(tail_to_probabilities, pool5, 256)
     fc2 = run_in_batches(tail_to_fc2, pool5, 256)
@@ -89,14 +92,15 @@ def head_seconds(vgg, samples: int = HEAD_ROWS) -> dict[str, float]:
     return costs
 
 
-def workload_totals(stage_rate: float, course_predict_rate: float, step: dict[str, float], heads: dict[str, float]) -> dict:
+def workload_totals(
+    stage_rate: float, course_predict_rate: float, step: dict[str, float], heads: dict[str, float]
+) -> dict:
     """Seconds for the lesson's whole workload at the competition's size, both ways, from measured per-photo costs."""
     labelled = TRAIN + VALID
     ours = {
         "features once (stage)": (labelled + TEST) / stage_rate,
-        "tail passes (probabilities for train/valid/test, fc2 for all)": (labelled + TEST) * (
-            heads["tail pass to probabilities"] + heads["tail pass to fc2"]
-        ),
+        "tail passes (probabilities for train/valid/test, fc2 for all)": (labelled + TEST)
+        * (heads["tail pass to probabilities"] + heads["tail pass to fc2"]),
         "linear head": TRAIN * LINEAR_EPOCHS * heads["linear head, per photo-epoch"],
         "last-layer head": TRAIN * LAST_LAYER_EPOCHS * heads["last-layer head, per photo-epoch"],
         "dense head": TRAIN * DENSE_EPOCHS * heads["dense head, per photo-epoch"],
@@ -104,8 +108,10 @@ def workload_totals(stage_rate: float, course_predict_rate: float, step: dict[st
     course = {
         "full-network predictions for the linear model (train + valid)": labelled / course_predict_rate,
         "linear head (same as ours)": ours["linear head"],
-        "last layer: epochs through the full network": LAST_LAYER_EPOCHS * (TRAIN * step["last_layer"] + VALID / course_predict_rate),
-        "dense layers: epochs through the full network": DENSE_EPOCHS * (TRAIN * step["dense"] + VALID / course_predict_rate),
+        "last layer: epochs through the full network": LAST_LAYER_EPOCHS
+        * (TRAIN * step["last_layer"] + VALID / course_predict_rate),
+        "dense layers: epochs through the full network": DENSE_EPOCHS
+        * (TRAIN * step["dense"] + VALID / course_predict_rate),
         "predict test through the full network": TEST / course_predict_rate,
     }
     return {"ours": ours, "course": course, "ratio": sum(course.values()) / sum(ours.values())}

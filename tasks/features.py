@@ -67,9 +67,10 @@ def _decode(photo: Photo, size: int) -> tuple[np.ndarray, str | None]:
     return decode_or_blank(io.BytesIO(read_checked(photo)), size)
 
 
-def _batches(photos: list[Photo], params: FeaturesParams, pool: ThreadPoolExecutor, undecodable: dict[int, str]):
-    """Yield preprocessed batches of features.batch_size photos at features.image_size, decoding the next on threads.
+def preprocessed_batches(photos: list[Photo], params: FeaturesParams, pool: ThreadPoolExecutor, undecodable: dict[int, str]):
+    """Yield the conv base's input batches of features.batch_size photos at features.image_size, decoding the next on threads.
 
+    The stage's whole input pipeline (read, md5 check, decode, resize, caffe preprocessing); bench/ times it alone.
     An undecodable photo becomes a blank frame, and its position and reason go into undecodable.
     """
     size, starts = params.image_size, range(0, len(photos), params.batch_size)
@@ -94,7 +95,7 @@ def extract(conv: ConvRunner, photos: list[Photo], params: FeaturesParams, out: 
     done, began = 0, time.perf_counter()
     undecodable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _batches(photos, params, pool, undecodable):
+        for batch in preprocessed_batches(photos, params, pool, undecodable):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)

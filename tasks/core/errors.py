@@ -5,6 +5,8 @@ import errno
 import sys
 from collections.abc import Callable
 
+from tasks.core.stage_log import configure_stage_logging
+
 # Out of space, over quota, or over a file-size limit: the machine's problem, not the code's, so a sentence.
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -18,6 +20,7 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
 
     A StageError listing several problems (params.yaml's, one per line) gives one such line per problem.
     """
+    configure_stage_logging()
     try:
         main()
     except StageError as err:

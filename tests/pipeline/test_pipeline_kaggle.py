@@ -55,6 +55,10 @@ def test_dag_downloads_from_kaggle_submits_and_records_the_score(kaggle_server, 
     workspace = make_workspace(tmp_path / "ws", KAGGLE_RUN)
     result = dvc(workspace, "repro")
     assert stages_ran(result.stdout)[0] == "download"
+    # The Kaggle modules' log lines reach the user through run_stage's logging, with no secret in them.
+    assert "INFO tasks.kaggle.source: downloaded dogs-vs-cats-redux-kernels-edition to " in result.stderr
+    assert "INFO tasks.kaggle.submissions: submitted " in result.stderr
+    assert CANARY_KEY not in result.stdout + result.stderr and CANARY_TOKEN not in result.stdout + result.stderr
     assert (workspace / "data/raw/dogs-vs-cats-redux-kernels-edition.zip").read_bytes() == kaggle_archive.data
 
     receipt = json.loads((workspace / "data/submission/receipt.json").read_text())

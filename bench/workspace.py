@@ -1,0 +1,75 @@
+"""Scratch projects for the DAG and memory figures: params.yaml with bench's settings, a git + DVC copy, dvc runs."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+# What `dvc repro` needs in a copy of the project: the stages' code, the DAG, the params and DVC's settings.
+WORKSPACE_FILES = ("tasks", "dvc.yaml", "params.yaml", ".dvcignore")
+
+
+def merged(base: dict, override: dict) -> dict:
+    """A copy of base with override's keys set in it, section by section."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def bench_params(override: dict) -> dict:
+    """The project's params.yaml with override applied."""
+    return merged(yaml.safe_load((PROJECT / "params.yaml").read_text()), override)
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for the dvc and stage processes: this interpreter's bin first, TensorFlow's C++ log quiet."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def run_tool(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a command in cwd, output captured as text; a failure raises with both streams."""
+    result = subprocess.run(args, cwd=cwd, env=tool_env(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{args} failed ({result.returncode}) in {cwd}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(workspace: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the dvc CLI in workspace."""
+    return run_tool([sys.executable, "-m", "dvc", *args], workspace)
+
+
+def stages_ran(output: str) -> list[str]:
+    """Names of the stages DVC actually ran, from its `Running stage 'x'` lines."""
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def make_workspace(root: Path, override: dict) -> Path:
+    """A fresh git + DVC repository at root holding a copy of the project, its params.yaml overridden."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in WORKSPACE_FILES:
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(bench_params(override), sort_keys=False))
+    run_tool(["git", "init", "-q"], root)
+    run_tool(["git", "config", "user.email", "bench@example.invalid"], root)
+    run_tool(["git", "config", "user.name", "bench"], root)
+    dvc(root, "init", "-q")
+    shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
+    run_tool(["git", "add", "-A"], root)
+    run_tool(["git", "commit", "-qm", "bench workspace"], root)
+    return root
