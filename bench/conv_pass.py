@@ -10,21 +10,30 @@ from pathlib import Path
 import numpy as np
 
 from bench.photos import all_photos
-from tasks.core.params import FeaturesParams
-from tasks.vgg.conv_backends import make_conv_runner
-from tasks.vgg.preprocess import caffe_preprocess
 from tasks.competition.synthetic import build_synthetic_archive
+from tasks.core.params import FeaturesParams
 from tasks.features import Photo, extract, preprocessed_batches
 from tasks.photos.decode import load_photo
 from tasks.reorganize import reorganize
+from tasks.vgg.conv_backends import make_conv_runner
 from tasks.vgg.layers import POOL5
+from tasks.vgg.preprocess import caffe_preprocess
 
 CONV_GFLOP = 30.7  # VGG16's conv base: 15.35 GMACs per 224x224 image, 2 FLOPs each
 SIDE = 224  # photos' side here: VGG16's own, which CONV_GFLOP and the course's loader assume
 COURSE_BATCH = 64  # the course's get_batches default
 # The features stage as params.yaml runs it by default, but with random weights: same shapes, same FLOPs as ImageNet's.
-STAGE = FeaturesParams(weights="none", seed=0, batch_size=16, layer=POOL5, backend="keras", precision="float32",
-                       xla=False, max_undecodable=0, image_size=SIDE)
+STAGE = FeaturesParams(
+    weights="none",
+    seed=0,
+    batch_size=16,
+    layer=POOL5,
+    backend="keras",
+    precision="float32",
+    xla=False,
+    max_undecodable=0,
+    image_size=SIDE,
+)
 
 
 def best_rate(run, images: int, rounds: int) -> float:

@@ -79,7 +79,9 @@ def head_seconds(vgg, samples: int = HEAD_ROWS) -> dict[str, float]:
     def seconds(head: str, x: np.ndarray, epochs: int) -> float:
         """The stage's own fit of `head` (build, phases, validation) for `epochs` epochs."""
         phases = (PhaseParams(lr=0.01, epochs=epochs),)
-        params = TrainParams(dataset="full", head=head, optimizer="rmsprop", phases=phases, batch_size=HEAD_BATCH, seed=0)
+        params = TrainParams(
+            dataset="full", head=head, optimizer="rmsprop", phases=phases, batch_size=HEAD_BATCH, seed=0
+        )
         return _seconds(lambda: fit_head(x[:trained], targets[:trained], x[trained:], targets[trained:], params, vgg))
 
     def per_photo_epoch(head: str, x: np.ndarray, epochs: int) -> float:

@@ -1,4 +1,5 @@
 """DVC as the flow sees it: the stage graph read from dvc.yaml, and one stage reproduced in a subprocess."""
+
 from __future__ import annotations
 
 import os

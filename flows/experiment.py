@@ -1,4 +1,5 @@
 """A finished run recorded as a DVC experiment (`dvc exp save`), so `dvc exp show` lists it with params and metrics."""
+
 from __future__ import annotations
 
 import re
@@ -72,8 +73,10 @@ def untracked_outputs(workspace: Path) -> list[str]:
     outs = {out["path"] for stage in lock.values() for out in stage.get("outs", [])}
     wanted = []
     for path in filter(None, listed.stdout.split("\0")):
-        if path == "dvc.lock" or Path(path).name == ".gitignore" or any(
-            path == out or path.startswith(f"{out}/") for out in outs
+        if (
+            path == "dvc.lock"
+            or Path(path).name == ".gitignore"
+            or any(path == out or path.startswith(f"{out}/") for out in outs)
         ):
             wanted.append(path)
     return sorted(wanted)

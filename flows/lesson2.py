@@ -1,4 +1,5 @@
 """The Prefect flow: one task per DVC stage, same names, in the order DVC's graph gives."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Per-run overrides of params.yaml keys: merged, validated before any stage runs, in place for the run only."""
+
 from __future__ import annotations
 
 import copy
@@ -49,7 +50,9 @@ def validated_params(params: Mapping[str, Any], overrides: Mapping[str, Any]) ->
         if not overrides:
             raise
         lines = str(err).splitlines()  # one per problem
-        raise StageError("\n".join(f"override rejected: {line.removeprefix('params.yaml: ')}" for line in lines)) from None
+        raise StageError(
+            "\n".join(f"override rejected: {line.removeprefix('params.yaml: ')}" for line in lines)
+        ) from None
 
 
 def read_params_file(workspace: Path) -> tuple[bytes, dict[str, Any]]:

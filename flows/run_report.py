@@ -1,4 +1,5 @@
 """What a run leaves for people in Prefect: its metrics as rows, and a markdown lineage of the model it made."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """One flow run per workspace at a time: a second run fails at once, naming the run that holds the workspace."""
+
 from __future__ import annotations
 
 import fcntl

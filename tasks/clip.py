@@ -1,4 +1,5 @@
-"""Stage clip: pull P(dog) into [lo, hi] (given, or chosen on validation) so one confident mistake can't dominate the log loss."""
+"""Stage clip: pull P(dog) into [lo, hi] (given, or chosen on validation): one confident mistake can't dominate."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tasks.competition.log_loss import log_loss
 from tasks.core.atomic_output import atomic_file, write_json
 from tasks.core.errors import run_stage
-from tasks.competition.log_loss import log_loss
 from tasks.core.params import load_params
 from tasks.heads.predictions import TEST_FILE, VALID_FILE, undecodable_test_ids
 
@@ -63,12 +64,17 @@ def main() -> None:
         submission_frame(test, bounds).to_csv(tmp, index=False, float_format="%.6f")
     metrics = clip_metrics(valid, bounds)
     write_json(Path(params.paths.metrics) / METRICS_FILE, metrics)
-    print(f"clip: [{bounds[0]:.6g}, {bounds[1]:.6g}], validation log loss {metrics['val_log_loss_raw']:.4f} -> {metrics['val_log_loss_clipped']:.4f}")
+    print(
+        f"clip: [{bounds[0]:.6g}, {bounds[1]:.6g}], validation log loss "
+        f"{metrics['val_log_loss_raw']:.4f} -> {metrics['val_log_loss_clipped']:.4f}"
+    )
     # A warning only: the count is on record once, as test_undecodable in features' metrics/undecodable.json.
     undecodable = undecodable_test_ids(test)
     if undecodable:
-        print(f"clip: warning: the submission holds {len(undecodable)} fallback rows for test photos that can't be decoded: "
-              f"ids {undecodable[:20]}")
+        print(
+            f"clip: warning: the submission holds {len(undecodable)} fallback rows for undecodable test photos: "
+            f"ids {undecodable[:20]}"
+        )
 
 
 if __name__ == "__main__":

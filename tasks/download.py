@@ -1,15 +1,16 @@
 """Stage download: put the competition archive at paths.raw_archive, from Kaggle, a local copy, or a seed."""
+
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
 
-from tasks.core.atomic_output import atomic_file
 from tasks.competition.archive import check_archive
+from tasks.competition.synthetic import build_synthetic_archive
+from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import DownloadParams, load_params
-from tasks.competition.synthetic import build_synthetic_archive
 
 
 def copy_archive(source: Path, target: Path) -> None:

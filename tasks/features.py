@@ -1,4 +1,5 @@
 """Stage features: run VGG16's conv base once per photo and cache pool5 (float16) for every subset."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,14 +12,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tasks.core.atomic_output import atomic_dir, write_json
 from tasks.competition.archive import CLASSES
-from tasks.vgg.conv_backends import ConvRunner, make_conv_runner
+from tasks.core.atomic_output import atomic_dir, write_json
 from tasks.core.errors import StageError, run_stage
-from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_TARGET, FeatureSet, select_rows, write_index
 from tasks.core.params import FeaturesParams, load_params
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
 from tasks.photos.undecodable import REPORT_FILE, UndecodableReport, decode_or_blank, read_report, undecodable_metrics
+from tasks.vgg.conv_backends import ConvRunner, make_conv_runner
+from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_TARGET, FeatureSet, select_rows, write_index
 from tasks.vgg.preprocess import caffe_preprocess
 
 # Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
@@ -39,7 +40,12 @@ class Photo(NamedTuple):
 def subset_photos(entries: list[PhotoEntry], subset: str, organized: Path) -> list[Photo]:
     """The photos of one manifest subset, in manifest order (class, then natural order; test by number)."""
     return [
-        Photo(e.id, UNKNOWN_TARGET if e.class_name == "unknown" else CLASSES.index(e.class_name), organized / e.path, e.md5)
+        Photo(
+            e.id,
+            UNKNOWN_TARGET if e.class_name == "unknown" else CLASSES.index(e.class_name),
+            organized / e.path,
+            e.md5,
+        )
         for e in in_subset(entries, subset)
     ]
 
@@ -53,12 +59,16 @@ def read_checked(photo: Photo) -> bytes:
     try:
         data = photo.path.read_bytes()
     except FileNotFoundError:
-        raise StageError(f"{photo.path} is listed in the split manifest but missing; "
-                         "run `dvc repro` (or `dvc checkout`) to restore the photo folder") from None
+        raise StageError(
+            f"{photo.path} is listed in the split manifest but missing; "
+            "run `dvc repro` (or `dvc checkout`) to restore the photo folder"
+        ) from None
     actual = hashlib.md5(data).hexdigest()
     if actual != photo.md5:
-        raise StageError(f"{photo.path} changed after the split manifest was written (md5 {actual}, listed "
-                         f"{photo.md5}); run `dvc repro`, which restores or re-indexes the photos first")
+        raise StageError(
+            f"{photo.path} changed after the split manifest was written (md5 {actual}, listed "
+            f"{photo.md5}); run `dvc repro`, which restores or re-indexes the photos first"
+        )
     return data
 
 
@@ -67,8 +77,10 @@ def _decode(photo: Photo, size: int) -> tuple[np.ndarray, str | None]:
     return decode_or_blank(io.BytesIO(read_checked(photo)), size)
 
 
-def preprocessed_batches(photos: list[Photo], params: FeaturesParams, pool: ThreadPoolExecutor, undecodable: dict[int, str]):
-    """Yield the conv base's input batches of features.batch_size photos at features.image_size, decoding the next on threads.
+def preprocessed_batches(
+    photos: list[Photo], params: FeaturesParams, pool: ThreadPoolExecutor, undecodable: dict[int, str]
+):
+    """Yield the conv base's input, features.batch_size photos at a time, decoding the next batch on threads.
 
     The stage's whole input pipeline (read, md5 check, decode, resize, caffe preprocessing); bench/ times it alone.
     An undecodable photo becomes a blank frame, and its position and reason go into undecodable.
@@ -86,8 +98,9 @@ def preprocessed_batches(photos: list[Photo], params: FeaturesParams, pool: Thre
         pending, start_of_pending = submitted, start
 
 
-def extract(conv: ConvRunner, photos: list[Photo], params: FeaturesParams, out: np.ndarray,
-            subset: str) -> dict[int, str]:
+def extract(
+    conv: ConvRunner, photos: list[Photo], params: FeaturesParams, out: np.ndarray, subset: str
+) -> dict[int, str]:
     """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout.
 
     Returns the rows whose photo is undecodable, with the reason; their rows hold a blank frame's features.
@@ -149,8 +162,10 @@ def main() -> None:
     undecodable = undecodable_metrics(read_report(Path(paths.features)), CONV_SUBSETS)
     write_json(Path(paths.metrics) / METRICS_FILE, undecodable)
     if any(undecodable.values()):
-        print(f"features: warning: photos that can't be decoded: {undecodable}; "
-              f"see {Path(paths.features) / REPORT_FILE}", file=sys.stderr)
+        print(
+            f"features: warning: photos that can't be decoded: {undecodable}; see {Path(paths.features) / REPORT_FILE}",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

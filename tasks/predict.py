@@ -1,4 +1,5 @@
 """Stage predict: P(dog) for every validation and test photo, in id order, and the pictures a person checks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +9,9 @@ import pandas as pd
 
 from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError, run_stage
+from tasks.core.params import load_params
 from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
 from tasks.heads.predictions import TEST_FILE, VALID_FILE
-from tasks.core.params import load_params
 from tasks.photos.undecodable import UNDECODABLE_P_DOG, read_report, undecodable_ids
 
 # Under paths.metrics: DVC plots (dvc.yaml declares them; `dvc plots show` renders them with the learning curves).
@@ -20,9 +21,14 @@ FILTERS_FILE = "first_layer_filters.png"
 CLASS_NAMES = ("cat", "dog")
 
 
-def prediction_frames(valid_ids: list[str], valid_targets: np.ndarray, p_valid: np.ndarray,
-                      test_ids: list[str], p_test: np.ndarray,
-                      undecodable_test: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
+def prediction_frames(
+    valid_ids: list[str],
+    valid_targets: np.ndarray,
+    p_valid: np.ndarray,
+    test_ids: list[str],
+    p_test: np.ndarray,
+    undecodable_test: frozenset[str] = frozenset(),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validation (id, target, p_dog) and test (id, p_dog, undecodable) tables, test sorted by numeric id.
 
     Test photos in undecodable_test keep their row, with P(dog) = UNDECODABLE_P_DOG and undecodable True.
@@ -33,21 +39,25 @@ def prediction_frames(valid_ids: list[str], valid_targets: np.ndarray, p_valid: 
         if not np.all(np.isfinite(p)):
             raise StageError(f"the model gave {int((~np.isfinite(p)).sum())} non-finite {name} predictions; retrain it")
     valid = pd.DataFrame({"id": valid_ids, "target": valid_targets.astype(int), "p_dog": p_valid})
-    test = pd.DataFrame({"id": [int(i) for i in test_ids], "p_dog": p_test, "undecodable": undecodable}).sort_values("id", kind="stable")
+    test = pd.DataFrame({"id": [int(i) for i in test_ids], "p_dog": p_test, "undecodable": undecodable}).sort_values(
+        "id", kind="stable"
+    )
     return valid, test.reset_index(drop=True)
 
 
 def confusion_frame(target: np.ndarray, p_dog: np.ndarray) -> pd.DataFrame:
     """One row per validation photo, actual and predicted class names: what DVC's confusion template counts."""
     names = np.array(CLASS_NAMES)
-    return pd.DataFrame({"actual": names[np.asarray(target, dtype=int)], "predicted": names[(np.asarray(p_dog) > 0.5).astype(int)]})
+    return pd.DataFrame(
+        {"actual": names[np.asarray(target, dtype=int)], "predicted": names[(np.asarray(p_dog) > 0.5).astype(int)]}
+    )
 
 
 def main() -> None:
     import keras
 
-    from tasks.vgg.filter_grid import FIRST_CONV, write_filter_grid
     from tasks.photos.validation_views import write_views
+    from tasks.vgg.filter_grid import FIRST_CONV, write_filter_grid
 
     params = load_params()
     subsets = [DATASET_SUBSETS[params.train.dataset][1], "test"]
@@ -69,8 +79,10 @@ def main() -> None:
     write_filter_grid(data.vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
     print(f"predict: {len(valid)} validation and {len(test)} test photos; view tiles: {tiles}")
     if undecodable:
-        print(f"predict: warning: {len(undecodable)} test photos can't be decoded, so their P(dog) is "
-              f"{UNDECODABLE_P_DOG}: ids {sorted(undecodable, key=int)[:20]}")
+        print(
+            f"predict: warning: {len(undecodable)} test photos can't be decoded, so their P(dog) is "
+            f"{UNDECODABLE_P_DOG}: ids {sorted(undecodable, key=int)[:20]}"
+        )
 
 
 if __name__ == "__main__":

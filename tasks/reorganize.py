@@ -2,6 +2,7 @@
 
 Beside the folder it writes an index of every photo with its md5 (tasks/photos/manifest.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,6 @@ import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tasks.core.atomic_output import atomic_dir
 from tasks.competition.archive import (
     SAMPLE_SUBMISSION,
     TEST_ZIP,
@@ -19,6 +19,7 @@ from tasks.competition.archive import (
     parse_test_name,
     parse_train_name,
 )
+from tasks.core.atomic_output import atomic_dir
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import load_params
 from tasks.photos.manifest import TEST_SUBSET, PhotoEntry, natural_key, write_manifest
@@ -31,7 +32,8 @@ def _photo_members(archive: zipfile.ZipFile, zip_name: str, expected: str) -> li
     for member in archive.infolist():
         check_member_path(zip_name, member.filename, expected)
     return [
-        m for m in archive.infolist()
+        m
+        for m in archive.infolist()
         if not m.is_dir() and not PurePosixPath(m.filename).name.startswith("._") and "__MACOSX" not in m.filename
     ]
 
@@ -99,17 +101,26 @@ def reorganize(archive_path: Path, target: Path, index: Path) -> dict[str, int]:
         shutil.move(scratch / SAMPLE_SUBMISSION, out / SAMPLE_SUBMISSION)
         shutil.rmtree(scratch)
         if not train or not test:
-            raise StageError(f"{archive_path} holds {len(train)} train and {len(test)} test photos; both must be non-empty")
-        counts = {folder: len(list((out / folder).iterdir())) for folder in ("train/cats", "train/dogs", "test/unknown")}
+            raise StageError(
+                f"{archive_path} holds {len(train)} train and {len(test)} test photos; both must be non-empty"
+            )
+        counts = {
+            folder: len(list((out / folder).iterdir())) for folder in ("train/cats", "train/dogs", "test/unknown")
+        }
         # Written before the folder is renamed into place: a failure leaves neither new. In the index, rows are sorted,
         # so the same archive gives the same bytes whatever order its members come in.
-        write_manifest(index, [*sorted(train, key=lambda e: (e.class_name, natural_key(e.id))), *sorted(test, key=lambda e: int(e.id))])
+        write_manifest(
+            index,
+            [*sorted(train, key=lambda e: (e.class_name, natural_key(e.id))), *sorted(test, key=lambda e: int(e.id))],
+        )
     return counts
 
 
 def main() -> None:
     params = load_params()
-    counts = reorganize(Path(params.paths.raw_archive), Path(params.paths.organized), Path(params.paths.organized_index))
+    counts = reorganize(
+        Path(params.paths.raw_archive), Path(params.paths.organized), Path(params.paths.organized_index)
+    )
     print("reorganize: " + ", ".join(f"{folder} {n}" for folder, n in counts.items()))
 
 

@@ -3,6 +3,7 @@
 The course moved photos into valid/ and copied some into sample/; a manifest (tasks/photos/manifest.py) says
 the same in one small file, so DVC checks one file instead of 25,000 links on every `dvc repro`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +32,9 @@ def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
     return counts
 
 
-def _draw(pool: dict[str, list[str]], total: int, rng: np.random.Generator) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+def _draw(
+    pool: dict[str, list[str]], total: int, rng: np.random.Generator
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Draw a stratified random subset of total from pool; return (drawn, rest), both in natural order."""
     counts = stratified_counts({c: len(names) for c, names in pool.items()}, total)
     drawn, rest = {}, {}
@@ -71,7 +74,9 @@ def split(index: Path, target: Path, params: SplitParams) -> dict[str, int]:
     entries = read_manifest(index)
     by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train names are unique: cat.N, dog.N
     plan = plan_split({c: [name for name, e in by_name.items() if e.class_name == c] for c in CLASSES}, params)
-    rows = [by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names]
+    rows = [
+        by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names
+    ]
     test = in_subset(entries, TEST_SUBSET)
     write_manifest(target, [*rows, *test])
     return {subset: sum(len(v) for v in plan[subset].values()) for subset in SUBSETS} | {TEST_SUBSET: len(test)}

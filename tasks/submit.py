@@ -1,4 +1,5 @@
 """Stage submit: check the submission against the competition's format and record a receipt; send it when enabled."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,15 +9,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from tasks.competition.submission_format import read_submission, validate_submission
 from tasks.core.atomic_output import write_json
-from tasks.lineage.digests import file_digest
 from tasks.core.errors import run_stage
-from tasks.lineage.record import record_lineage
 from tasks.core.params import PARAMS_FILE, Params, load_params
+from tasks.heads.predictions import TEST_FILE, undecodable_test_ids
+from tasks.lineage.digests import file_digest
+from tasks.lineage.record import record_lineage
 from tasks.lineage.run_context import git_state
 from tasks.photos.manifest import TEST_SUBSET, in_subset, read_manifest
-from tasks.heads.predictions import TEST_FILE, undecodable_test_ids
-from tasks.competition.submission_format import read_submission, validate_submission
 
 
 def test_ids(manifest: Path) -> set[int]:
@@ -99,8 +100,10 @@ def main() -> None:
     record_lineage("submit", Path(params.paths.submission), Path(params.paths.submission_lineage))
     print(f"submit: {receipt['rows']} rows {describe(receipt)}")
     if receipt["undecodable_test_ids"]:
-        print(f"submit: warning: {len(receipt['undecodable_test_ids'])} rows are fallbacks for test photos that "
-              "can't be decoded (listed in the receipt)")
+        print(
+            f"submit: warning: {len(receipt['undecodable_test_ids'])} rows are fallbacks for test photos that "
+            "can't be decoded (listed in the receipt)"
+        )
 
 
 if __name__ == "__main__":

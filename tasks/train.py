@@ -1,4 +1,5 @@
 """Stage train: the head named in train.head, fitted on cached features through the learning-rate phases."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tasks.competition.log_loss import accuracy, log_loss
 from tasks.core.atomic_output import atomic_file, write_json
 from tasks.core.errors import run_stage
-from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
-from tasks.lineage.record import record_lineage
-from tasks.competition.log_loss import accuracy, log_loss
-from tasks.heads.model_file import save_model
 from tasks.core.params import PhaseParams, TrainParams, load_params
+from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
+from tasks.heads.model_file import save_model
+from tasks.lineage.record import record_lineage
 
 HISTORY_FILE = "train_history.csv"
 METRICS_FILE = "train.json"
@@ -57,14 +58,24 @@ def fit_phases(model, x, y, params: TrainParams, loss: str, validation=None, met
     model.compile(optimizer=make_optimizer(params.optimizer, rates[0]), loss=loss, metrics=list(metrics))
     # One fit call with the rate set at each epoch's start: the shuffling stream runs on across phases as in one fit.
     schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[epoch])
-    fitted = model.fit(x, y, validation_data=validation, epochs=len(rates), batch_size=params.batch_size,
-                       shuffle=True, verbose=2, callbacks=[schedule])
+    fitted = model.fit(
+        x,
+        y,
+        validation_data=validation,
+        epochs=len(rates),
+        batch_size=params.batch_size,
+        shuffle=True,
+        verbose=2,
+        callbacks=[schedule],
+    )
     history = pd.DataFrame(fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     return history
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, params: TrainParams, vgg) -> TrainResult:
+def fit_head(
+    x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, params: TrainParams, vgg
+) -> TrainResult:
     """Build train.head (dense copies vgg's fc1/fc2), fit it, and report validation accuracy and log loss."""
     from tasks.heads.models import build_head
 
@@ -75,8 +86,8 @@ def fit_head(x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndar
     metrics = {
         "val_accuracy": accuracy(y_valid, p_dog),
         "val_log_loss": log_loss(y_valid, p_dog),
-        "train_photos": int(len(y)),
-        "valid_photos": int(len(y_valid)),
+        "train_photos": len(y),
+        "valid_photos": len(y_valid),
     }
     return TrainResult(model, history, metrics)
 
@@ -95,7 +106,9 @@ def main() -> None:
         result.history.to_csv(tmp, index=False)
     write_json(metrics_dir / METRICS_FILE, result.metrics)
     record_lineage("train", Path(params.paths.model), Path(params.paths.model_lineage))
-    print("train: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items()))
+    print(
+        "train: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items())
+    )
 
 
 if __name__ == "__main__":

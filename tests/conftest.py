@@ -1,4 +1,5 @@
 """Fixtures shared by every tier, and the tiers themselves: tests outside tests/unit are marked slow."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ import pytest
 
 from tests.support.workspace import make_workspace
 
-pytest_plugins = ["tests.support.kaggle_fixtures"]
+pytest_plugins = ["tests.support.kaggle_fixtures", "tests.support.s3_remote"]
 FAST_TIER = Path(__file__).parent / "unit"
 
 

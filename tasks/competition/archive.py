@@ -1,4 +1,5 @@
 """The competition archive's layout: which members it holds and how photo names carry ids and classes."""
+
 from __future__ import annotations
 
 import re

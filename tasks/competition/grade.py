@@ -1,4 +1,5 @@
-"""Score a submission CSV against labelled ids with the competition's log loss: `python -m tasks.competition.grade SUBMISSION LABELS`."""
+"""Score a submission CSV against labelled ids by log loss: `python -m tasks.competition.grade SUBMISSION LABELS`."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.core.errors import StageError, run_stage
 from tasks.competition.log_loss import log_loss
 from tasks.competition.submission_format import read_submission, validate_submission
+from tasks.core.errors import StageError, run_stage
 
 
 def read_labels(path: Path) -> pd.DataFrame:

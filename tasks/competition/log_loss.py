@@ -1,4 +1,5 @@
 """The competition's metric: binary log loss of P(dog) against the target (1 dog, 0 cat)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 `label` is the competition's own name for that column (its sample_submission.csv); elsewhere the pipeline calls the
 value p_dog, and a photo's 0/1 class index its target.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

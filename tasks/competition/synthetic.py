@@ -1,4 +1,5 @@
 """A small competition archive made from a seed: same format as Kaggle's, classes a linear head can tell apart."""
+
 from __future__ import annotations
 
 import io
@@ -42,7 +43,10 @@ def _jpeg(image: Image.Image) -> bytes:
 
 def _photo_size(rng: np.random.Generator, max_side: int) -> tuple[int, int]:
     """Mixed landscape and portrait sizes, as in the competition (its photos are mostly near 500x375)."""
-    long, short = int(rng.integers(max_side * 3 // 4, max_side + 1)), int(rng.integers(max_side // 2, max_side * 3 // 4))
+    long, short = (
+        int(rng.integers(max_side * 3 // 4, max_side + 1)),
+        int(rng.integers(max_side // 2, max_side * 3 // 4)),
+    )
     return (long, short) if rng.random() < 0.7 else (short, long)
 
 

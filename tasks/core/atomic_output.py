@@ -1,4 +1,5 @@
 """Outputs appear under their final name only when complete: a killed stage leaves nothing that looks finished."""
+
 from __future__ import annotations
 
 import glob

@@ -1,4 +1,5 @@
 """The one exception a stage raises for a problem the user can fix, and the entry point that reports it."""
+
 from __future__ import annotations
 
 import errno
@@ -31,6 +32,9 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
         if err.errno not in _NO_SPACE:
             raise
         where = f" writing {err.filename}" if err.filename else ""
-        print(f"error: {name}: the disk is full or a size limit was hit{where} ({err.strerror}); nothing was kept: "
-              "free some space and run it again", file=sys.stderr)
+        print(
+            f"error: {name}: the disk is full or a size limit was hit{where} ({err.strerror}); nothing was kept: "
+            "free some space and run it again",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None

@@ -4,6 +4,7 @@ params.yaml holds every value; the models hold none. They say what each key may 
 rules that tie keys together) and refuse a file that breaks any of it at load, before any work, with one
 line per problem naming the key: `params.yaml: <key> ...: what to do`.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,8 +51,9 @@ def _vgg16_cut(layer: str) -> str:
 def _halvable(size: int) -> int:
     """features.image_size, refused unless VGG16's five 2x2 pools can halve it down to a whole pixel."""
     if size < 32 or size % 32:
-        raise _refuse(f"features.image_size is {size}; it must be a multiple of 32 and at least 32 "
-                      "(VGG16 halves it five times)")
+        raise _refuse(
+            f"features.image_size is {size}; it must be a multiple of 32 and at least 32 (VGG16 halves it five times)"
+        )
     return size
 
 
@@ -75,8 +77,11 @@ Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
 # The value's form picks the member (Discriminator), so a bad value gets one line, not one per member.
 Bounds = Annotated[
     Annotated[tuple[StrictFloat, StrictFloat], Tag("lo_hi")] | Annotated[Literal["auto"], Tag("auto")],
-    Discriminator(_bounds_kind, custom_error_type="params_shape",
-                  custom_error_message="must be a list of 2 values [lo, hi], or auto"),
+    Discriminator(
+        _bounds_kind,
+        custom_error_type="params_shape",
+        custom_error_message="must be a list of 2 values [lo, hi], or auto",
+    ),
 ]
 
 
@@ -116,8 +121,10 @@ class DownloadParams(Section):
     @model_validator(mode="after")
     def _archive_has_a_path(self) -> DownloadParams:
         if self.source == "archive" and not self.archive_path:
-            raise _refuse("download.source is archive but download.archive_path is empty: "
-                          "set it to a local copy of the competition zip")
+            raise _refuse(
+                "download.source is archive but download.archive_path is empty: "
+                "set it to a local copy of the competition zip"
+            )
         return self
 
 
@@ -130,8 +137,10 @@ class SplitParams(Section):
     @model_validator(mode="after")
     def _sample_valid_fits(self) -> SplitParams:
         if self.sample_valid_size > self.valid_size:
-            raise _refuse(f"split.sample_valid_size is {self.sample_valid_size}, more than split.valid_size "
-                          f"({self.valid_size}) it is drawn from: lower it, or raise split.valid_size")
+            raise _refuse(
+                f"split.sample_valid_size is {self.sample_valid_size}, more than split.valid_size "
+                f"({self.valid_size}) it is drawn from: lower it, or raise split.valid_size"
+            )
         return self
 
 
@@ -152,14 +161,20 @@ class FeaturesParams(Section):
     @model_validator(mode="after")
     def _consistent(self) -> FeaturesParams:
         if self.image_size != 224 and self.weights != "none":
-            raise _refuse(f"features.image_size is {self.image_size} but features.weights is {self.weights!r}, "
-                          "whose dense layers expect 224 (a 7x7x512 pool5); set image_size to 224, or weights to none")
+            raise _refuse(
+                f"features.image_size is {self.image_size} but features.weights is {self.weights!r}, "
+                "whose dense layers expect 224 (a 7x7x512 pool5); set image_size to 224, or weights to none"
+            )
         if self.xla and self.backend != "keras":
-            raise _refuse(f"features.xla is true but XLA compiles only for the keras backend, not {self.backend}: "
-                          "set features.xla to false, or features.backend to keras")
+            raise _refuse(
+                f"features.xla is true but XLA compiles only for the keras backend, not {self.backend}: "
+                "set features.xla to false, or features.backend to keras"
+            )
         if self.backend == "onnxruntime" and self.precision != "float32":
-            raise _refuse(f"features.precision {self.precision} needs the keras or openvino backend; onnxruntime runs "
-                          "float32 on CPU: set features.precision to float32, or change features.backend")
+            raise _refuse(
+                f"features.precision {self.precision} needs the keras or openvino backend; onnxruntime runs "
+                "float32 on CPU: set features.precision to float32, or change features.backend"
+            )
         return self
 
 
@@ -231,17 +246,27 @@ class Params(Section):
             return self
         split, total = self.split, 2 * self.download.synthetic.train_per_class
         if split.valid_size >= total:
-            raise _refuse(f"split.valid_size is {split.valid_size} but download.synthetic makes only {total} "
-                          "train photos; lower it so some remain to train on")
+            raise _refuse(
+                f"split.valid_size is {split.valid_size} but download.synthetic makes only {total} "
+                "train photos; lower it so some remain to train on"
+            )
         if split.sample_train_size > total - split.valid_size:
-            raise _refuse(f"split.sample_train_size is {split.sample_train_size} but only {total - split.valid_size} "
-                          "train photos remain after split.valid_size: lower one of them")
+            raise _refuse(
+                f"split.sample_train_size is {split.sample_train_size} but only {total - split.valid_size} "
+                "train photos remain after split.valid_size: lower one of them"
+            )
         return self
 
 
 # pydantic's error kinds -> the words of the one-line message
-_TYPE_NAMES = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str",
-               "tuple_type": "a list", "model_type": "a mapping of keys to values"}
+_TYPE_NAMES = {
+    "int_type": "int",
+    "float_type": "float",
+    "bool_type": "bool",
+    "string_type": "str",
+    "tuple_type": "a list",
+    "model_type": "a mapping of keys to values",
+}
 
 
 def _section_of(annotation: Any) -> type[BaseModel] | None:

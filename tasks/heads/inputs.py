@@ -1,4 +1,5 @@
-"""What a head sees: the cached conv features of a subset, carried through VGG16's dense layers as far as the head needs."""
+"""What a head sees: a subset's cached conv features, carried through VGG16's dense layers as far as the head needs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

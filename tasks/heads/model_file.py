@@ -1,4 +1,5 @@
 """Keras model files whose bytes depend only on the model: the same weights always give the same .keras file."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from tasks.core.atomic_output import atomic_file
 from tasks.competition.archive import ZIP_EPOCH
+from tasks.core.atomic_output import atomic_file
 
 METADATA = "metadata.json"
 

@@ -1,4 +1,5 @@
 """The heads of train.head, each a small Keras model on what head_inputs gives it; column 1 of its output is P(dog)."""
+
 from __future__ import annotations
 
 import keras
@@ -28,7 +29,7 @@ def build_head(head: str, input_shape: tuple[int, ...], vgg: keras.Model) -> ker
 
 
 def inference_copy(model: keras.Model) -> keras.Model:
-    """model's architecture and weights without its optimizer: Adam's state would triple the dense head's 480 MB file."""
+    """model's architecture and weights, no optimizer: Adam's state would triple the dense head's 480 MB file."""
     copy = keras.Model.from_config(model.get_config())  # uncompiled, unlike clone_model's copy
     copy.set_weights(model.get_weights())
     return copy

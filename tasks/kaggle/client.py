@@ -4,6 +4,7 @@ the rest become one-line StageErrors, and nothing it prints reaches stdout unmas
 The `kaggle` package is imported only inside functions, after credentials were found: importing it
 authenticates at once and prints help (or calls the network) as a side effect.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,8 +58,10 @@ def login(source: CredentialSource) -> Any:
     api.config = str(source.config_dir / "kaggle.json")
     environment = os.environ.get("KAGGLE_API_ENVIRONMENT")
     if environment not in (None, "PROD", "LOCALHOST"):
-        log.warning("KAGGLE_API_ENVIRONMENT=%s is ignored by the kaggle client's API calls: they go to "
-                    "api.kaggle.com", environment)
+        log.warning(
+            "KAGGLE_API_ENVIRONMENT=%s is ignored by the kaggle client's API calls: they go to api.kaggle.com",
+            environment,
+        )
     api.args = ["--local"] if environment == "LOCALHOST" else []  # never "--verbose": it prints credentials
     try:
         api.authenticate()
@@ -93,8 +96,15 @@ def _transient(err: BaseException) -> str | None:
         if status == 403 and "/api/v1/" not in str(err.response.url):
             return "the storage link was refused (HTTP 403), it may have expired"
         return None
-    if isinstance(err, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                        urllib3.exceptions.ProtocolError)):
+    if isinstance(
+        err,
+        (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.ProtocolError,
+        ),
+    ):
         return f"connection dropped ({type(err).__name__})"
     if isinstance(err, TransientError):
         return str(err)
@@ -162,7 +172,8 @@ class KaggleCalls:
                         "or unreachable: try again later."
                     ) from None
                 delay = _retry_delay(err, attempt, self.backoff_s)
-                log.warning("%s: %s; attempt %d of %d, retrying in %.1f s",
-                            step, redact(reason), attempt, self.attempts, delay)
+                log.warning(
+                    "%s: %s; attempt %d of %d, retrying in %.1f s", step, redact(reason), attempt, self.attempts, delay
+                )
                 time.sleep(delay)
         raise StageError(f"{step}: attempts must be at least 1, got {self.attempts}")

@@ -2,6 +2,7 @@
 
 Nothing here imports the `kaggle` package: importing it authenticates at once, as a side effect.
 """
+
 from __future__ import annotations
 
 import base64
@@ -161,8 +162,10 @@ def secrets() -> list[str]:
     for path in files:
         with contextlib.suppress(OSError, ValueError):
             values.append(path.read_text().strip())
-    for path, fields in ((_config_dir(os.environ, home) / "kaggle.json", ("key",)),
-                         (home / ".kaggle" / "credentials.json", ("refresh_token", "access_token"))):
+    for path, fields in (
+        (_config_dir(os.environ, home) / "kaggle.json", ("key",)),
+        (home / ".kaggle" / "credentials.json", ("refresh_token", "access_token")),
+    ):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             data = json.loads(path.read_text())
             values += [str(data.get(f) or "") for f in fields]

@@ -1,4 +1,5 @@
 """Download a competition's archive through the official Kaggle client: atomic, zip-checked and resumable."""
+
 from __future__ import annotations
 
 import logging
@@ -9,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks.core.atomic_output import atomic_file
 from tasks.competition.archive import REQUIRED_MEMBERS
+from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError
 from tasks.kaggle.client import KaggleCalls, TransientError, login
 from tasks.kaggle.credentials import find_credentials
@@ -43,24 +44,33 @@ def _check_archive(path: Path, competition: str, expected: Sequence[str]) -> Non
             missing = [name for name in expected if name not in set(archive.namelist())]
             corrupt = archive.testzip()
     except zipfile.BadZipFile:
-        raise StageError(f"Kaggle sent something that is not a zip archive for '{competition}'; run again later.") \
-            from None
+        raise StageError(
+            f"Kaggle sent something that is not a zip archive for '{competition}'; run again later."
+        ) from None
     if missing:
         raise StageError(f"the archive of '{competition}' lacks {', '.join(missing)}; is it the right competition?")
     if corrupt:
         raise StageError(f"the archive of '{competition}' is corrupt ({corrupt} fails its checksum); run again.")
 
 
-def download_competition(competition: str, target: Path, *, expected_members: Sequence[str] = REQUIRED_MEMBERS,
-                         attempts: int = 5, backoff_s: float = 2.0) -> None:
+def download_competition(
+    competition: str,
+    target: Path,
+    *,
+    expected_members: Sequence[str] = REQUIRED_MEMBERS,
+    attempts: int = 5,
+    backoff_s: float = 2.0,
+) -> None:
     """Download competition's whole archive to target (a .zip path), which appears only once verified."""
     source = find_credentials()
     calls = KaggleCalls(competition, source, attempts, backoff_s)
     api = calls.run("signing in to Kaggle", lambda: login(source))
     target.parent.mkdir(parents=True, exist_ok=True)
     # The client writes a resume marker beside its file: keep both in a scratch dir that is always removed.
-    with atomic_file(target) as tmp, tempfile.TemporaryDirectory(
-            prefix=f".{target.name}.", suffix=".parts", dir=target.parent) as scratch:
+    with (
+        atomic_file(target) as tmp,
+        tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".parts", dir=target.parent) as scratch,
+    ):
         partial = Path(scratch) / target.name
         calls.run(f"downloading {competition}", lambda: _fetch_archive(api, competition, partial))
         _check_archive(partial, competition, expected_members)

@@ -1,9 +1,10 @@
 """Submit a CSV to a competition through the official Kaggle client, find earlier submissions, read the score."""
+
 from __future__ import annotations
 
 import logging
 import time
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -66,22 +67,38 @@ def _score(value: str | None) -> float | None:
 def _receipt(competition: str, submission: Any | None, ref: int, message: str, csv_path: Path) -> dict[str, Any]:
     """What the submit stage records: JSON-able, no secrets."""
     if submission is None:
-        return {"competition": competition, "ref": ref, "status": "pending", "public_score": None,
-                "private_score": None, "date": None, "message": message, "file_name": csv_path.name}
+        return {
+            "competition": competition,
+            "ref": ref,
+            "status": "pending",
+            "public_score": None,
+            "private_score": None,
+            "date": None,
+            "message": message,
+            "file_name": csv_path.name,
+        }
     return {
         "competition": competition,
         "ref": submission.ref,
         "status": submission.status.name.lower(),
         "public_score": _score(submission.public_score),
         "private_score": _score(submission.private_score),
-        "date": submission.date.replace(tzinfo=timezone.utc).isoformat() if submission.date else None,
+        "date": submission.date.replace(tzinfo=UTC).isoformat() if submission.date else None,
         "message": submission.description or message,
         "file_name": submission.file_name or csv_path.name,
     }
 
 
-def submit_csv(competition: str, csv_path: Path, message: str, *, poll_timeout_s: float,
-               poll_interval_s: float = 10.0, attempts: int = 5, backoff_s: float = 2.0) -> dict[str, Any]:
+def submit_csv(
+    competition: str,
+    csv_path: Path,
+    message: str,
+    *,
+    poll_timeout_s: float,
+    poll_interval_s: float = 10.0,
+    attempts: int = 5,
+    backoff_s: float = 2.0,
+) -> dict[str, Any]:
     """Submit csv_path to competition with message, then poll up to poll_timeout_s for its score.
 
     Returns the receipt: competition, ref, status ("complete", or "pending" when the poll ran out),
@@ -106,8 +123,13 @@ def submit_csv(competition: str, csv_path: Path, message: str, *, poll_timeout_s
         return _create(api, competition, blob_token, message)
 
     ref = calls.run("creating the submission", create_once)
-    log.info("submitted %s to %s as ref %s; waiting up to %.0f s for the score",
-             csv_path.name, competition, ref, poll_timeout_s)
+    log.info(
+        "submitted %s to %s as ref %s; waiting up to %.0f s for the score",
+        csv_path.name,
+        competition,
+        ref,
+        poll_timeout_s,
+    )
 
     from kagglesdk.competitions.types.submission_status import SubmissionStatus
 
@@ -118,8 +140,12 @@ def submit_csv(competition: str, csv_path: Path, message: str, *, poll_timeout_s
         if submission is not None and submission.status != SubmissionStatus.PENDING:
             break
         if time.monotonic() + poll_interval_s > deadline:
-            log.warning("submission %s is not scored after %.0f s; see https://www.kaggle.com/competitions/%s/"
-                        "submissions", ref or "(no ref)", poll_timeout_s, competition)
+            log.warning(
+                "submission %s is not scored after %.0f s; see https://www.kaggle.com/competitions/%s/submissions",
+                ref or "(no ref)",
+                poll_timeout_s,
+                competition,
+            )
             break
         time.sleep(poll_interval_s)
 
@@ -136,11 +162,17 @@ def submit_csv(competition: str, csv_path: Path, message: str, *, poll_timeout_s
     return _receipt(competition, submission, ref, message, csv_path)
 
 
-def find_submission(competition: str, marker: str, *, attempts: int = 5, backoff_s: float = 2.0) -> dict[str, Any] | None:
+def find_submission(
+    competition: str, marker: str, *, attempts: int = 5, backoff_s: float = 2.0
+) -> dict[str, Any] | None:
     """The receipt of this account's newest submission whose message contains marker, or None."""
     source = find_credentials()
     calls = KaggleCalls(competition, source, attempts, backoff_s)
     api = calls.run("signing in to Kaggle", lambda: login(source))
     listed = calls.run("listing submissions", lambda: _list_submissions(api, competition))
     match = next((s for s in listed if marker in (s.description or "")), None)
-    return None if match is None else _receipt(competition, match, match.ref, match.description, Path(match.file_name or ""))
+    return (
+        None
+        if match is None
+        else _receipt(competition, match, match.ref, match.description, Path(match.file_name or ""))
+    )

@@ -4,6 +4,7 @@ Shown and verified (every recorded hash recomputed, tasks/lineage/check.py) from
   python -m tasks.lineage show   models/head.keras | data/submission/submission.csv  [--json]
   python -m tasks.lineage verify models/head.keras | data/submission/submission.csv  [--json]
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Lineage verification: every hash in a record recomputed from the workspace or the DVC cache; mismatches named."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

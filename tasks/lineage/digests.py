@@ -1,4 +1,5 @@
 """Content hashes the way DVC writes them in dvc.lock (md5; directories as a `.dir` listing hash), plus sha256."""
+
 from __future__ import annotations
 
 import hashlib

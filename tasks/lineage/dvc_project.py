@@ -4,6 +4,7 @@ The project's one reader of dvc.yaml and dvc.lock. DVC's own loader resolves the
 `dvc repro` does) and validates both files, so a lineage record names exactly the paths DVC tracks. Nothing here
 takes DVC's repository lock, so a stage that `dvc repro` is running (and holding that lock) can read the project.
 """
+
 from __future__ import annotations
 
 import os

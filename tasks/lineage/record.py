@@ -3,6 +3,7 @@
 Built and written by the train and submit stages (`record_lineage`), from dvc.yaml and dvc.lock as DVC reads them
 (tasks/lineage/dvc_project.py); shown and verified with `python -m tasks.lineage` (tasks/lineage/__main__.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,13 @@ from tasks.photos.manifest import read_manifest
 
 SCHEMA = 1
 # The stage and params sections whose settings say where the data came from (names fixed across the project).
-SOURCE_STAGE, SPLIT_STAGE, FEATURES_STAGE, TRAIN_STAGE, SUBMIT_STAGE = "download", "split", "features", "train", "submit"
+SOURCE_STAGE, SPLIT_STAGE, FEATURES_STAGE, TRAIN_STAGE, SUBMIT_STAGE = (
+    "download",
+    "split",
+    "features",
+    "train",
+    "submit",
+)
 
 
 def _compact(entry: dict) -> dict:

@@ -1,4 +1,5 @@
 """Where and with what a stage ran: git state, package versions, hardware, Prefect flow run, time."""
+
 from __future__ import annotations
 
 import datetime
@@ -12,7 +13,12 @@ from pathlib import Path
 
 # Prefect sets this for a flow run's processes; flows/dvc_stages.py passes it to the stages it starts.
 FLOW_RUN_VARIABLE = "PREFECT__FLOW_RUN_ID"
-PACKAGES = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "dvc": ("dvc",), "prefect": ("prefect",)}
+PACKAGES = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "keras": ("keras",),
+    "dvc": ("dvc",),
+    "prefect": ("prefect",),
+}
 MAX_CHANGED_PATHS = 50  # enough to see what was edited without bloating the record on a messy tree
 
 
@@ -93,7 +99,7 @@ def hardware() -> dict:
 def run_context() -> dict:
     """Everything about this run that is not a hash or a param."""
     return {
-        "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git": git_state(),
         "versions": versions(),
         "hardware": hardware(),

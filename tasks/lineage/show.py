@@ -1,4 +1,5 @@
 """A lineage record for a person: the chain from the artifact back to the raw archive, then where each run ran."""
+
 from __future__ import annotations
 
 
@@ -37,7 +38,9 @@ def render(record: dict) -> str:
         lines.append("split: " + ", ".join(_flat(record["split"])))
     if "features" in record:
         vgg16 = record["features"]["vgg16"]
-        lines.append(f"VGG16 weights: {vgg16['identity']}" + (f", sha256 {vgg16['sha256']}" if "sha256" in vgg16 else ""))
+        lines.append(
+            f"VGG16 weights: {vgg16['identity']}" + (f", sha256 {vgg16['sha256']}" if "sha256" in vgg16 else "")
+        )
     for path, values in record.get("metrics", {}).items():
         lines.append(f"metrics {path}: " + ", ".join(_flat(values)))
     model = record.get("model", {}).get("lineage")

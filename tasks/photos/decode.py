@@ -1,4 +1,5 @@
 """Photo decoding: any format Pillow opens, to square RGB uint8, refusing what can't be decoded."""
+
 from __future__ import annotations
 
 import struct
@@ -36,4 +37,3 @@ def load_photo(source: Path | BinaryIO, size: int) -> np.ndarray:
             return np.asarray(rgb, dtype=np.uint8)
     except _DECODE_ERRORS as err:
         raise UndecodablePhoto(f"{type(err).__name__}: {err}") from None
-

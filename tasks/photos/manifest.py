@@ -4,6 +4,7 @@ Downstream stages depend on these small files instead of the 37,500-file photo f
 folder once per `dvc repro` (as reorganize's output) rather than once per stage that reads it. The md5
 column keeps the link to the bytes: a changed photo changes the manifest, and readers check it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,7 +21,7 @@ TEST_SUBSET = "test"  # reorganize lists test photos under it, and split passes 
 
 
 class PhotoEntry(NamedTuple):
-    """One photo: its subset, class name (its folder: cats, dogs or unknown), id, path under the organized folder, md5."""
+    """One photo: its subset, class name (its folder: cats, dogs or unknown), id, path under organized/, md5."""
 
     subset: str
     class_name: str
@@ -45,13 +46,17 @@ def read_manifest(source: Path) -> list[PhotoEntry]:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or tuple(header) != COLUMNS:
-            raise StageError(f"{source} is not a photo manifest (header {header}, expected {','.join(COLUMNS)}); "
-                             "run `dvc repro --force` on the stage that writes it")
+            raise StageError(
+                f"{source} is not a photo manifest (header {header}, expected {','.join(COLUMNS)}); "
+                "run `dvc repro --force` on the stage that writes it"
+            )
         rows = list(reader)
     bad = next((n for n, row in enumerate(rows, start=2) if len(row) != len(COLUMNS)), None)
     if bad is not None:
-        raise StageError(f"{source} line {bad} does not have {len(COLUMNS)} fields; run `dvc repro --force` on the "
-                         "stage that writes it")
+        raise StageError(
+            f"{source} line {bad} does not have {len(COLUMNS)} fields; run `dvc repro --force` on the "
+            "stage that writes it"
+        )
     return [PhotoEntry(*row) for row in rows]
 
 
@@ -63,4 +68,3 @@ def in_subset(entries: Iterable[PhotoEntry], subset: str) -> list[PhotoEntry]:
 def natural_key(name: str) -> tuple:
     """Sort 'cat.10.jpg' after 'cat.9.jpg', so no order depends on directory listing order."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
-

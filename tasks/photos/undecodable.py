@@ -1,4 +1,5 @@
 """Undecodable photos: train and valid ones are left out and listed, test ones keep their row with a fallback P(dog)."""
+
 from __future__ import annotations
 
 import os
@@ -61,7 +62,9 @@ class UndecodableReport:
         action = "left out" if leave_out else f"P(dog) = {UNDECODABLE_P_DOG}"
         for index, reason in sorted(undecodable.items()):
             photo_id, photo = rows[index].id, rows[index].path
-            self.entries.append({"subset": subset, "id": photo_id, "path": str(photo), "reason": reason, "action": action})
+            self.entries.append(
+                {"subset": subset, "id": photo_id, "path": str(photo), "reason": reason, "action": action}
+            )
         if not leave_out or not undecodable:
             return rows, cache
         left_out = [e for e in self.entries if e["action"] == "left out"]

@@ -1,4 +1,5 @@
-"""The lesson's five views of the validation set, each a PNG grid of photos with P(dog) and the true class under each."""
+"""The lesson's five views of the validation set: PNG grids of photos with P(dog) and the true class under each."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,9 @@ VIEW_SEED = 0  # the random views show the same photos on every run of the same 
 THUMBNAIL = 160
 
 
-def choose_views(target: np.ndarray, p_dog: np.ndarray, tiles: int = TILES, seed: int = VIEW_SEED) -> dict[str, list[int]]:
+def choose_views(
+    target: np.ndarray, p_dog: np.ndarray, tiles: int = TILES, seed: int = VIEW_SEED
+) -> dict[str, list[int]]:
     """Row numbers for each view; a view shows fewer (even none) when fewer photos qualify."""
     dog = np.asarray(target) == 1
     p = np.asarray(p_dog, dtype=np.float64)
@@ -75,6 +78,8 @@ def write_views(paths: list[str], target: np.ndarray, p_dog: np.ndarray, folder:
     }
     chosen = choose_views(target, p_dog)
     return {
-        view: draw_grid([(paths[r], float(p_dog[r]), int(target[r])) for r in rows], titles[view], folder / f"{view}.png")
+        view: draw_grid(
+            [(paths[r], float(p_dog[r]), int(target[r])) for r in rows], titles[view], folder / f"{view}.png"
+        )
         for view, rows in chosen.items()
     }

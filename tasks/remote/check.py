@@ -4,6 +4,7 @@
 
 DVC reports a refused key as a bare "403 Forbidden" on some object; this says which remote, endpoint and what to fix.
 """
+
 from __future__ import annotations
 
 import sys
@@ -57,15 +58,19 @@ def check_remote(name: str | None = None) -> str:
     try:
         s3_client(settings).head_bucket(Bucket=url.netloc)
     except errors.NoCredentialsError:
-        raise StageError(f"{where}: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                         "AWS_PROFILE, or `dvc remote modify --local` the keys") from None
+        raise StageError(
+            f"{where}: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE, or `dvc remote modify --local` the keys"
+        ) from None
     except (errors.EndpointConnectionError, errors.ConnectTimeoutError) as err:
         raise StageError(f"{where}: cannot reach the endpoint ({err}); check `endpointurl` and the server") from None
     except errors.ClientError as err:
         code = str(err.response.get("Error", {}).get("Code", ""))
         if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
-            raise StageError(f"{where}: the server refused the credentials (HTTP 403); check AWS_ACCESS_KEY_ID, "
-                             "AWS_SECRET_ACCESS_KEY or the profile, and that the key may read the bucket") from None
+            raise StageError(
+                f"{where}: the server refused the credentials (HTTP 403); check AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY or the profile, and that the key may read the bucket"
+            ) from None
         if code in ("404", "NoSuchBucket"):
             raise StageError(f"{where}: bucket {url.netloc!r} does not exist on this endpoint") from None
         raise StageError(f"{where}: the server answered {code or 'an error'}: {err}") from None

@@ -1,4 +1,5 @@
 """VGG16's conv base as a callable on caffe-preprocessed batches, run by Keras, ONNX Runtime or OpenVINO."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -72,28 +73,38 @@ def conv_onnx(conv) -> bytes:
         if kind == "Conv2D":
             config = layer.get_config()
             if config["padding"] != "same" or config["activation"] != "relu" or tuple(config["strides"]) != (1, 1):
-                raise StageError(f"layer {layer.name} is not a same-padded ReLU conv; the ONNX export supports only VGG16")
+                raise StageError(
+                    f"layer {layer.name} is not a same-padded ReLU conv; the ONNX export supports only VGG16"
+                )
             kernel, bias = layer.get_weights()
             weights += [
                 numpy_helper.from_array(kernel.transpose(3, 2, 0, 1).astype(np.float32), f"{layer.name}_w"),
                 numpy_helper.from_array(bias.astype(np.float32), f"{layer.name}_b"),
             ]
             k = kernel.shape[0]
-            nodes.append(helper.make_node(
-                "Conv", [current, f"{layer.name}_w", f"{layer.name}_b"], [f"{out}c"],
-                kernel_shape=[k, k], pads=[k // 2] * 4,
-            ))
+            nodes.append(
+                helper.make_node(
+                    "Conv",
+                    [current, f"{layer.name}_w", f"{layer.name}_b"],
+                    [f"{out}c"],
+                    kernel_shape=[k, k],
+                    pads=[k // 2] * 4,
+                )
+            )
             nodes.append(helper.make_node("Relu", [f"{out}c"], [out]))
         elif kind == "MaxPooling2D":
             size, strides = layer.get_config()["pool_size"], layer.get_config()["strides"]
             nodes.append(helper.make_node("MaxPool", [current], [out], kernel_shape=list(size), strides=list(strides)))
         else:
-            raise StageError(f"layer {layer.name} ({kind}) has no ONNX export; the ONNX backends support VGG16's conv base")
+            raise StageError(
+                f"layer {layer.name} ({kind}) has no ONNX export; the ONNX backends support VGG16's conv base"
+            )
         current = out
     nodes.append(helper.make_node("Transpose", [current], ["pool5"], perm=[0, 2, 3, 1]))
     height, width, channels = conv.input_shape[1:]
     graph = helper.make_graph(
-        nodes, "vgg16_conv_base",
+        nodes,
+        "vgg16_conv_base",
         [helper.make_tensor_value_info("photos", TensorProto.FLOAT, ["batch", height, width, channels])],
         [helper.make_tensor_value_info("pool5", TensorProto.FLOAT, ["batch", *conv.output_shape[1:]])],
         initializer=weights,

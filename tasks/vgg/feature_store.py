@@ -1,4 +1,5 @@
 """Cached conv features on disk: per subset a float16 pool5.npy and an index.csv of id, target and photo path."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

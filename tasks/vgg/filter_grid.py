@@ -1,4 +1,5 @@
 """VGG16's first conv layer as a picture: its 64 filters of 3x3 RGB, the view of what the first layer has learned."""
+
 from __future__ import annotations
 
 import math

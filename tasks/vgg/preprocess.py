@@ -1,4 +1,5 @@
 """VGG16's ImageNet "caffe" preprocessing: RGB -> BGR, minus the ImageNet channel means, no scaling."""
+
 from __future__ import annotations
 
 import numpy as np

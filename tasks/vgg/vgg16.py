@@ -1,4 +1,5 @@
 """VGG16 from keras.applications, cut into the conv base (run once per photo) and the dense tail (run on its cache)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Bad input: broken archives, photos that can't be decoded or come in odd formats, and params that make no sense."""
+
 import io
 from pathlib import Path
 
@@ -9,20 +10,20 @@ import yaml
 from PIL import Image
 
 from tasks.clip import submission_frame
+from tasks.competition.submission_format import validate_submission
 from tasks.core.errors import StageError
-from tasks.vgg.feature_store import read_feature_set
 from tasks.core.params import SplitParams, parse_params
 from tasks.heads.predictions import undecodable_test_ids
+from tasks.photos.decode import UndecodablePhoto, load_photo
 from tasks.photos.undecodable import decode_or_blank, read_report, undecodable_ids, undecodable_metrics
 from tasks.predict import prediction_frames
-from tasks.photos.decode import UndecodablePhoto, load_photo
-from tasks.vgg.preprocess import caffe_preprocess
 from tasks.reorganize import reorganize
-from tasks.competition.submission_format import validate_submission
-from tests.support.params import features_params
+from tasks.vgg.feature_store import read_feature_set
+from tasks.vgg.preprocess import caffe_preprocess
 from tests.support.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
-from tests.support.workspace import PROJECT, merge
+from tests.support.params import features_params
 from tests.support.photos import organized_photos, reorganize_with, split_photos
+from tests.support.workspace import PROJECT, merge
 
 JPEG = encoded(Image.fromarray(photo_pixels()), "JPEG")
 SIZE = 224  # VGG16's side, as in params.yaml
@@ -30,26 +31,55 @@ SIZE = 224  # VGG16's side, as in params.yaml
 
 # ---- archives ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda p: p.write_text("PK but not really a zip"), "not a readable zip"),
-        (lambda p: p.write_bytes(competition_zip(p, {"train/cat.1.jpg": JPEG}, {"test/1.jpg": JPEG}).read_bytes()[:200]),
-         "not a readable zip"),
-        (lambda p: p.write_bytes(zip_bytes({"train.zip": zip_bytes({"train/cat.1.jpg": JPEG})[:300],
-                                            "test.zip": zip_bytes({"test/1.jpg": JPEG}), "sample_submission.csv": b""})),
-         "inner zip .* is corrupt"),
-        (lambda p: p.write_bytes(zip_bytes({"train.zip": zip_bytes({"train/cat.1.jpg": JPEG})})),
-         "lacks test.zip, sample_submission.csv; expected train.zip, test.zip, sample_submission.csv"),
-        (lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG, "../../cat.2.jpg": JPEG}, {"test/1.jpg": JPEG}),
-         r"train.zip holds '../../cat.2.jpg', an absolute or '..' path; expected names like train/cat.1.jpg"),
-        (lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG}, {"/tmp/1.jpg": JPEG}),
-         r"test.zip holds '/tmp/1.jpg', an absolute or '..' path; expected names like test/1.jpg"),
-        (lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG}, {"test/1.jpg": JPEG}, {"../evil.csv": b"x"}),
-         r"holds '../evil.csv', an absolute or '..' path"),
+        (
+            lambda p: p.write_bytes(
+                competition_zip(p, {"train/cat.1.jpg": JPEG}, {"test/1.jpg": JPEG}).read_bytes()[:200]
+            ),
+            "not a readable zip",
+        ),
+        (
+            lambda p: p.write_bytes(
+                zip_bytes(
+                    {
+                        "train.zip": zip_bytes({"train/cat.1.jpg": JPEG})[:300],
+                        "test.zip": zip_bytes({"test/1.jpg": JPEG}),
+                        "sample_submission.csv": b"",
+                    }
+                )
+            ),
+            "inner zip .* is corrupt",
+        ),
+        (
+            lambda p: p.write_bytes(zip_bytes({"train.zip": zip_bytes({"train/cat.1.jpg": JPEG})})),
+            "lacks test.zip, sample_submission.csv; expected train.zip, test.zip, sample_submission.csv",
+        ),
+        (
+            lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG, "../../cat.2.jpg": JPEG}, {"test/1.jpg": JPEG}),
+            r"train.zip holds '../../cat.2.jpg', an absolute or '..' path; expected names like train/cat.1.jpg",
+        ),
+        (
+            lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG}, {"/tmp/1.jpg": JPEG}),
+            r"test.zip holds '/tmp/1.jpg', an absolute or '..' path; expected names like test/1.jpg",
+        ),
+        (
+            lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG}, {"test/1.jpg": JPEG}, {"../evil.csv": b"x"}),
+            r"holds '../evil.csv', an absolute or '..' path",
+        ),
     ],
-    ids=["not-a-zip", "truncated-zip", "truncated-inner-zip", "missing-members", "dotdot-member", "absolute-member",
-         "dotdot-outer-member"],
+    ids=[
+        "not-a-zip",
+        "truncated-zip",
+        "truncated-inner-zip",
+        "missing-members",
+        "dotdot-member",
+        "absolute-member",
+        "dotdot-outer-member",
+    ],
 )
 def test_bad_archives_are_refused_by_name_and_nothing_is_written(tmp_path: Path, make, message):
     root = tmp_path / "job"
@@ -64,6 +94,7 @@ def test_bad_archives_are_refused_by_name_and_nothing_is_written(tmp_path: Path,
 
 
 # ---- photos ------------------------------------------------------------------------------------------
+
 
 def _bilinear(pixels: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).resize((SIZE, SIZE), Image.Resampling.BILINEAR))
@@ -112,7 +143,9 @@ def test_grayscale_and_cmyk_become_the_right_rgb(tmp_path: Path):
     (tmp_path / "gray.jpg").write_bytes(encoded(Image.fromarray(gray, "L"), "PNG"))
     decoded = load_photo(tmp_path / "gray.jpg", SIZE)
     np.testing.assert_array_equal(decoded[..., 0], decoded[..., 1])
-    np.testing.assert_array_equal(decoded[..., 0], np.asarray(Image.fromarray(gray, "L").resize((SIZE, SIZE), Image.Resampling.BILINEAR)))
+    np.testing.assert_array_equal(
+        decoded[..., 0], np.asarray(Image.fromarray(gray, "L").resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+    )
     solid = np.zeros((100, 120, 3), dtype=np.uint8) + np.array([200, 40, 90], dtype=np.uint8)
     (tmp_path / "cmyk.jpg").write_bytes(encoded(Image.fromarray(solid).convert("CMYK"), "JPEG", quality=95))
     assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
@@ -133,6 +166,7 @@ def test_exif_orientation_is_ignored_as_keras_ignores_it(tmp_path: Path):
 
 # ---- undecodable photos in the features stage, and the test-photo policy down to the submission ---------------
 
+
 @pytest.fixture(scope="module")
 def broken_photos(tmp_path_factory) -> Path:
     """A tiny organized set with two broken train photos, one broken test photo and odd but valid formats."""
@@ -141,15 +175,18 @@ def broken_photos(tmp_path_factory) -> Path:
     exif = Image.Exif()
     exif[0x0112] = 8
     rotated = encoded(Image.open(organized / "test/unknown/3.jpg"), "JPEG", exif=exif.tobytes())
-    reorganize_with(root, {
-        "train/cats/cat.1.jpg": truncated_jpeg(),
-        "train/dogs/dog.2.jpg": b"not a photo",
-        "train/dogs/dog.3.jpg": encoded(Image.open(organized / "train/dogs/dog.3.jpg"), "PNG"),
-        "train/cats/cat.4.jpg": encoded(Image.open(organized / "train/cats/cat.4.jpg").convert("L"), "JPEG"),
-        "test/unknown/2.jpg": b"",
-        "test/unknown/3.jpg": rotated,
-        "train/cats/cat.3.jpg": rotated,
-    })
+    reorganize_with(
+        root,
+        {
+            "train/cats/cat.1.jpg": truncated_jpeg(),
+            "train/dogs/dog.2.jpg": b"not a photo",
+            "train/dogs/dog.3.jpg": encoded(Image.open(organized / "train/dogs/dog.3.jpg"), "PNG"),
+            "train/cats/cat.4.jpg": encoded(Image.open(organized / "train/cats/cat.4.jpg").convert("L"), "JPEG"),
+            "test/unknown/2.jpg": b"",
+            "test/unknown/3.jpg": rotated,
+            "train/cats/cat.3.jpg": rotated,
+        },
+    )
     split_photos(root, SplitParams(seed=0, valid_size=2, sample_train_size=6, sample_valid_size=2))
     return root
 
@@ -158,7 +195,9 @@ def test_broken_train_photos_are_left_out_and_test_ids_kept(broken_photos: Path)
     from tasks.features import features
 
     root = broken_photos
-    counts = features(root / "split.csv", root / "organized", root / "features", features_params(batch_size=4, max_undecodable=2))
+    counts = features(
+        root / "split.csv", root / "organized", root / "features", features_params(batch_size=4, max_undecodable=2)
+    )
     report = read_report(root / "features")
     left_out = report[report["action"] == "left out"]
     assert sorted(left_out["id"]) == ["cat.1", "dog.2"]
@@ -178,8 +217,13 @@ def test_broken_train_photos_are_left_out_and_test_ids_kept(broken_photos: Path)
     test = read_feature_set(root / "features", "test")
     assert test.ids == ["1", "2", "3"]  # the undecodable test photo keeps its row
     # One decoder for train and test: the same EXIF-rotated file gives the same features in both.
-    train_or_valid = {i: f for s in ("train", "valid") for i, f in zip(read_feature_set(root / "features", s).ids,
-                                                                        read_feature_set(root / "features", s).features)}
+    train_or_valid = {
+        i: f
+        for s in ("train", "valid")
+        for i, f in zip(
+            read_feature_set(root / "features", s).ids, read_feature_set(root / "features", s).features, strict=True
+        )
+    }
     np.testing.assert_array_equal(train_or_valid["cat.3"], test.features[2])
 
 
@@ -187,14 +231,19 @@ def test_too_many_broken_photos_fail_the_stage_and_keep_nothing(broken_photos: P
     from tasks.features import features
 
     root = broken_photos
-    with pytest.raises(StageError, match=r"2 train/valid photos can't be decoded, more than features.max_undecodable \(1\)"):
-        features(root / "split.csv", root / "organized", root / "strict", features_params(batch_size=4, max_undecodable=1))
+    with pytest.raises(
+        StageError, match=r"2 train/valid photos can't be decoded, more than features.max_undecodable \(1\)"
+    ):
+        features(
+            root / "split.csv", root / "organized", root / "strict", features_params(batch_size=4, max_undecodable=1)
+        )
     assert not [p for p in root.iterdir() if "strict" in p.name]
 
 
 def test_an_undecodable_test_photo_gets_half_and_stays_in_the_submission():
-    valid, test = prediction_frames(["cat.1"], np.array([0]), np.array([0.2]), ["1", "2", "3"],
-                                    np.array([0.9, np.nan, 0.1]), frozenset({"2"}))
+    _, test = prediction_frames(
+        ["cat.1"], np.array([0]), np.array([0.2]), ["1", "2", "3"], np.array([0.9, np.nan, 0.1]), frozenset({"2"})
+    )
     assert test["p_dog"].tolist() == [0.9, 0.5, 0.1] and test["undecodable"].tolist() == [False, True, False]
     written = pd.read_csv(io.StringIO(test.to_csv(index=False)))  # as clip and submit read it back
     assert undecodable_test_ids(written) == [2]
@@ -202,10 +251,13 @@ def test_an_undecodable_test_photo_gets_half_and_stays_in_the_submission():
     validate_submission(submission, {1, 2, 3})
     assert submission["label"].tolist() == [0.9, 0.5, 0.1]
     with pytest.raises(StageError, match="1 non-finite test predictions"):  # a NaN on a decoded photo still fails
-        prediction_frames(["cat.1"], np.array([0]), np.array([0.2]), ["1", "2"], np.array([np.nan, 0.5]), frozenset({"2"}))
+        prediction_frames(
+            ["cat.1"], np.array([0]), np.array([0.2]), ["1", "2"], np.array([np.nan, 0.5]), frozenset({"2"})
+        )
 
 
 # ---- params ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("override", "message"),
@@ -236,10 +288,18 @@ def test_params_are_refused_at_load_naming_the_key(override, message):
 
 # ---- photos changed or lost after the manifests were written ---------------------------------------------
 
-@pytest.mark.parametrize(("damage", "message"), [
-    (lambda photo: photo.write_bytes(photo.read_bytes() + b"\0"), r"changed after the split manifest was written \(md5 "),
-    (lambda photo: photo.unlink(), r"is listed in the split manifest but missing; run `dvc repro`"),
-], ids=["changed", "missing"])
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda photo: photo.write_bytes(photo.read_bytes() + b"\0"),
+            r"changed after the split manifest was written \(md5 ",
+        ),
+        (lambda photo: photo.unlink(), r"is listed in the split manifest but missing; run `dvc repro`"),
+    ],
+    ids=["changed", "missing"],
+)
 def test_features_refuses_a_photo_that_is_not_the_one_the_manifest_lists(tmp_path: Path, damage, message):
     from tasks.features import features
 

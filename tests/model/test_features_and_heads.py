@@ -1,14 +1,15 @@
 """features, train and predict on a tiny photo set with a seeded random VGG16."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tasks.vgg.feature_store import read_feature_set
-from tasks.features import features
-from tasks.core.params import PhaseParams, SplitParams
-from tasks.predict import prediction_frames
 from tasks.core.errors import StageError
+from tasks.core.params import PhaseParams, SplitParams
+from tasks.features import features
+from tasks.predict import prediction_frames
+from tasks.vgg.feature_store import read_feature_set
 from tests.support.params import features_params, train_params
 from tests.support.photos import organized_photos, split_photos
 
@@ -30,7 +31,7 @@ def test_random_init_is_the_same_network_for_the_same_seed():
     seeded = features_params(weights="none", seed=3)
     first, second = load_vgg16(seeded), load_vgg16(seeded)
     for layer in ("block1_conv1", "fc2", "predictions"):
-        for a, b in zip(first.get_layer(layer).get_weights(), second.get_layer(layer).get_weights()):
+        for a, b in zip(first.get_layer(layer).get_weights(), second.get_layer(layer).get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
     other = load_vgg16(features_params(weights="none", seed=4))
     assert not np.array_equal(other.get_layer("fc1").get_weights()[0], first.get_layer("fc1").get_weights()[0])
@@ -38,8 +39,8 @@ def test_random_init_is_the_same_network_for_the_same_seed():
 
 def test_at_image_size_32_pool5_is_1x1_and_the_dense_tail_still_gives_probabilities():
     from tasks.heads.models import build_head
-    from tasks.vgg.preprocess import caffe_preprocess
     from tasks.vgg.layers import POOL5
+    from tasks.vgg.preprocess import caffe_preprocess
     from tasks.vgg.vgg16 import conv_base, dense_tail, load_vgg16
 
     vgg = load_vgg16(features_params(weights="none", seed=0, image_size=32))
@@ -66,11 +67,18 @@ def test_pool5_is_cached_as_float16_with_ids_and_targets(feature_root: Path):
     assert train.features.dtype == np.float16 and train.features.shape == (12, 7, 7, 512)
     assert sorted(train.targets.tolist()) == [0] * 6 + [1] * 6
     assert (root / "train" / "index.csv").read_text().splitlines()[0] == "id,target,path"
-    assert all(i.startswith("cat.") for i, lab in zip(train.ids, train.targets) if lab == 0)
+    assert all(i.startswith("cat.") for i, lab in zip(train.ids, train.targets, strict=True) if lab == 0)
     test = read_feature_set(root, "test")
     assert test.ids == ["1", "2", "3", "4", "5"] and set(test.targets.tolist()) == {-1}
     assert np.isfinite(test.features.astype(np.float32)).all()
-    assert sorted(p.name for p in root.iterdir()) == ["sample_train", "sample_valid", "test", "train", "undecodable.csv", "valid"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        "sample_train",
+        "sample_valid",
+        "test",
+        "train",
+        "undecodable.csv",
+        "valid",
+    ]
     assert (root / "undecodable.csv").read_text().splitlines() == ["subset,id,path,reason,action"]  # nothing broken
 
 
@@ -113,8 +121,9 @@ def test_linear_head_learns_and_is_reproducible(feature_root: Path):
 
 
 def test_predictions_are_in_id_order_and_must_be_finite():
-    valid, test = prediction_frames(["cat.1", "dog.2"], np.array([0, 1]), np.array([0.2, 0.9]),
-                                    ["10", "2", "1"], np.array([0.1, 0.2, 0.3]))
+    valid, test = prediction_frames(
+        ["cat.1", "dog.2"], np.array([0, 1]), np.array([0.2, 0.9]), ["10", "2", "1"], np.array([0.1, 0.2, 0.3])
+    )
     assert test["id"].tolist() == [1, 2, 10] and test["p_dog"].tolist() == [0.3, 0.2, 0.1]
     assert valid["target"].tolist() == [0, 1]
     with pytest.raises(StageError, match="1 non-finite test predictions"):
@@ -139,7 +148,9 @@ def test_imagenet_weights_offline_give_a_clear_error(tmp_path: Path, monkeypatch
     # where a network happens to exist.
     monkeypatch.setattr("keras.src.backend.config.keras_home", lambda: str(tmp_path / "keras"))
     monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", _no_network)
-    with pytest.raises(StageError, match="could not fetch VGG16's ImageNet weights .* set features.weights to its path"):
+    with pytest.raises(
+        StageError, match=r"could not fetch VGG16's ImageNet weights .* set features.weights to its path"
+    ):
         load_vgg16(features_params(weights="imagenet", image_size=224))
 
 

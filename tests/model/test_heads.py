@@ -1,12 +1,13 @@
 """The four heads on cached features, learning-rate phases, reproducibility, other cuts, and the lesson's warm-up."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tasks.core.params import PhaseParams, SplitParams, TrainParams
 from tasks.features import features
 from tasks.heads.inputs import head_inputs
-from tasks.core.params import PhaseParams, SplitParams, TrainParams
 from tasks.vgg.feature_store import read_feature_set
 from tests.support.params import features_params, train_params
 from tests.support.photos import organized_photos, split_photos
@@ -17,8 +18,12 @@ HEAD_PARAMS = {
     for head in ("linear", "last_layer", "conv")
 }
 # fc1 alone has 103M weights: small steps, lowered in a second phase as the lesson does.
-DENSE_PARAMS = train_params(head="dense", optimizer="adam", batch_size=4,
-                            phases=(PhaseParams(lr=3e-5, epochs=3), PhaseParams(lr=1e-5, epochs=3)))
+DENSE_PARAMS = train_params(
+    head="dense",
+    optimizer="adam",
+    batch_size=4,
+    phases=(PhaseParams(lr=3e-5, epochs=3), PhaseParams(lr=1e-5, epochs=3)),
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +64,7 @@ def test_head_inputs_are_the_layers_each_head_names(cached):
 
 
 def test_dense_head_beats_chance_starting_from_vgg16s_dense_weights_and_leaving_them_alone(cached):
-    root, vgg = cached
+    _, vgg = cached
     before = vgg.get_layer("fc2").get_weights()[0].copy()
     result, _ = fit(cached, DENSE_PARAMS)
     assert result.metrics["val_accuracy"] >= 0.75, result.metrics
@@ -70,7 +75,9 @@ def test_dense_head_beats_chance_starting_from_vgg16s_dense_weights_and_leaving_
 
 
 def test_phases_change_the_learning_rate_at_the_boundary(cached):
-    params = train_params(head="conv", phases=(PhaseParams(lr=0.1, epochs=2), PhaseParams(lr=0.01, epochs=1)), batch_size=8)
+    params = train_params(
+        head="conv", phases=(PhaseParams(lr=0.1, epochs=2), PhaseParams(lr=0.01, epochs=1)), batch_size=8
+    )
     result, _ = fit(cached, params)
     assert result.history["epoch"].tolist() == [1, 2, 3]
     np.testing.assert_allclose(result.history["learning_rate"], [0.1, 0.1, 0.01], rtol=1e-6)
@@ -82,8 +89,9 @@ def test_same_seed_data_and_params_give_the_same_predictions_after_a_save(cached
 
     from tasks.heads.models import inference_copy
 
-    params = train_params(head="linear", phases=(PhaseParams(lr=0.1, epochs=2), PhaseParams(lr=0.01, epochs=1)),
-                          batch_size=4, seed=5)
+    params = train_params(
+        head="linear", phases=(PhaseParams(lr=0.1, epochs=2), PhaseParams(lr=0.01, epochs=1)), batch_size=4, seed=5
+    )
     predictions = []
     for run in ("first", "second"):
         result, x_valid = fit(cached, params)
@@ -98,15 +106,22 @@ def test_same_seed_data_and_params_give_the_same_predictions_after_a_save(cached
 
 def test_another_cut_trains_the_conv_head(tmp_path):
     """The other heads refuse such a cut at load: tests/unit/test_params.py."""
-    from tasks.vgg.feature_store import read_feature_set
     from tasks.train import fit_head
+    from tasks.vgg.feature_store import read_feature_set
 
     organized = organized_photos(tmp_path, per_class=4, test_count=1)
     manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2))
-    features(manifest, organized, tmp_path / "features", features_params(weights="none", seed=0, batch_size=4,
-                                                                         layer="block2_pool"))
+    features(
+        manifest,
+        organized,
+        tmp_path / "features",
+        features_params(weights="none", seed=0, batch_size=4, layer="block2_pool"),
+    )
     train, valid = read_feature_set(tmp_path / "features", "train"), read_feature_set(tmp_path / "features", "valid")
-    assert train.features.shape == (6, 56, 56, 128) and read_feature_set(tmp_path / "features", "test").features.shape[0] == 1
+    assert (
+        train.features.shape == (6, 56, 56, 128)
+        and read_feature_set(tmp_path / "features", "test").features.shape[0] == 1
+    )
     x, x_valid = head_inputs("conv", [train, valid], None)
     params = train_params(head="conv", phases=(PhaseParams(lr=0.1, epochs=1),))
     result = fit_head(x, train.targets, x_valid, valid.targets, params, None)

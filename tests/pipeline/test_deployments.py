@@ -1,4 +1,5 @@
 """Scheduled runs for real: prefect.yaml deployed to a Prefect server on loopback, run by a process worker."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.workspace import PROJECT, dvc, make_workspace, run_tool
 from tests.support.prefect_server import prefect_server
+from tests.support.workspace import PROJECT, dvc, make_workspace, run_tool
 
 STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
 RUN_TIMEOUT = 480  # a first run on 2 busy cores; a run that hangs fails the test instead of the suite

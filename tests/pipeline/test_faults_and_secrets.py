@@ -3,8 +3,10 @@
 The tests share one tiny workspace and run in file order: each fault starts from the state the last left.
 Canary secrets sit in the environment of every DVC run here, and the last test looks for them everywhere.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -47,8 +49,9 @@ def env() -> dict[str, str]:
 
 
 def dvc(ws: Path, *args: str, check: bool = True, preexec=None) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ws, env=env(), capture_output=True, text=True,
-                            preexec_fn=preexec)
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=ws, env=env(), capture_output=True, text=True, preexec_fn=preexec
+    )
     outputs_seen.extend([result.stdout, result.stderr])
     if check and result.returncode != 0:
         raise AssertionError(f"dvc {args} failed:\n{result.stdout}\n{result.stderr}")
@@ -59,8 +62,14 @@ def start_dvc(ws: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     """Start dvc in the background, output to a log file."""
     log = ws.parent / f"dvc-{len(outputs_seen)}.log"
     with open(log, "w") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=ws, env=env(), stdout=handle,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dvc", *args],
+            cwd=ws,
+            env=env(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return process, log
 
 
@@ -79,10 +88,8 @@ def signal_tree(process: subprocess.Popen, signum: int) -> None:
     """Send signum to dvc and every process under it (the stage's python included), as `kill` on the group would."""
     tree = [process.pid] + [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
     for pid in tree:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it may have exited meanwhile
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def kill_tree(process: subprocess.Popen, log: Path) -> None:
@@ -117,15 +124,22 @@ def lock_differences(ws: Path, reference: dict) -> list[str]:
 
 def debris(ws: Path) -> list[str]:
     """Temporaries an interrupted writer could leave beside outputs."""
-    return sorted(str(p.relative_to(ws)) for p in ws.rglob(".*.tmp*") if ".dvc" not in p.parts and ".git" not in p.parts)
+    return sorted(
+        str(p.relative_to(ws)) for p in ws.rglob(".*.tmp*") if ".dvc" not in p.parts and ".git" not in p.parts
+    )
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Path:
     """A workspace whose archive holds a broken train photo and a broken test photo, reproduced once, uninterrupted."""
     root = tmp_path_factory.mktemp("faults")
-    archive = synthetic_with_bad_photos(root / "competition.zip", 5, 3, {"train/cat.6.jpg": truncated_jpeg()},
-                                        {"test/4.jpg": png_bomb(100_000, 100_000)})
+    archive = synthetic_with_bad_photos(
+        root / "competition.zip",
+        5,
+        3,
+        {"train/cat.6.jpg": truncated_jpeg()},
+        {"test/4.jpg": png_bomb(100_000, 100_000)},
+    )
     ws = make_workspace(root / "ws", {**PARAMS, "download": {**PARAMS["download"], "archive_path": str(archive)}})
     dvc(ws, "repro")
     return ws
@@ -245,7 +259,7 @@ def test_a_failing_run_and_no_canary_anywhere(ws: Path):
     (ws / "params.yaml").write_text(yaml.safe_dump(params))
     failed = dvc(ws, "repro", check=False)
     assert failed.returncode != 0 and "train.phases[0].lr is -1.0" in failed.stderr
-    # Every file: the workspace (.dvc/ and its cache, .git/, dvc.lock, params, receipts, metrics) and the logs beside it.
+    # Every file: the workspace (.dvc/ and its cache, .git/, dvc.lock, params, receipts, metrics) and the logs beside.
     files = [p for p in ws.parent.rglob("*") if p.is_file()]
     assert {"dvc.lock", "receipt.json", "params.yaml", "rwlock"} <= {p.name for p in files}
     assert any(p.suffix == ".log" for p in files)

@@ -1,4 +1,5 @@
 """Lineage records and the shared S3 remote, on one synthetic `dvc repro` pushed to a loopback S3 server."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,8 @@ import pytest
 import yaml
 
 from flows.dvc_stages import execution_order, reproduce_stage, stage_graph
+from tests.support.s3_remote import CREDENTIALS, add_remote, workspace_state
 from tests.support.workspace import dvc, make_workspace, run_tool, stages_ran
-from tests.support.s3_remote import CREDENTIALS, add_remote, s3_endpoint, workspace_state  # noqa: F401  (s3_endpoint is a fixture)
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
 FLOW_RUN_ID = "0b9d6a52-6c1e-4bd4-9d5e-5f0c3a7e1f11"
@@ -55,16 +56,30 @@ def test_model_record_is_complete(origin: Path):
     record = json.loads((origin / MODEL_RECORD).read_text())
     params = yaml.safe_load((origin / "params.yaml").read_text())
     raw = lock_stage(origin, "download")["outs"][0]
-    assert record["source"] == {"kind": "synthetic", "seed": 0, "train_per_class": 12, "test_count": 6,
-                                "archive": {"path": raw["path"], "md5": raw["md5"], "size": raw["size"]}}
-    assert record["split"] == {**params["split"], "counts": {"train": 18, "valid": 6, "sample_train": 4, "sample_valid": 2, "test": 6}}
+    assert record["source"] == {
+        "kind": "synthetic",
+        "seed": 0,
+        "train_per_class": 12,
+        "test_count": 6,
+        "archive": {"path": raw["path"], "md5": raw["md5"], "size": raw["size"]},
+    }
+    assert record["split"] == {
+        **params["split"],
+        "counts": {"train": 18, "valid": 6, "sample_train": 4, "sample_valid": 2, "test": 6},
+    }
     assert record["features"]["outs"][0]["md5"] == lock_stage(origin, "features")["outs"][0]["md5"]
     assert record["features"]["vgg16"]["identity"] == f"none (random init), seed 0, keras {metadata.version('keras')}"
     upstream = {link["name"]: link for link in record["upstream"]}
     assert list(upstream) == ["download", "reorganize", "split", "features"]
     for name in ("download", "split", "features"):
         assert upstream[name]["params"] == lock_stage(origin, name)["params"]["params.yaml"]
-    assert record["stage"]["params"] == {"features.weights": "none", "features.seed": 0, "features.layer": "block5_pool", "features.image_size": 224, "train": params["train"]}
+    assert record["stage"]["params"] == {
+        "features.weights": "none",
+        "features.seed": 0,
+        "features.layer": "block5_pool",
+        "features.image_size": 224,
+        "train": params["train"],
+    }
     model_bytes = (origin / MODEL).read_bytes()
     assert record["artifact"]["sha256"] == hashlib.sha256(model_bytes).hexdigest()
     locked = {out["path"]: out["md5"] for out in lock_stage(origin, "train")["outs"]}
@@ -73,10 +88,14 @@ def test_model_record_is_complete(origin: Path):
         path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", "metrics/undecodable.json")
     }
     first_commit = run_tool(["git", "rev-list", "--max-parents=0", "HEAD"], origin).stdout.strip()
-    assert record["git"]["commit"] == first_commit and record["git"]["dirty"] is True  # ran before the results were committed
+    assert (
+        record["git"]["commit"] == first_commit and record["git"]["dirty"] is True
+    )  # ran before the results were committed
     assert "dvc.lock" in record["git"]["changed"]
-    assert record["versions"] == {"python": platform.python_version(), **{
-        name: metadata.version(name) for name in ("tensorflow", "keras", "dvc", "prefect")}}
+    assert record["versions"] == {
+        "python": platform.python_version(),
+        **{name: metadata.version(name) for name in ("tensorflow", "keras", "dvc", "prefect")},
+    }
     assert record["hardware"]["cpu_count"] == os.cpu_count() and record["hardware"]["platform"] == platform.platform()
     assert isinstance(record["hardware"]["gpus"], list)
     assert record["prefect_flow_run_id"] == FLOW_RUN_ID
@@ -86,7 +105,11 @@ def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: P
     record = json.loads((origin / SUBMISSION_RECORD).read_text())
     receipt = json.loads((origin / "data/submission/receipt.json").read_text())
     assert [link["name"] for link in record["upstream"]] == ALL_STAGES[:-1]
-    assert record["artifact"]["sha256"] == receipt["sha256"] == hashlib.sha256((origin / SUBMISSION).read_bytes()).hexdigest()
+    assert (
+        record["artifact"]["sha256"]
+        == receipt["sha256"]
+        == hashlib.sha256((origin / SUBMISSION).read_bytes()).hexdigest()
+    )
     assert record["receipt"] == receipt
     assert record["model"]["lineage"] == json.loads((origin / MODEL_RECORD).read_text())
     assert set(record["metrics"]) == {"metrics/train.json", "metrics/clip.json", "metrics/undecodable.json"}
@@ -98,7 +121,9 @@ def test_show_prints_the_chain_and_json(origin: Path):
     order = [text.index(f"<- {stage}:") for stage in reversed(ALL_STAGES)]
     assert order == sorted(order)  # submit first, download last: read from the submission back to the archive
     assert "raw archive: kind synthetic, seed 0" in text and FLOW_RUN_ID in text
-    assert json.loads(lineage(origin, "show", MODEL, "--json").stdout) == json.loads((origin / MODEL_RECORD).read_text())
+    assert json.loads(lineage(origin, "show", MODEL, "--json").stdout) == json.loads(
+        (origin / MODEL_RECORD).read_text()
+    )
 
 
 def test_verify_passes_on_the_untouched_run(origin: Path):
@@ -138,10 +163,16 @@ def _forge_record(workspace: Path) -> None:
 
 TAMPERING = {
     "model swapped": (MODEL, _swap_model, [MODEL]),
-    "features edited": (SUBMISSION, lambda ws: _replace(ws / "data/features/test/pool5.npy", _flip_last_byte),
-                        ["data/features/test/pool5.npy (changed)"]),
-    "submission altered": (SUBMISSION, lambda ws: _replace(ws / SUBMISSION, lambda d: d.replace(b",0.", b",0.9", 1)),
-                           [SUBMISSION]),
+    "features edited": (
+        SUBMISSION,
+        lambda ws: _replace(ws / "data/features/test/pool5.npy", _flip_last_byte),
+        ["data/features/test/pool5.npy (changed)"],
+    ),
+    "submission altered": (
+        SUBMISSION,
+        lambda ws: _replace(ws / SUBMISSION, lambda d: d.replace(b",0.", b",0.9", 1)),
+        [SUBMISSION],
+    ),
     "record forged": (MODEL, _forge_record, [MODEL_RECORD]),
 }
 
@@ -171,10 +202,10 @@ def test_a_record_is_refused_when_the_inputs_are_not_what_dvc_lock_chains(origin
     params = yaml.safe_load(Path("params.yaml").read_text())
     project = read_project()
     without_features = dataclasses.replace(project, lock={n: e for n, e in project.lock.items() if n != "features"})
-    with pytest.raises(StageError, match="dvc.lock has no entry for stage features, which makes data/features"):
+    with pytest.raises(StageError, match=r"dvc.lock has no entry for stage features, which makes data/features"):
         build_record("train", Path(MODEL), Path(MODEL_RECORD), params, without_features)
     _replace(Path("data/features/train/pool5.npy"), _flip_last_byte)
-    with pytest.raises(StageError, match="data/features is not what dvc.lock records for stage features"):
+    with pytest.raises(StageError, match=r"data/features is not what dvc.lock records for stage features"):
         build_record("train", Path(MODEL), Path(MODEL_RECORD), params, project)
 
 
@@ -201,7 +232,9 @@ def test_flow_stages_pull_from_the_remote_instead_of_running(origin: Path, tmp_p
     runs = [reproduce_stage(clone, stage, on_line=lambda _: None) for stage in execution_order(stage_graph(clone))]
     assert [run.stage for run in runs if run.ran] == []
     assert all("Pulling data for stage" in run.output for run in runs if run.stage != "submit")
-    assert (clone / "data/features/train/pool5.npy").read_bytes() == (origin / "data/features/train/pool5.npy").read_bytes()
+    assert (clone / "data/features/train/pool5.npy").read_bytes() == (
+        origin / "data/features/train/pool5.npy"
+    ).read_bytes()
 
 
 def remote_check(workspace: Path):
@@ -226,7 +259,9 @@ def test_wrong_endpoint_fails_clearly_and_leaves_the_workspace_alone(origin: Pat
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # a closed port needs no retries to be declared unreachable
     dvc(clone, "remote", "modify", "--local", "storage", "endpointurl", "http://127.0.0.1:9")  # the discard port
     _assert_fails_and_changes_nothing(
-        clone, 'Could not connect to the endpoint URL: "http://127.0.0.1:9', "at http://127.0.0.1:9): cannot reach the endpoint"
+        clone,
+        'Could not connect to the endpoint URL: "http://127.0.0.1:9',
+        "at http://127.0.0.1:9): cannot reach the endpoint",
     )
 
 

@@ -1,12 +1,13 @@
 """The whole DAG through `dvc repro` in a scratch git + DVC repository, and DVC's staleness rules."""
+
 import json
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from tasks.vgg.feature_store import read_feature_set
 from tasks.core.params import load_params
+from tasks.vgg.feature_store import read_feature_set
 from tests.support.workspace import dvc, make_workspace, stages_ran, write_params
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
@@ -46,8 +47,14 @@ def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
     # One page with the curves, the confusion matrix, the five validation views and the first layer's filters.
     dvc(workspace, "plots", "show", "-o", "plots_html")
     page = (workspace / "plots_html/index.html").read_text()
-    for image in ["views_random_correct", "views_random_incorrect", "views_confident_correct",
-                  "views_confident_incorrect", "views_uncertain", "first_layer_filters"]:
+    for image in [
+        "views_random_correct",
+        "views_random_incorrect",
+        "views_confident_correct",
+        "views_confident_incorrect",
+        "views_uncertain",
+        "first_layer_filters",
+    ]:
         assert f"metrics_{image}.png" in page
     assert '"actual": "cat"' in page and "val_accuracy" in page
 
@@ -89,5 +96,9 @@ def test_a_small_image_size_runs_the_dag_through_train(tmp_path: Path):
     trained = json.loads((workspace / paths.metrics / "train.json").read_text())
     assert trained["train_photos"] == 18 and 0.0 <= trained["val_accuracy"] <= 1.0 and trained["val_log_loss"] > 0
     # train rebuilds VGG16 at the features' size, so DVC must rerun it when the size changes
-    assert yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"][
-        "features.image_size"] == 32
+    assert (
+        yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"][
+            "features.image_size"
+        ]
+        == 32
+    )

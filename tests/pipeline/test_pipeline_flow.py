@@ -1,4 +1,5 @@
 """The Prefect flow: one task per DVC stage, edges from DVC's graph, failures fail the flow."""
+
 import json
 from pathlib import Path
 
@@ -52,7 +53,9 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
     state = lesson2(workspace=str(workspace), return_state=True)
     assert state.is_completed()
     outcomes = state.result()
-    assert outcomes == {s: "ran" for s in ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]}
+    assert outcomes == {
+        s: "ran" for s in ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+    }
     assert set(_task_runs(state.state_details.flow_run_id).values()) == {"Completed"}
     assert (workspace / "data/submission/submission.csv").is_file()
     lineage = json.loads((workspace / "models/head.lineage.json").read_text())
@@ -76,7 +79,7 @@ def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_ha
     write_params(workspace, {"download": {"source": "archive", "archive_path": str(missing)}})
     state = lesson2(workspace=str(workspace), return_state=True)
     assert state.is_failed()
-    with pytest.raises(StageFailed, match="competition archive .* does not exist"):
+    with pytest.raises(StageFailed, match=r"competition archive .* does not exist"):
         state.result()
     tasks = _task_runs(state.state_details.flow_run_id)
     assert tasks["download"] == "Failed"
@@ -90,7 +93,7 @@ def test_params_that_cannot_work_fail_the_flow_before_any_stage(workspace: Path,
     write_params(workspace, {"split": {"valid_size": 1000}})
     state = lesson2(workspace=str(workspace), return_state=True)
     assert state.is_failed()
-    with pytest.raises(StageError, match="split.valid_size is 1000"):
+    with pytest.raises(StageError, match=r"split.valid_size is 1000"):
         state.result()
     assert _task_runs(state.state_details.flow_run_id) == {}
 
@@ -102,7 +105,7 @@ def test_a_bad_override_fails_the_flow_before_any_stage_runs(workspace: Path, pr
     before = (workspace / "params.yaml").read_bytes()
     state = lesson2(workspace=str(workspace), overrides={"train.epoch": 5}, return_state=True)
     assert state.is_failed()
-    with pytest.raises(StageError, match="override rejected: unknown key train.epoch"):
+    with pytest.raises(StageError, match=r"override rejected: unknown key train.epoch"):
         state.result()
     assert _task_runs(state.state_details.flow_run_id) == {}
     assert (workspace / "params.yaml").read_bytes() == before

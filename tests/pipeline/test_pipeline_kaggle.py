@@ -1,17 +1,17 @@
 """The DAG with download.source: kaggle and submit.enabled, the real client against the fake Kaggle server."""
+
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tasks.download import download
-from tasks.core.errors import StageError
 from tasks.competition.log_loss import log_loss
+from tasks.core.errors import StageError
+from tasks.download import download
+from tests.support.kaggle_fake import CANARY_KEY, CANARY_TOKEN
 from tests.support.params import download_params
 from tests.support.workspace import dvc, make_workspace, stages_ran, write_params
-from tests.support.kaggle_fake import CANARY_KEY, CANARY_TOKEN
-
 
 KAGGLE_RUN = {
     "download": {"source": "kaggle"},

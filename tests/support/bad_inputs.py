@@ -1,4 +1,5 @@
 """Bad inputs made on the spot: broken photos, photos in other formats, and competition archives built around them."""
+
 from __future__ import annotations
 
 import io
@@ -37,6 +38,7 @@ def truncated_jpeg(seed: int = 0) -> bytes:
 
 def png_bomb(width: int, height: int) -> bytes:
     """A tiny PNG that declares width x height pixels: decoding it would need width*height*3 bytes."""
+
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
@@ -53,15 +55,18 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def competition_zip(path: Path, train: dict[str, bytes], test: dict[str, bytes], outer_extra: dict[str, bytes] | None = None) -> Path:
+def competition_zip(
+    path: Path, train: dict[str, bytes], test: dict[str, bytes], outer_extra: dict[str, bytes] | None = None
+) -> Path:
     """A competition archive at path whose train.zip and test.zip hold exactly the given members."""
     members = {TRAIN_ZIP: zip_bytes(train), TEST_ZIP: zip_bytes(test), SAMPLE_SUBMISSION: b"id,label\n"}
     path.write_bytes(zip_bytes({**members, **(outer_extra or {})}))
     return path
 
 
-def synthetic_with_bad_photos(path: Path, train_per_class: int, test_count: int, bad_train: dict[str, bytes],
-                              bad_test: dict[str, bytes]) -> Path:
+def synthetic_with_bad_photos(
+    path: Path, train_per_class: int, test_count: int, bad_train: dict[str, bytes], bad_test: dict[str, bytes]
+) -> Path:
     """The seeded synthetic archive plus the given broken train and test photos (name -> bytes)."""
     build_synthetic_archive(path, seed=0, train_per_class=train_per_class, test_count=test_count)
     with zipfile.ZipFile(path) as outer:

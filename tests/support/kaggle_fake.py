@@ -5,6 +5,7 @@ JSON POST to /api/v1/<service>/<method>; DownloadDataFiles answers with a redire
 StartSubmissionUpload hands out an upload URL that takes a PUT; CreateSubmission and ListSubmissions
 return JSON. Faults are queued per endpoint so a test can say "429 once, then behave".
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,7 +21,7 @@ import uuid
 import zipfile
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -66,16 +67,20 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def build_competition_archive(per_class: int = 3, n_test: int = 4, size: int = 32,
-                              padding_bytes: int = 0) -> CompetitionArchive:
+def build_competition_archive(
+    per_class: int = 3, n_test: int = 4, size: int = 32, padding_bytes: int = 0
+) -> CompetitionArchive:
     """A Kaggle-format competition zip: train.zip, test.zip and sample_submission.csv.
 
     Cats are reddish and dogs bluish, so a model can learn something from them. padding_bytes adds an
     incompressible padding.bin, for downloads bigger than the client's 1 MiB read size.
     """
     cat, dog = (200, 60, 40), (40, 60, 200)
-    train = {f"train/{kind}.{i}.jpg": _jpeg(rgb, size)
-             for kind, rgb in (("cat", cat), ("dog", dog)) for i in range(1, per_class + 1)}
+    train = {
+        f"train/{kind}.{i}.jpg": _jpeg(rgb, size)
+        for kind, rgb in (("cat", cat), ("dog", dog))
+        for i in range(1, per_class + 1)
+    }
     labels = {i: i % 2 for i in range(1, n_test + 1)}
     test = {f"test/{i}.jpg": _jpeg(dog if label else cat, size) for i, label in labels.items()}
     sample = "id,label\n" + "".join(f"{i},0.5\n" for i in labels)
@@ -240,11 +245,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake.seen.append((self.command, path, self.headers.get("Range")))
         try:
             if self.command == "POST" and path.startswith(API_PREFIX):
-                self._api(path[len(API_PREFIX):])
+                self._api(path[len(API_PREFIX) :])
             elif self.command == "GET" and path.startswith(STORAGE_PREFIX):
-                self._storage(path[len(STORAGE_PREFIX):])
+                self._storage(path[len(STORAGE_PREFIX) :])
             elif self.command == "PUT" and path.startswith(UPLOAD_PREFIX):
-                self._upload(path[len(UPLOAD_PREFIX):])
+                self._upload(path[len(UPLOAD_PREFIX) :])
             else:
                 self._json(404, {"code": 404, "message": f"No route for {self.command} {path}"})
         except (BrokenPipeError, ConnectionResetError):
@@ -365,10 +370,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.fake.lock:
             ref = 40_000_000 + len(self.fake.submissions) + 1
-            self.fake.submissions.append(Submission(
-                ref=ref, description=str(request.get("submissionDescription") or ""),
-                file_name=upload.file_name, content=upload.content,
-                date=datetime.now(timezone.utc).replace(tzinfo=None)))
+            self.fake.submissions.append(
+                Submission(
+                    ref=ref,
+                    description=str(request.get("submissionDescription") or ""),
+                    file_name=upload.file_name,
+                    content=upload.content,
+                    date=datetime.now(UTC).replace(tzinfo=None),
+                )
+            )
         self._json(200, {"message": "Successfully submitted to Dogs vs. Cats Redux: Kernels Edition", "ref": ref})
 
     def _storage(self, name: str) -> None:
@@ -422,8 +432,9 @@ class FakeKaggleServer:
         self._server = _Server((host, port), _Handler)
         self._server.fake = fake
         # A short poll interval: shutdown() waits for it, once per test.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-kaggle",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), name="fake-kaggle", daemon=True
+        )
 
     @property
     def port(self) -> int:

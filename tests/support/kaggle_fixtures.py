@@ -3,6 +3,7 @@
 Use them with `pytest_plugins = ["tests.support.kaggle_fixtures"]` in a test module. Everything is set through
 os.environ (monkeypatch), so subprocesses such as `dvc repro` inherit it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -13,8 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kaggle_fake import (CANARY_KEY, CANARY_TOKEN, CANARY_USER, CompetitionArchive, FakeKaggle,
-                               FakeKaggleServer, build_competition_archive)
+from tests.support.kaggle_fake import (
+    CANARY_KEY,
+    CANARY_TOKEN,
+    CANARY_USER,
+    CompetitionArchive,
+    FakeKaggle,
+    FakeKaggleServer,
+    build_competition_archive,
+)
+
 # KAGGLE_API_ENVIRONMENT=LOCALHOST makes the client call http://localhost/api/v1/...: port 80, fixed.
 PORT = 80
 PORT_LOCK = Path("/tmp/kaggle-fake-port-80.lock")  # serialises fakes of concurrent pytest runs on this machine
@@ -59,8 +68,9 @@ def _wait_for_port_lock(lock_file: object) -> None:
 
 
 @pytest.fixture
-def kaggle_server(kaggle_home: Path, kaggle_archive: CompetitionArchive,
-                  monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKaggle]:
+def kaggle_server(
+    kaggle_home: Path, kaggle_archive: CompetitionArchive, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeKaggle]:
     """A running fake Kaggle on localhost:80 and an environment whose kaggle client talks to it.
 
     Sets KAGGLE_API_ENVIRONMENT=LOCALHOST, KAGGLE_USERNAME/KAGGLE_KEY (canary values; the fake also
@@ -74,8 +84,10 @@ def kaggle_server(kaggle_home: Path, kaggle_archive: CompetitionArchive,
             server = FakeKaggleServer(fake, port=PORT)
         except OSError as err:
             if err.errno in (errno.EADDRINUSE, errno.EACCES):
-                pytest.fail(f"the fake Kaggle cannot listen on port {PORT} ({err.strerror}); the kaggle client "
-                            "only reaches http://localhost on port 80, so free it or run as root")
+                pytest.fail(
+                    f"the fake Kaggle cannot listen on port {PORT} ({err.strerror}); the kaggle client "
+                    "only reaches http://localhost on port 80, so free it or run as root"
+                )
             raise
         monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
         monkeypatch.setenv("KAGGLE_USERNAME", CANARY_USER)

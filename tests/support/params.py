@@ -1,4 +1,5 @@
 """A params section for tests that call a stage's core directly: params.yaml's values, with what the test changes."""
+
 from __future__ import annotations
 
 from typing import Any, TypeVar

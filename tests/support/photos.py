@@ -1,4 +1,5 @@
 """Small photo sets for stage tests, made by the project's own synthetic archive writer."""
+
 from __future__ import annotations
 
 import io
@@ -6,10 +7,10 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from tasks.competition.archive import TEST_ZIP, TRAIN_ZIP
+from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import SplitParams
 from tasks.reorganize import reorganize
 from tasks.split import split
-from tasks.competition.synthetic import build_synthetic_archive
 
 
 def organized_photos(root: Path, per_class: int = 12, test_count: int = 6, seed: int = 0) -> Path:

@@ -1,4 +1,5 @@
 """A real Prefect server and process worker on loopback, each in its own process group, always torn down."""
+
 from __future__ import annotations
 
 import json
@@ -65,10 +66,16 @@ class PrefectServer:
     def cli(self, *args: str, cwd: Path) -> str:
         """Run the prefect CLI against this server; its output, or AssertionError with it."""
         result = subprocess.run(
-            [sys.executable, "-m", "prefect", "--no-prompt", *args], cwd=cwd, env=self.env, capture_output=True, text=True
+            [sys.executable, "-m", "prefect", "--no-prompt", *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
-            raise AssertionError(f"prefect {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"prefect {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result.stdout
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
@@ -103,7 +110,9 @@ class PrefectServer:
             if run["state_type"] in TERMINAL:
                 return run
             if time.monotonic() > deadline:
-                raise AssertionError(f"flow run {flow_run_id} still {run['state_name']} after {timeout}s:\n{self.tail()}")
+                raise AssertionError(
+                    f"flow run {flow_run_id} still {run['state_name']} after {timeout}s:\n{self.tail()}"
+                )
             time.sleep(2)
 
     def task_runs(self, flow_run_id: str, expected: int, timeout: float = 60) -> dict[str, dict]:
@@ -125,12 +134,16 @@ class PrefectServer:
 
     def logs_of(self, flow_run_id: str) -> str:
         """The flow run's log messages (its own and its tasks'), oldest first."""
-        logs = self.api("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"})
+        logs = self.api(
+            "POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}
+        )
         return "\n".join(entry["message"] for entry in logs)
 
     def tail(self) -> str:
         """The end of every log file, for failure messages."""
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.logs.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.logs.glob("*.log"))
+        )
 
 
 @contextmanager

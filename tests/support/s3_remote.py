@@ -1,4 +1,5 @@
 """An S3 server on loopback (moto, as DVC's own tests use) and helpers to point a workspace's DVC remote at it."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -22,8 +23,12 @@ def s3_endpoint(tmp_path_factory) -> Iterator[str]:
     patch = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("aws-home")
     # boto3's usual chain reads these; the files are pointed away so no real profile on this machine leaks in.
-    for name, value in {**CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(home / "config"),
-                        "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials")}.items():
+    for name, value in {
+        **CREDENTIALS,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(home / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
+    }.items():
         patch.setenv(name, value)
     patch.delenv("AWS_PROFILE", raising=False)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

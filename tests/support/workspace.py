@@ -1,4 +1,5 @@
 """Test workspaces: tiny parameters, a scratch git + DVC repository holding a copy of the project, and CLI runs."""
+
 from __future__ import annotations
 
 import copy
@@ -27,7 +28,9 @@ def merge(base: dict, override: dict) -> dict:
     """Deep-merge override into a copy of base."""
     merged = copy.deepcopy(base)
     for key, value in override.items():
-        merged[key] = merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged[key] = (
+            merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 

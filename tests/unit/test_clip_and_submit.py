@@ -1,4 +1,5 @@
 """clip, the competition's log loss, and the submission format check."""
+
 import math
 from pathlib import Path
 
@@ -7,9 +8,9 @@ import pandas as pd
 import pytest
 
 from tasks.clip import clip_metrics, clip_probabilities, submission_frame
-from tasks.core.errors import StageError
 from tasks.competition.log_loss import accuracy, log_loss
 from tasks.competition.submission_format import read_submission, validate_submission
+from tasks.core.errors import StageError
 
 
 def test_log_loss_by_hand():
@@ -44,7 +45,10 @@ def good() -> pd.DataFrame:
         (pd.DataFrame({"id": [1, 1, 3], "label": [0.1, 0.5, 0.9]}), r"more than once: \[1\]"),
         (good().iloc[:2], r"1 test ids have no row, e.g. \[3\]"),
         (pd.DataFrame({"id": [1, 2, 3, 4], "label": [0.1] * 4}), r"not test ids, e.g. \[4\]"),
-        (pd.DataFrame({"id": [1, 2, 3], "label": [0.1, np.nan, 1.5]}), r"2 labels are not numbers in \[0, 1\], at ids \[2, 3\]"),
+        (
+            pd.DataFrame({"id": [1, 2, 3], "label": [0.1, np.nan, 1.5]}),
+            r"2 labels are not numbers in \[0, 1\], at ids \[2, 3\]",
+        ),
         (pd.DataFrame({"id": [1, 2, 3], "label": [0.1, -0.1, np.inf]}), "2 labels are not numbers"),
     ],
 )

@@ -1,17 +1,18 @@
 """The conv base run by ONNX Runtime and OpenVINO gives Keras's features, on a few photos with a seeded random VGG16."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tasks.core.params import SplitParams
+from tasks.features import features, subset_photos
+from tasks.photos.decode import load_photo
+from tasks.photos.manifest import read_manifest
+from tasks.split import split
 from tasks.vgg.conv_backends import make_conv_runner
 from tasks.vgg.feature_store import read_feature_set
-from tasks.features import features, subset_photos
-from tasks.photos.manifest import read_manifest
-from tasks.core.params import SplitParams
-from tasks.photos.decode import load_photo
 from tasks.vgg.preprocess import caffe_preprocess
-from tasks.split import split
 from tests.support.params import features_params
 from tests.support.photos import organized_photos
 
@@ -63,8 +64,11 @@ def test_bfloat16_stays_within_its_tolerance_but_is_not_float32(conv, photos, ke
 
 def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
     organized = photos[0]
-    split(organized.parent / "organized.csv", tmp_path / "split.csv",
-          SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
+    split(
+        organized.parent / "organized.csv",
+        tmp_path / "split.csv",
+        SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1),
+    )
     params = features_params(weights="none", seed=0, image_size=224, batch_size=2, backend="onnxruntime")
     features(tmp_path / "split.csv", organized, tmp_path / "features", params)
     train = read_feature_set(tmp_path / "features", "train")
@@ -72,5 +76,6 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
     decoded = np.stack([load_photo(p, params.image_size) for p in rows])
     expected = make_conv_runner(conv, "keras", "float32", xla=False)(caffe_preprocess(decoded))  # same seed
     # float16 storage rounds to 2^-11 relative, far above the backends' own difference
-    np.testing.assert_allclose(train.features.astype(np.float32), expected, rtol=2e-3, atol=1e-3 * np.abs(expected).max())
-
+    np.testing.assert_allclose(
+        train.features.astype(np.float32), expected, rtol=2e-3, atol=1e-3 * np.abs(expected).max()
+    )

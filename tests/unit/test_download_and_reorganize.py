@@ -1,4 +1,5 @@
 """download and reorganize: the archive's format, the synthetic source, and unpacking into class folders."""
+
 import io
 import zipfile
 from pathlib import Path
@@ -6,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from tasks.competition.archive import check_archive, parse_test_name, parse_train_name, write_member
-from tasks.download import download
+from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.errors import StageError
 from tasks.core.params import SyntheticParams
-from tests.support.params import download_params
+from tasks.download import download
 from tasks.lineage.digests import file_md5
 from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
-from tasks.competition.synthetic import build_synthetic_archive
+from tests.support.params import download_params
 
 
 def test_ids_come_from_file_names():
@@ -21,9 +22,9 @@ def test_ids_come_from_file_names():
     assert parse_train_name("dog.7.jpg") == ("dogs", "dog.7")
     assert parse_test_name("1234.jpg") == 1234
     for bad in ("cat12.jpg", "cow.1.jpg", "cat.1.png", "../cat.1.jpg"):
-        with pytest.raises(StageError, match="cat.N.jpg or dog.N.jpg"):
+        with pytest.raises(StageError, match=r"cat.N.jpg or dog.N.jpg"):
             parse_train_name(bad)
-    with pytest.raises(StageError, match="N.jpg"):
+    with pytest.raises(StageError, match=r"N.jpg"):
         parse_test_name("a.jpg")
 
 
@@ -68,7 +69,7 @@ def test_a_bad_local_archive_is_refused_and_nothing_is_written(tmp_path: Path):
     incomplete = tmp_path / "incomplete.zip"
     with zipfile.ZipFile(incomplete, "w") as archive:
         write_member(archive, "train.zip", b"")
-    with pytest.raises(StageError, match="lacks test.zip, sample_submission.csv"):
+    with pytest.raises(StageError, match=r"lacks test.zip, sample_submission.csv"):
         download(download_params(source="archive", archive_path=str(incomplete)), target)
     assert not target.parent.exists() or list(target.parent.iterdir()) == []
 
@@ -79,7 +80,9 @@ def test_reorganize_makes_class_folders_and_keeps_test_ids(tmp_path: Path):
     counts = reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
     assert counts == {"train/cats": 5, "train/dogs": 5, "test/unknown": 4}
     organized = tmp_path / "organized"
-    assert sorted(p.name for p in (organized / "train" / "dogs").iterdir()) == sorted(f"dog.{i}.jpg" for i in range(1, 6))
+    assert sorted(p.name for p in (organized / "train" / "dogs").iterdir()) == sorted(
+        f"dog.{i}.jpg" for i in range(1, 6)
+    )
     assert sorted(p.name for p in (organized / "test" / "unknown").iterdir()) == sorted(f"{i}.jpg" for i in range(1, 5))
     assert (organized / "sample_submission.csv").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip", "organized", "organized.csv"]

@@ -1,5 +1,6 @@
 """The one reader of dvc.yaml and dvc.lock: templates resolved as DVC resolves them, the lock as DVC loads it, a
 stage that reads them while `dvc repro` holds DVC's lock, and one parse of dvc.yaml per lineage record."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ from tasks.lineage.dvc_project import read_lock, read_params, read_project
 from tests.support.workspace import PROJECT, run_tool
 
 PARAMS = {
-    "paths": {"raw": "data/raw.txt", "model": "models/model.bin", "record": "models/model.lineage.json",
-              "metrics": "metrics"},
+    "paths": {
+        "raw": "data/raw.txt",
+        "model": "models/model.bin",
+        "record": "models/model.lineage.json",
+        "metrics": "metrics",
+    },
     "make": {"size": 3},
     "train": {"epochs": 2, "lr": 0.1},
 }
@@ -99,7 +104,7 @@ def test_templated_stages_read_as_if_the_paths_were_written_out(tmp_path: Path):
     assert templated.stage("make").params == {"params.yaml": ("make.size",)}
     assert train.cmd.startswith("mkdir -p models metrics && cp data/raw.txt models/model.bin")
     assert templated.producers()["metrics/train.json"] == "train"
-    with pytest.raises(StageError, match="dvc.yaml has no stage 'predict'"):
+    with pytest.raises(StageError, match=r"dvc.yaml has no stage 'predict'"):
         templated.stage("predict")
 
 
@@ -124,7 +129,7 @@ def test_params_are_read_as_dvc_locks_them(tmp_path: Path, monkeypatch: pytest.M
     assert read_params(project.stage("train")) == {"train": PARAMS["train"]}
     assert read_params(project.stage("make")) == {"make.size": 3}
     (root / "params.yaml").write_text(yaml.safe_dump({**PARAMS, "make": {}}))
-    with pytest.raises(StageError, match="stage make's params are missing from params.yaml: make.size"):
+    with pytest.raises(StageError, match=r"stage make's params are missing from params.yaml: make.size"):
         read_params(project.stage("make"))
 
 
@@ -135,18 +140,23 @@ def test_the_lock_is_none_before_a_run_and_dvcs_own_after(tmp_path: Path, monkey
     lock = read_lock(root)
     assert lock == yaml.safe_load((root / "dvc.lock").read_text())["stages"] == read_project(root).lock
     assert [out["path"] for out in lock["train"]["outs"]] == [
-        "metrics/history.csv", "metrics/train.json", "models/model.bin", "models/model.lineage.json"]
+        "metrics/history.csv",
+        "metrics/train.json",
+        "models/model.bin",
+        "models/model.lineage.json",
+    ]
     assert read_project(root).cache_dir == root / ".dvc" / "cache" / "files" / "md5"
     # train's command read the project while this process held DVC's lock, and chained make's locked output
     record = json.loads((root / RECORD).read_text())
     make_out = {k: v for k, v in lock["make"]["outs"][0].items() if k != "hash"}
     assert record["upstream"] == [
-        {"name": "make", "cmd": lock["make"]["cmd"], "params": {"make.size": 3}, "deps": [], "outs": [make_out]}]
+        {"name": "make", "cmd": lock["make"]["cmd"], "params": {"make.size": 3}, "deps": [], "outs": [make_out]}
+    ]
     assert record["stage"]["cmd"] == lock["train"]["cmd"] and record["stage"]["params"] == {"train": PARAMS["train"]}
 
 
 def test_dvc_errors_become_one_sentence(tmp_path: Path):
-    with pytest.raises(StageError, match="DVC cannot read the project at .*: you are not inside of a DVC repository"):
+    with pytest.raises(StageError, match=r"DVC cannot read the project at .*: you are not inside of a DVC repository"):
         read_lock(tmp_path)
     broken = dvc_repo(tmp_path / "broken", TEMPLATED.replace("${paths.model}", "${paths.nowhere}"))
     with pytest.raises(StageError, match=re.escape("DVC cannot read the project at") + ".*nowhere"):

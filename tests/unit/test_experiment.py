@@ -1,4 +1,5 @@
 """Recording a run as a DVC experiment: names safe for git, a taken name not overwritten, stage metrics included."""
+
 import json
 from pathlib import Path
 

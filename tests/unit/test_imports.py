@@ -1,4 +1,5 @@
 """Every import of a tasks.* name resolves, including the lazy ones inside functions that only a full run reaches."""
+
 from __future__ import annotations
 
 import ast

@@ -1,4 +1,5 @@
 """The Kaggle source against the fake Kaggle server: the real kaggle client, every failure a user can meet."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,15 @@ from tasks.core.errors import StageError
 from tasks.kaggle.credentials import CredentialSource, find_credentials
 from tasks.kaggle.source import download_competition
 from tasks.kaggle.submissions import submit_csv
-from tests.support.kaggle_fake import (CANARY_KEY, CANARY_TOKEN, CANARY_USER, COMPETITION, FakeKaggle,
-                               build_competition_archive, log_loss)
-
+from tests.support.kaggle_fake import (
+    CANARY_KEY,
+    CANARY_TOKEN,
+    CANARY_USER,
+    COMPETITION,
+    FakeKaggle,
+    build_competition_archive,
+    log_loss,
+)
 
 FAST = {"attempts": 3, "backoff_s": 0.01}  # real backoff starts at 2 s; the retry logic is the same
 FAST_POLL = {"poll_interval_s": 0.01, "poll_timeout_s": 5.0}
@@ -100,12 +107,17 @@ def test_half_a_key_pair_is_named_in_the_message(kaggle_home: Path) -> None:
         find_credentials({"HOME": str(kaggle_home), "KAGGLE_USERNAME": CANARY_USER})
 
 
-def test_token_variable_naming_an_empty_file_falls_back_to_a_key_as_the_client_does(kaggle_home: Path,
-                                                                                   tmp_path: Path) -> None:
+def test_token_variable_naming_an_empty_file_falls_back_to_a_key_as_the_client_does(
+    kaggle_home: Path, tmp_path: Path
+) -> None:
     (tmp_path / "empty").write_text("")
     (kaggle_home / ".kaggle" / "access_token").write_text(CANARY_TOKEN)
-    env = {"HOME": str(kaggle_home), "KAGGLE_API_TOKEN": str(tmp_path / "empty"),
-           "KAGGLE_USERNAME": CANARY_USER, "KAGGLE_KEY": CANARY_KEY}
+    env = {
+        "HOME": str(kaggle_home),
+        "KAGGLE_API_TOKEN": str(tmp_path / "empty"),
+        "KAGGLE_USERNAME": CANARY_USER,
+        "KAGGLE_KEY": CANARY_KEY,
+    }
     assert find_credentials(env).origin == ENV_PAIR
 
 
@@ -122,8 +134,14 @@ def test_missing_credentials_stop_before_kaggle_is_imported(kaggle_home: Path, t
             print("kaggle imported:", "kaggle" in sys.modules, "|", str(err).split(".")[0])
     """)
     repo = Path(__file__).resolve().parents[2]
-    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "c.zip")], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(repo)}, cwd=repo, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "c.zip")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        cwd=repo,
+        timeout=60,
+    )
     assert (run.stdout, run.stderr) == ("kaggle imported: False | no Kaggle credentials found\n", "")
     assert entries(tmp_path) == ["home"]
 
@@ -154,8 +172,9 @@ def test_download_writes_the_verified_archive_and_nothing_else(kaggle_server: Fa
     assert entries(target.parent) == [target.name]
 
 
-def test_download_with_an_access_token(kaggle_server: FakeKaggle, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_with_an_access_token(
+    kaggle_server: FakeKaggle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
     monkeypatch.setenv("KAGGLE_API_TOKEN", CANARY_TOKEN)
@@ -165,8 +184,9 @@ def test_download_with_an_access_token(kaggle_server: FakeKaggle, tmp_path: Path
     assert kaggle_server.calls("/IntrospectToken") >= 1  # the client checks a token before using it
 
 
-def test_download_with_a_refused_token_says_so(kaggle_server: FakeKaggle, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_with_a_refused_token_says_so(
+    kaggle_server: FakeKaggle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
     monkeypatch.setenv("KAGGLE_API_TOKEN", "canary-token-revoked-0000")
@@ -192,8 +212,9 @@ def test_download_403_says_to_accept_the_rules(kaggle_server: FakeKaggle, tmp_pa
     assert kaggle_server.calls("/DownloadDataFiles") == 1  # not retried: waiting will not accept the rules
 
 
-def test_download_401_says_the_credentials_are_wrong(kaggle_server: FakeKaggle, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_401_says_the_credentials_are_wrong(
+    kaggle_server: FakeKaggle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAGGLE_KEY", "canary-key-wrong-1234")
     with pytest.raises(StageError) as caught:
         download_competition(COMPETITION, tmp_path / "raw" / "c.zip", **FAST)
@@ -214,15 +235,23 @@ def test_download_404_says_there_is_no_such_competition(kaggle_server: FakeKaggl
     assert entries(tmp_path / "raw") == []
 
 
-@pytest.mark.parametrize(("endpoint", "fault", "reason"), [
-    ("DownloadDataFiles", 429, "rate limited (HTTP 429)"),
-    ("DownloadDataFiles", 500, "server error (HTTP 500)"),
-    ("storage", 503, "server error (HTTP 503)"),
-    ("DownloadDataFiles", "drop", "connection dropped (ConnectionError)"),
-])
-def test_download_retries_transient_failures(kaggle_server: FakeKaggle, tmp_path: Path,
-                                             caplog: pytest.LogCaptureFixture, endpoint: str, fault: int | str,
-                                             reason: str) -> None:
+@pytest.mark.parametrize(
+    ("endpoint", "fault", "reason"),
+    [
+        ("DownloadDataFiles", 429, "rate limited (HTTP 429)"),
+        ("DownloadDataFiles", 500, "server error (HTTP 500)"),
+        ("storage", 503, "server error (HTTP 503)"),
+        ("DownloadDataFiles", "drop", "connection dropped (ConnectionError)"),
+    ],
+)
+def test_download_retries_transient_failures(
+    kaggle_server: FakeKaggle,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    endpoint: str,
+    fault: int | str,
+    reason: str,
+) -> None:
     kaggle_server.fail(endpoint, fault)
     target = tmp_path / "raw" / "c.zip"
     with caplog.at_level(logging.WARNING, logger="tasks.kaggle.client"):
@@ -279,8 +308,12 @@ def test_submit_returns_the_fake_score(kaggle_server: FakeKaggle, tmp_path: Path
     receipt = submit_csv(COMPETITION, csv_path, "commit abc123 params 5f3e", **FAST_POLL)
     expected = round(log_loss(csv_path.read_bytes(), kaggle_server.archive.test_labels), 5)
     assert {k: receipt[k] for k in ("competition", "status", "public_score", "message", "file_name")} == {
-        "competition": COMPETITION, "status": "complete", "public_score": expected,
-        "message": "commit abc123 params 5f3e", "file_name": "submission.csv"}
+        "competition": COMPETITION,
+        "status": "complete",
+        "public_score": expected,
+        "message": "commit abc123 params 5f3e",
+        "file_name": "submission.csv",
+    }
     assert receipt["ref"] == kaggle_server.submissions[0].ref
     assert json.loads(json.dumps(receipt)) == receipt
     assert kaggle_server.submissions[0].content == csv_path.read_bytes()
@@ -345,8 +378,13 @@ def test_submit_that_kaggle_cannot_score_is_an_error(kaggle_server: FakeKaggle, 
 # ---------------------------------------------------------------- secrets
 
 
-def test_secrets_never_leak(kaggle_server: FakeKaggle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                            capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_never_leak(
+    kaggle_server: FakeKaggle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Successes and failures alike: no canary in output, logs, messages, receipts or written files."""
     seen: list[str] = []
     messages: list[str] = []
@@ -374,15 +412,19 @@ def test_secrets_never_leak(kaggle_server: FakeKaggle, tmp_path: Path, monkeypat
     seen += [out, err] + [r.getMessage() for r in caplog.records]
     seen += [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
     assert [m.split(" (")[0] for m in messages] == [  # every failure was met
-        f"downloading {COMPETITION} failed 3 times, last because server error", "Kaggle has no competition 'other'",
-        f"Kaggle refused access to competition '{COMPETITION}'", f"Kaggle rejected the credentials from {ENV_PAIR}"]
+        f"downloading {COMPETITION} failed 3 times, last because server error",
+        "Kaggle has no competition 'other'",
+        f"Kaggle refused access to competition '{COMPETITION}'",
+        f"Kaggle rejected the credentials from {ENV_PAIR}",
+    ]
     seen += messages
     for canary in (CANARY_KEY, "canary-key-wrong-1234", "canary-key"):
         assert not [text for text in seen if canary in text]
 
 
-def test_token_does_not_leak_even_with_the_client_verbose(kaggle_server: FakeKaggle, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_does_not_leak_even_with_the_client_verbose(
+    kaggle_server: FakeKaggle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A fresh process, as under `dvc repro`: kaggle's import-time login must not print the token."""
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
@@ -398,8 +440,14 @@ def test_token_does_not_leak_even_with_the_client_verbose(kaggle_server: FakeKag
     """)
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "c.zip")], capture_output=True, text=True,
-                         env=env, cwd=repo, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "c.zip")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().endswith("done")
     assert "IntrospectToken" in run.stderr  # the debug log did record the client's calls

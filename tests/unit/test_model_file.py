@@ -1,4 +1,5 @@
 """Model files are reproducible: two saves of one model, at different times, are the same bytes and load back."""
+
 import time
 from pathlib import Path
 

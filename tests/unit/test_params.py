@@ -1,4 +1,5 @@
 """params.yaml is validated at load time, before any work, with one line per problem naming the key."""
+
 from pathlib import Path
 
 import pydantic
@@ -70,20 +71,27 @@ def test_every_key_is_required_and_a_missing_one_is_named(key):
 
 def test_a_missing_key_inside_a_list_item_is_named_with_its_index():
     message = refusal({"train": {"phases": [{"lr": 0.1, "epochs": 2}, {"lr": 0.01}]}})
-    assert message == ("params.yaml: missing key train.phases[1].epochs: "
-                       "add it to params.yaml (the code holds no defaults)")
+    assert message == (
+        "params.yaml: missing key train.phases[1].epochs: add it to params.yaml (the code holds no defaults)"
+    )
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"train": {"epocs": 3}},
-         "params.yaml: unknown key train.epocs; known keys here: dataset, head, optimizer, phases, batch_size, seed"),
+        (
+            {"train": {"epocs": 3}},
+            "params.yaml: unknown key train.epocs; known keys here: dataset, head, optimizer, phases, batch_size, seed",
+        ),
         ({"trian": {}}, "params.yaml: unknown key trian; known keys here: paths, download, split, features, train"),
-        ({"download": {"synthetic": {"sed": 1}}},
-         "params.yaml: unknown key download.synthetic.sed; known keys here: seed,"),
-        ({"train": {"phases": [{"lr": 0.1, "epochs": 2, "momentum": 0.9}]}},
-         "params.yaml: unknown key train.phases[0].momentum; known keys here: lr, epochs"),
+        (
+            {"download": {"synthetic": {"sed": 1}}},
+            "params.yaml: unknown key download.synthetic.sed; known keys here: seed,",
+        ),
+        (
+            {"train": {"phases": [{"lr": 0.1, "epochs": 2, "momentum": 0.9}]}},
+            "params.yaml: unknown key train.phases[0].momentum; known keys here: lr, epochs",
+        ),
         ({"features": {"max_quarantined": 10}}, "params.yaml: unknown key features.max_quarantined"),  # the old name
     ],
 )
@@ -105,10 +113,14 @@ def test_an_unknown_key_is_named_with_the_keys_known_there(override, message):
         ({"train": {"optimizer": "adagrad"}}, "train.optimizer is 'adagrad'; expected one of: rmsprop, adam, sgd"),
         ({"download": {"source": "ftp"}}, "download.source is 'ftp'; expected one of: synthetic, archive, kaggle"),
         ({"train": {"head": "resnet"}}, "train.head is 'resnet'; expected one of: linear, last_layer, dense, conv"),
-        ({"features": {"precision": "float8"}},
-         "features.precision is 'float8'; expected one of: float32, mixed_bfloat16, mixed_float16"),
-        ({"features": {"backend": "tflite"}},
-         "features.backend is 'tflite'; expected one of: keras, onnxruntime, openvino"),
+        (
+            {"features": {"precision": "float8"}},
+            "features.precision is 'float8'; expected one of: float32, mixed_bfloat16, mixed_float16",
+        ),
+        (
+            {"features": {"backend": "tflite"}},
+            "features.backend is 'tflite'; expected one of: keras, onnxruntime, openvino",
+        ),
         ({"clip": {"bounds": "best"}}, "clip.bounds is 'best'; expected one of: auto"),
         ({"clip": {"bounds": [0.1]}}, "clip.bounds must be a list of 2 values [lo, hi], or auto, got [0.1]"),
         ({"clip": {"bounds": 0.1}}, "clip.bounds must be a list of 2 values [lo, hi], or auto, got 0.1"),
@@ -129,8 +141,10 @@ def test_a_wrong_type_is_named_with_what_is_expected(override, message):
         ({"features": {"batch_size": 0}}, "features.batch_size is 0; it must be at least 1"),
         ({"train": {"batch_size": 0}}, "train.batch_size is 0; it must be at least 1"),
         ({"train": {"phases": [{"lr": 0.1, "epochs": 0}]}}, "train.phases[0].epochs is 0; it must be at least 1"),
-        ({"train": {"phases": [{"lr": 0.1, "epochs": 2}, {"lr": 0, "epochs": 1}]}},
-         "train.phases[1].lr is 0; it must be more than 0"),
+        (
+            {"train": {"phases": [{"lr": 0.1, "epochs": 2}, {"lr": 0, "epochs": 1}]}},
+            "train.phases[1].lr is 0; it must be more than 0",
+        ),
         ({"submit": {"poll_timeout_s": -1}}, "submit.poll_timeout_s is -1; it must be at least 0"),
     ],
 )
@@ -197,11 +211,13 @@ RULES = {
         {"clip": {"bounds": [0.0, 1.0]}},
     ),
     "clip bounds distinct": (
-        {"clip": {"bounds": [0.5, 0.5]}}, "clip.bounds is [0.5, 0.5]; it needs 0 <= lo < hi <= 1",
+        {"clip": {"bounds": [0.5, 0.5]}},
+        "clip.bounds is [0.5, 0.5]; it needs 0 <= lo < hi <= 1",
         {"clip": {"bounds": [0.49, 0.5]}},
     ),
     "clip bounds within [0, 1]": (
-        {"clip": {"bounds": [0.05, 1.5]}}, "clip.bounds is [0.05, 1.5]; it needs 0 <= lo < hi <= 1",
+        {"clip": {"bounds": [0.05, 1.5]}},
+        "clip.bounds is [0.05, 1.5]; it needs 0 <= lo < hi <= 1",
         {"clip": {"bounds": [0.05, 1]}},
     ),
     "linear head needs pool5": (
@@ -242,8 +258,15 @@ def test_each_rule_across_keys_is_checked_at_load(broken, message, kept):
 
 def test_an_archive_sources_size_is_left_to_split():
     """Only the synthetic source's size is known at load; split checks the others once it has the photos."""
-    params = parse_params(merge(project_yaml(), {"download": {"source": "archive", "archive_path": "comp.zip"},
-                                                 "split": {"valid_size": 5000, "sample_train_size": 5000}}))
+    params = parse_params(
+        merge(
+            project_yaml(),
+            {
+                "download": {"source": "archive", "archive_path": "comp.zip"},
+                "split": {"valid_size": 5000, "sample_train_size": 5000},
+            },
+        )
+    )
     assert params.split.valid_size == 5000
 
 

@@ -1,4 +1,5 @@
 """VGG16's caffe preprocessing, checked against a hand-computed pixel and against Keras' own."""
+
 from pathlib import Path
 
 import numpy as np

@@ -1,4 +1,5 @@
 """What a person checks after a run: the five validation views, the first-layer filters, auto clipping, and grade."""
+
 import math
 import subprocess
 import sys
@@ -10,12 +11,12 @@ import pytest
 from PIL import Image
 
 from tasks.clip import AUTO_BOUNDS, auto_bounds, clip_metrics, resolve_bounds
-from tasks.core.errors import StageError
-from tasks.vgg.filter_grid import filter_images, write_filter_grid
 from tasks.competition.grade import grade, read_labels
 from tasks.competition.log_loss import log_loss
-from tasks.predict import confusion_frame
+from tasks.core.errors import StageError
 from tasks.photos.validation_views import VIEWS, choose_views, write_views
+from tasks.predict import confusion_frame
+from tasks.vgg.filter_grid import filter_images, write_filter_grid
 from tests.support.workspace import PROJECT, tool_env
 
 # Ten validation photos: 5 cats (0) then 5 dogs (1); two confident mistakes (rows 1 and 8), one near-coin-toss (row 4).
@@ -48,8 +49,13 @@ def test_the_five_grids_are_written_with_their_tile_counts(tmp_path: Path):
         Image.new("RGB", (40, 30), (200, 100, 50) if dog else (50, 100, 200)).save(path)
         paths.append(str(path))
     tiles = write_views(paths, TARGET, P_DOG, tmp_path / "views")
-    assert tiles == {"random_correct": 4, "random_incorrect": 4, "confident_correct": 6,
-                     "confident_incorrect": 4, "uncertain": 4}
+    assert tiles == {
+        "random_correct": 4,
+        "random_incorrect": 4,
+        "confident_correct": 6,
+        "confident_incorrect": 4,
+        "uncertain": 4,
+    }
     sizes = {view: Image.open(tmp_path / "views" / f"{view}.png").size for view in VIEWS}
     assert sizes["confident_correct"][1] > sizes["uncertain"][1]  # six tiles need a second row
     empty = write_views(paths[:3], TARGET[:3], np.array([0.1, 0.2, 0.3]), tmp_path / "none")
@@ -106,8 +112,14 @@ def test_grade_agrees_with_a_hand_computation(tmp_path: Path):
     labels = write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]})
     by_hand = -(math.log(0.9) + math.log(1 - 0.6) + math.log(1 - 0.2)) / 3
     assert grade(pd.read_csv(submission), read_labels(labels)) == pytest.approx(by_hand, rel=1e-12)
-    result = subprocess.run([sys.executable, "-m", "tasks.competition.grade", str(submission), str(labels)],
-                            cwd=PROJECT, env=tool_env(), capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tasks.competition.grade", str(submission), str(labels)],
+        cwd=PROJECT,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert float(result.stdout) == pytest.approx(by_hand, abs=1e-6)
 
 
@@ -121,6 +133,11 @@ def test_grade_applies_submits_format_checks_and_explains_bad_labels(tmp_path: P
         read_labels(write_csv(tmp_path / "soft.csv", {"id": [1], "label": [0.7]}))
     with pytest.raises(StageError, match="does not exist"):
         read_labels(tmp_path / "missing.csv")
-    bad = subprocess.run([sys.executable, "-m", "tasks.competition.grade", str(tmp_path / "nope.csv"), str(tmp_path / "labels.csv")],
-                         cwd=PROJECT, env=tool_env(), capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tasks.competition.grade", str(tmp_path / "nope.csv"), str(tmp_path / "labels.csv")],
+        cwd=PROJECT,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "error: grade: submission" in bad.stderr and "Traceback" not in bad.stderr

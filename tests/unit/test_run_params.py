@@ -1,4 +1,5 @@
 """Per-run overrides of params.yaml: dotted keys merged, validated as a stage would, put back after the run."""
+
 from pathlib import Path
 
 import pytest

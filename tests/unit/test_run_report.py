@@ -1,4 +1,5 @@
 """What a run publishes: metric rows from metrics/*.json and a lineage summary built from dvc.lock and the params."""
+
 import json
 from pathlib import Path
 
@@ -12,7 +13,10 @@ from tests.support.workspace import project_params
 def test_metric_rows_name_each_scalar_by_file_and_key(tmp_path: Path):
     (tmp_path / "train.json").write_text(json.dumps({"val_accuracy": 0.9, "history": [1, 2]}))
     (tmp_path / "clip.json").write_text(json.dumps({"lo": 0.05}))
-    assert metric_rows(tmp_path) == [{"metric": "clip.lo", "value": 0.05}, {"metric": "train.val_accuracy", "value": 0.9}]
+    assert metric_rows(tmp_path) == [
+        {"metric": "clip.lo", "value": 0.05},
+        {"metric": "train.val_accuracy", "value": 0.9},
+    ]
 
 
 def test_weights_are_named_as_the_model_lineage_record_names_them(tmp_path: Path):
@@ -33,12 +37,22 @@ def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_pat
     lock = {"schema": "2.0", "stages": {"download": {"cmd": "python -m tasks.download", "outs": [out]}}}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     text = lineage_markdown(
-        run_name="brave-lemur", workspace=tmp_path, params=params, merged=merged, overrides={"train.batch_size": 4},
-        outcomes={"download": "up to date"}, commit="c0ffee", changed=["tasks/train.py"], experiment="brave-lemur",
-        experiment_commit="e4e4", metrics=[{"metric": "train.val_accuracy", "value": 0.5}],
+        run_name="brave-lemur",
+        workspace=tmp_path,
+        params=params,
+        merged=merged,
+        overrides={"train.batch_size": 4},
+        outcomes={"download": "up to date"},
+        commit="c0ffee",
+        changed=["tasks/train.py"],
+        experiment="brave-lemur",
+        experiment_commit="e4e4",
+        metrics=[{"metric": "train.val_accuracy", "value": 0.5}],
     )
     assert f"`{params.paths.raw_archive}` md5 `abc123`" in text
     assert f"`{params.paths.features}` md5 `not in dvc.lock`" in text
     assert "`c0ffee` plus uncommitted changes to tasks/train.py" in text
     assert "`brave-lemur` at `e4e4`" in text and "| download | up to date |" in text
-    assert "`train.batch_size=4`" in text and "batch_size: 4" in text and "raw_archive" not in text.split("## Params")[1]
+    assert (
+        "`train.batch_size=4`" in text and "batch_size: 4" in text and "raw_archive" not in text.split("## Params")[1]
+    )

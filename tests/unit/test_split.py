@@ -1,12 +1,13 @@
 """split: seeded, stratified validation and sample sets, written as a manifest."""
+
 from pathlib import Path
 
 import pytest
 
 from tasks.core.errors import StageError
 from tasks.core.params import SplitParams
-from tasks.split import natural_key, plan_split, split, stratified_counts
 from tasks.photos.manifest import read_manifest
+from tasks.split import natural_key, plan_split, split, stratified_counts
 from tests.support.photos import organized_photos
 
 
@@ -45,19 +46,28 @@ def test_plan_is_seeded_and_ignores_listing_order():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        (SplitParams(seed=0, valid_size=40, sample_train_size=4, sample_valid_size=2),
-         "split.valid_size is 40 but train holds only 40"),
-        (SplitParams(seed=0, valid_size=10, sample_train_size=31, sample_valid_size=2), "split.sample_train_size is 31"),
+        (
+            SplitParams(seed=0, valid_size=40, sample_train_size=4, sample_valid_size=2),
+            "split.valid_size is 40 but train holds only 40",
+        ),
+        (
+            SplitParams(seed=0, valid_size=10, sample_train_size=31, sample_valid_size=2),
+            "split.sample_train_size is 31",
+        ),
     ],
 )
 def test_sizes_beyond_the_photos_are_explained(params, message):
-    """How many photos an archive holds is known only here; sizes that need no data are refused at load (test_params)."""
+    """How many photos an archive holds is known only here; sizes that need no data are refused at load."""
     with pytest.raises(StageError, match=message):
         plan_split(train_pool(20, 20), params)
 
 
 def test_natural_order():
-    assert sorted(["cat.10.jpg", "cat.9.jpg", "cat.100.jpg"], key=natural_key) == ["cat.9.jpg", "cat.10.jpg", "cat.100.jpg"]
+    assert sorted(["cat.10.jpg", "cat.9.jpg", "cat.100.jpg"], key=natural_key) == [
+        "cat.9.jpg",
+        "cat.10.jpg",
+        "cat.100.jpg",
+    ]
 
 
 def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: Path):

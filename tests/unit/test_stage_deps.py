@@ -2,6 +2,7 @@
 
 A missing dep is a stale result nobody sees; an extra one reruns a stage (the conv pass: 40 minutes) for nothing.
 """
+
 from __future__ import annotations
 
 import ast
@@ -84,9 +85,7 @@ def drift(root: Path) -> list[str]:
         covered: set[str] = set()
         for dep in deps:
             if (root / dep).is_dir():  # a package folder stands for its modules, only when the stage needs them all
-                files = {
-                    p.relative_to(root).as_posix() for p in (root / dep).rglob("*.py") if p.name != "__init__.py"
-                }
+                files = {p.relative_to(root).as_posix() for p in (root / dep).rglob("*.py") if p.name != "__init__.py"}
                 unused = sorted(files - needed)
                 if unused:
                     problems.append(f"stage {stage}: dvc.yaml lists {dep}/, but {', '.join(unused)} is not imported")
