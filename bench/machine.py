@@ -10,18 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.lineage.run_context import cpu_model
+
 PACKAGES = ("tensorflow", "keras", "onnxruntime", "openvino", "numpy", "pillow", "dvc")
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, or the platform's guess."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cpu_flags() -> set[str]:
@@ -41,7 +32,7 @@ def machine_details() -> dict[str, str]:
     simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     details = {
-        "cpu": cpu_model(),
+        "cpu": cpu_model() or "unknown",
         "cores usable": str(len(os.sched_getaffinity(0))),
         "memory": f"{pages / 2**30:.0f} GiB",
         "simd": " ".join(simd),

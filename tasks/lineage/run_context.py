@@ -58,7 +58,7 @@ def versions() -> dict:
     return found
 
 
-def _cpu_model() -> str | None:
+def cpu_model() -> str | None:
     """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -90,7 +90,7 @@ def hardware() -> dict:
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "gpus": gpu_names(),
     }
