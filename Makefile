@@ -30,8 +30,8 @@ run: $(VENV)/.synced
 test: lint
 	$(PY) -m pytest -q
 
-# The fast tier alone (tests/unit): under a minute, for the edit-test loop.
-test-fast: $(VENV)/.synced
+# Lint and the fast tier alone (tests/unit): under a minute, for the edit-test loop.
+test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
 
 # ruff, configured in pyproject.toml: lint findings, then code `ruff format` would change (fix: `ruff format .`).
