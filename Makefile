@@ -26,7 +26,7 @@ run: $(VENV)/.synced
 	@echo "Model:      models/head.keras                 features: data/features/"
 	@$(PY) -m dvc metrics show
 
-# Lint first: it takes a second, the suite six minutes. CI (.ci/run) runs this target.
+# Lint first: it takes a second, the suite eight minutes on 2 cores. CI (.ci/run) runs this target.
 test: lint
 	$(PY) -m pytest -q
 
