@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.workspace import dvc, make_workspace, merged, stages_ran
+from bench.workspace import bench_params, dvc, make_workspace, merged, stages_ran
 
 # The conv pass at 224x224 would take 40 minutes for 37,500 photos on 2 cores; at 32x32 it is 49x cheaper, and
 # what this figure measures (DVC's bookkeeping of 37,500 files) does not depend on the size.
@@ -53,7 +53,9 @@ def _halve_train_lr(workspace: Path) -> None:
 
 def small_dag(root: Path, archive: Path) -> dict:
     """Whole DAG on the bench archive: first run, no-op repro, then a train lr change (which must not run features)."""
-    workspace = make_workspace(root, {"download": {"source": "archive", "archive_path": str(archive)}, **SMALL_DAG})
+    workspace = make_workspace(
+        root, bench_params({"download": {"source": "archive", "archive_path": str(archive)}, **SMALL_DAG})
+    )
     first, _ = _timed_dvc(workspace, "repro")
     noop = min((_cpu_and_wall(workspace, "repro") for _ in range(2)), key=lambda t: t["wall"])
     _halve_train_lr(workspace)
@@ -86,7 +88,7 @@ def dag_at_scale(root: Path, photos: int, image_size: int = SCALE_IMAGE_SIZE) ->
         },
         "features": {"image_size": image_size},
     }
-    workspace = make_workspace(root, merged(SCALE_DAG, override))
+    workspace = make_workspace(root, bench_params(merged(SCALE_DAG, override)))
     times = {stage: _timed_dvc(workspace, "repro", stage)[0] for stage in ("download", "reorganize", "split")}
     photos_bytes = _disk_bytes(workspace, "data/organized")
     with_dvc = _disk_bytes(

@@ -1,4 +1,5 @@
-"""Scratch projects for the DAG and memory figures: params.yaml with bench's settings, a git + DVC copy, dvc runs."""
+"""Scratch copies of the project as git + DVC repositories, and the dvc runs in them: for bench's DAG and memory
+figures, and for the tests (tests/support/workspace.py), which may import bench while bench never imports tests."""
 
 from __future__ import annotations
 
@@ -37,17 +38,17 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-def run_tool(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run a command in cwd, output captured as text; a failure raises with both streams."""
+def run_tool(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command in cwd, output captured as text; with check, a failure raises with both streams."""
     result = subprocess.run(args, cwd=cwd, env=tool_env(), capture_output=True, text=True)
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         raise RuntimeError(f"{args} failed ({result.returncode}) in {cwd}:\n{result.stdout}\n{result.stderr}")
     return result
 
 
-def dvc(workspace: Path, *args: str) -> subprocess.CompletedProcess:
+def dvc(workspace: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the dvc CLI in workspace."""
-    return run_tool([sys.executable, "-m", "dvc", *args], workspace)
+    return run_tool([sys.executable, "-m", "dvc", *args], workspace, check)
 
 
 def stages_ran(output: str) -> list[str]:
@@ -55,21 +56,21 @@ def stages_ran(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
 
 
-def make_workspace(root: Path, override: dict) -> Path:
-    """A fresh git + DVC repository at root holding a copy of the project, its params.yaml overridden."""
+def make_workspace(root: Path, params: dict, files: tuple[str, ...] = WORKSPACE_FILES) -> Path:
+    """A fresh git + DVC repository at root holding a copy of the project's files, with params as its params.yaml."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in WORKSPACE_FILES:
+    for name in files:
         source = PROJECT / name
         if source.is_dir():
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(bench_params(override), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_tool(["git", "init", "-q"], root)
-    run_tool(["git", "config", "user.email", "bench@example.invalid"], root)
-    run_tool(["git", "config", "user.name", "bench"], root)
+    run_tool(["git", "config", "user.email", "workspace@example.invalid"], root)
+    run_tool(["git", "config", "user.name", "workspace"], root)
     dvc(root, "init", "-q")
     shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
     run_tool(["git", "add", "-A"], root)
-    run_tool(["git", "commit", "-qm", "bench workspace"], root)
+    run_tool(["git", "commit", "-qm", "workspace"], root)
     return root

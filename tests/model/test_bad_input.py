@@ -23,7 +23,7 @@ from tasks.vgg.preprocess import caffe_preprocess
 from tests.support.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
 from tests.support.params import features_params
 from tests.support.photos import organized_photos, reorganize_with, split_photos
-from tests.support.workspace import PROJECT, merge
+from tests.support.workspace import PROJECT, merged
 
 JPEG = encoded(Image.fromarray(photo_pixels()), "JPEG")
 SIZE = 224  # VGG16's side, as in params.yaml
@@ -280,7 +280,7 @@ def test_an_undecodable_test_photo_gets_half_and_stays_in_the_submission():
     ],
 )
 def test_params_are_refused_at_load_naming_the_key(override, message):
-    data = merge(yaml.safe_load((PROJECT / "params.yaml").read_text()), override)
+    data = merged(yaml.safe_load((PROJECT / "params.yaml").read_text()), override)
     with pytest.raises(StageError) as err:
         parse_params(data)
     assert message in str(err.value)

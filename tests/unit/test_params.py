@@ -8,7 +8,7 @@ import yaml
 
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import PhaseParams, load_params, parse_params
-from tests.support.workspace import PROJECT, merge
+from tests.support.workspace import PROJECT, merged
 
 
 def project_yaml() -> dict:
@@ -24,7 +24,7 @@ def refusal_of(data: object) -> str:
 
 def refusal(override: dict) -> str:
     """The message that params.yaml merged with override is refused with."""
-    return refusal_of(merge(project_yaml(), override))
+    return refusal_of(merged(project_yaml(), override))
 
 
 def leaf_keys(data: dict, prefix: str = "") -> list[str]:
@@ -41,7 +41,7 @@ def leaf_keys(data: dict, prefix: str = "") -> list[str]:
 def without(data: dict, dotted: str) -> dict:
     """A copy of data with the dotted key removed."""
     *sections, last = dotted.split(".")
-    copy = merge(data, {})
+    copy = merged(data, {})
     node = copy
     for name in sections:
         node = node[name]
@@ -58,8 +58,8 @@ def test_project_params_load_into_typed_values():
     assert params.train.head == "linear" and params.features.layer == "block5_pool"
     assert params.features.image_size == 224 and params.features.max_undecodable == 10
     assert isinstance(params.submit.poll_timeout_s, float)  # written 600, read as a float
-    assert parse_params(merge(project_yaml(), {"clip": {"bounds": "auto"}})).clip.bounds == "auto"
-    assert parse_params(merge(project_yaml(), {"features": {"image_size": 32}})).features.image_size == 32
+    assert parse_params(merged(project_yaml(), {"clip": {"bounds": "auto"}})).clip.bounds == "auto"
+    assert parse_params(merged(project_yaml(), {"features": {"image_size": 32}})).features.image_size == 32
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         params.train.head = "conv"  # params never change during a run
 
@@ -253,13 +253,13 @@ RULES = {
 @pytest.mark.parametrize(("broken", "message", "kept"), list(RULES.values()), ids=list(RULES))
 def test_each_rule_across_keys_is_checked_at_load(broken, message, kept):
     assert refusal(broken).startswith(f"params.yaml: {message}")
-    parse_params(merge(project_yaml(), kept))
+    parse_params(merged(project_yaml(), kept))
 
 
 def test_an_archive_sources_size_is_left_to_split():
     """Only the synthetic source's size is known at load; split checks the others once it has the photos."""
     params = parse_params(
-        merge(
+        merged(
             project_yaml(),
             {
                 "download": {"source": "archive", "archive_path": "comp.zip"},
@@ -283,7 +283,7 @@ def test_every_problem_gets_its_own_line():
 
 def test_a_stage_prints_each_problem_as_its_own_error_line(capsys: pytest.CaptureFixture[str]):
     def main() -> None:
-        parse_params(merge(project_yaml(), {"split": {"seed": -1}, "train": {"batch_size": 0}}))
+        parse_params(merged(project_yaml(), {"split": {"seed": -1}, "train": {"batch_size": 0}}))
 
     with pytest.raises(SystemExit) as exited:
         run_stage("split", main)
