@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import struct
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -12,8 +12,11 @@ from PIL import Image
 # Pillow's own bomb threshold (~89 megapixels); above it Pillow only warns, up to twice it. We refuse
 # outright: a competition photo is ~0.2 megapixels, and a declared size this big is a bomb, not a photo.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
-# What Pillow raises for files it can't decode: empty, text, truncated, corrupt, or a bomb.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
+# Pillow's error messages may quote the file object ("<_io.BytesIO object at 0x7f...>"): an address differs on
+# every run, and the reason lands in a DVC output. Object reprs and anything like an address are dropped.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{9,}\b")
+_MAX_REASON = 200  # characters: a reason is one line of undecodable.csv and of the stage's error
 
 
 class UndecodablePhoto(Exception):
@@ -26,7 +29,8 @@ def load_photo(source: Path | BinaryIO, size: int) -> np.ndarray:
     The format comes from the bytes, not the name (a PNG or GIF named .jpg decodes fine); grayscale,
     palette, CMYK and alpha become RGB. EXIF orientation is ignored, as Keras' loaders ignore it, and
     the same function decodes train, valid and test photos, so all are treated alike.
-    Raises UndecodablePhoto for an empty, truncated, non-image or oversized file.
+    Raises UndecodablePhoto, with a reason that is the same on every run, for an empty, truncated, corrupt,
+    non-image or oversized file, or whatever else Pillow fails on.
     """
     try:
         with Image.open(source) as image:
@@ -35,5 +39,31 @@ def load_photo(source: Path | BinaryIO, size: int) -> np.ndarray:
             image.draft("RGB", (size, size))  # lets libjpeg decode at a reduced scale: much faster for big photos
             rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8)
-    except _DECODE_ERRORS as err:
-        raise UndecodablePhoto(f"{type(err).__name__}: {err}") from None
+    except UndecodablePhoto:
+        raise
+    except Exception as err:  # Pillow's plugins raise almost any type on a corrupt file: see raised_in_pillow
+        if not raised_in_pillow(err):
+            raise  # a bug of ours, not a bad photo: it must show
+        raise UndecodablePhoto(failure_reason(err)) from None
+
+
+def raised_in_pillow(err: BaseException) -> bool:
+    """Whether err came out of Pillow: a frame of a PIL module is on its traceback.
+
+    On a corrupt file Pillow's format plugins raise OSError, ValueError, SyntaxError, struct.error, IndexError,
+    TypeError, ZeroDivisionError, EOFError, MemoryError, ...: no list of types is complete, where it came from is.
+    """
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "PIL":
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def failure_reason(err: BaseException) -> str:
+    """Why Pillow failed, the same on every run: `<exception class>: <message>`, one line, no object addresses."""
+    message = _ADDRESS.sub("0x...", _OBJECT_REPR.sub("", str(err)))
+    message = " ".join(message.split())
+    reason = f"{type(err).__name__}: {message}" if message else type(err).__name__
+    return reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 3] + "..."
