@@ -43,6 +43,53 @@ def _expected_8bit(values: np.ndarray) -> np.ndarray:
     return np.asarray(gray.resize((SIZE, SIZE), Image.Resampling.BILINEAR)).astype(int)
 
 
+# ---- photos that are not 8-bit ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(NON_8BIT))
+def test_photos_that_are_not_8bit_decode_to_their_pixels_not_a_blank_frame(name: str):
+    data = NON_8BIT[name]
+    assert Image.open(io.BytesIO(data)).mode == name.split("-")[0].replace("RGB16", "RGB")  # the mode meant
+    decoded = load_photo(io.BytesIO(data), SIZE).astype(int)
+    assert decoded.shape == (SIZE, SIZE, 3)
+    expected = _expected_8bit(GRADIENT)
+    if name.startswith("RGB16"):  # red rises, green falls, blue is 30000 of 65535
+        np.testing.assert_allclose(decoded[..., 0], expected, atol=1)
+        np.testing.assert_allclose(decoded[..., 1], _expected_8bit(GRADIENT[:, ::-1]), atol=1)
+        assert np.abs(decoded[..., 2] - 30000 / 257).max() <= 1
+    else:
+        for channel in range(3):  # gray: every channel is the photo
+            np.testing.assert_allclose(decoded[..., channel], expected, atol=1)
+    assert decoded[0, 0, 0] <= 1 and decoded[-1, -1, 0] >= 254  # the full range: black top left, white bottom right
+
+
+def test_a_dark_16bit_photo_stays_dark_its_type_range_is_used_not_its_own():
+    dark = np.rint(GRADIENT * 4095).astype(np.uint16)  # 12 bits used of 16: a photo exposed 4 stops under
+    decoded = load_photo(io.BytesIO(encoded(Image.fromarray(dark), "PNG")), SIZE).astype(int)
+    np.testing.assert_allclose(decoded[..., 0], _expected_8bit(GRADIENT * 4095 / 65535), atol=1)
+    assert 10 <= decoded.max() <= 17  # 4095 / 257 = 15.9: dark, not stretched to white, and not blank
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        (np.where(GRADIENT > 0.5, np.nan, GRADIENT).astype(np.float32), "mode F photo has NaN or infinite pixels"),
+        (np.full((8, 8), np.inf, dtype=np.float32), "mode F photo has NaN or infinite pixels"),
+        (np.full((8, 8), 7.5, dtype=np.float32), r"mode F photo is one value \(7.5\) outside 0.0..1.0"),
+        (np.full((8, 8), -3, dtype=np.int32), r"mode I photo is one value \(-3\) outside 0..65535"),
+    ],
+    ids=["nan", "inf", "one-float", "one-negative-int"],
+)
+def test_photos_with_no_range_to_scale_by_are_undecodable_with_the_reason(pixels: np.ndarray, message: str):
+    with pytest.raises(UndecodablePhoto, match=message):
+        load_photo(io.BytesIO(encoded(Image.fromarray(pixels), "TIFF")), SIZE)
+
+
+def test_a_constant_16bit_photo_is_its_grey_not_refused():
+    flat = np.full((8, 8), 32896, dtype=np.uint16)  # 128 * 257: mid grey in 16 bits
+    assert (load_photo(io.BytesIO(encoded(Image.fromarray(flat), "PNG")), SIZE) == 128).all()
+
+
 # ---- corrupt photos of every format ----------------------------------------------------------------------
 
 
@@ -103,10 +150,10 @@ def test_every_corrupted_photo_of_every_format_decodes_or_is_undecodable_with_a_
 
 
 def test_a_bug_outside_pillow_is_not_taken_for_a_bad_photo(monkeypatch: pytest.MonkeyPatch):
-    def broken(*args, **kwargs):
+    def broken(image):
         raise ZeroDivisionError("a bug of ours")
 
-    monkeypatch.setattr("tasks.photos.decode.np.asarray", broken)
+    monkeypatch.setattr("tasks.photos.decode.eight_bit", broken)
     with pytest.raises(ZeroDivisionError, match="a bug of ours"):
         load_photo(io.BytesIO(encoded(Image.fromarray(photo_pixels()), "PNG")), SIZE)
 
