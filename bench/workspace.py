@@ -12,9 +12,12 @@ from pathlib import Path
 
 import yaml
 
+from tasks.core.params import NO_LOCAL_ARCHIVE
+
 PROJECT = Path(__file__).resolve().parents[1]
-# What `dvc repro` needs in a copy of the project: the stages' code, the DAG, the params and DVC's settings.
-WORKSPACE_FILES = ("tasks", "dvc.yaml", "params.yaml", ".dvcignore")
+# What `dvc repro` needs in a copy of the project: the stages' code, the DAG, the params and DVC's settings, and
+# the placeholder download depends on when no local archive is read.
+WORKSPACE_FILES = ("tasks", "dvc.yaml", "params.yaml", ".dvcignore", NO_LOCAL_ARCHIVE)
 
 
 def merged(base: dict, override: dict) -> dict:
@@ -61,6 +64,7 @@ def make_workspace(root: Path, params: dict, files: tuple[str, ...] = WORKSPACE_
     root.mkdir(parents=True, exist_ok=True)
     for name in files:
         source = PROJECT / name
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:

@@ -112,18 +112,36 @@ class SyntheticParams(Section):
     test_count: Count
 
 
+# What params.yaml's download.archive_path names for the sources that read no local archive (synthetic, kaggle):
+# a committed file, since dvc.yaml lists archive_path as download's dependency and DVC needs a dependency to exist.
+NO_LOCAL_ARCHIVE = "data/raw/no-local-archive"
+
+
 class DownloadParams(Section):
     source: Literal["synthetic", "archive", "kaggle"]
     competition: StrictStr
-    archive_path: Text  # read only when source is archive
+    archive_path: Text  # read only when source is archive; DVC hashes it as download's dependency for every source
     synthetic: SyntheticParams  # read only when source is synthetic
 
     @model_validator(mode="after")
     def _archive_has_a_path(self) -> DownloadParams:
-        if self.source == "archive" and not self.archive_path:
+        # DVC hashes archive_path as download's dependency for every source: an empty path stops DVC with an
+        # assertion, and `~/x.zip` is looked for under the project, so both are refused whatever the source.
+        if self.source == "archive" and self.archive_path in ("", NO_LOCAL_ARCHIVE):
+            shown = "empty" if not self.archive_path else f"the placeholder {NO_LOCAL_ARCHIVE}"
             raise _refuse(
-                "download.source is archive but download.archive_path is empty: "
+                f"download.source is archive but download.archive_path is {shown}: "
                 "set it to a local copy of the competition zip"
+            )
+        if not self.archive_path:
+            raise _refuse(
+                "download.archive_path is empty, but dvc.yaml lists it as download's dependency, which must exist: "
+                f"set it to {NO_LOCAL_ARCHIVE}, the placeholder for sources that read no local archive"
+            )
+        if self.archive_path.startswith("~"):
+            raise _refuse(
+                f"download.archive_path {self.archive_path} starts with ~, which DVC does not expand "
+                "(it hashes the file as download's dependency): write the full path"
             )
         return self
 

@@ -1,12 +1,14 @@
 """The whole DAG through `dvc repro` in a scratch git + DVC repository, and DVC's staleness rules."""
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from tasks.core.params import load_params
+from tasks.competition.synthetic import build_synthetic_archive
+from tasks.core.params import NO_LOCAL_ARCHIVE, load_params
 from tasks.vgg.feature_store import read_feature_set
 from tests.support.workspace import dvc, make_workspace, stages_ran, write_params
 
@@ -31,6 +33,10 @@ def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
     assert set(yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]) == set(ALL_STAGES)
 
     assert stages_ran(dvc(workspace, "repro").stdout) == []
+    # The synthetic source reads no local file: download depends on the committed placeholder, which never changes.
+    assert "Data and pipelines are up to date" in dvc(workspace, "status").stdout
+    download_deps = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]["download"]["deps"]
+    assert NO_LOCAL_ARCHIVE in [dep["path"] for dep in download_deps]
 
     # A photo replaced by hand: DVC sees reorganize's output changed and checks it out again from its run-cache
     # (the same deps ran before), so no stage runs and the photo is back. (Replaced, not edited in place: the file
@@ -76,6 +82,36 @@ def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
     assert stages_ran(dvc(workspace, "repro").stdout) in (["clip"], ["clip", "submit"])
     clip = json.loads((workspace / "metrics/clip.json").read_text())
     assert clip["lo"] + clip["hi"] == 1.0 and clip["val_log_loss_clipped"] <= clip["val_log_loss_raw"]
+
+
+def test_a_different_local_archive_reruns_download_and_everything_after_it(tmp_path: Path):
+    # The user's own zip, outside the workspace (as in ~/Downloads), at features' quick image size.
+    archive = tmp_path / "downloads" / "dogs-vs-cats-redux-kernels-edition.zip"
+    archive.parent.mkdir()
+    build_synthetic_archive(archive, seed=0, train_per_class=12, test_count=6)
+    override = {"download": {"source": "archive", "archive_path": str(archive)}, "features": {"image_size": 32}}
+    workspace = make_workspace(tmp_path / "ws", override)
+    assert stages_ran(dvc(workspace, "repro").stdout) == ALL_STAGES
+    assert "Data and pipelines are up to date" in dvc(workspace, "status").stdout
+
+    # The same bytes written again (a fresh copy, a later mtime): DVC hashes the content, so nothing is stale.
+    data = archive.read_bytes()
+    archive.unlink()
+    archive.write_bytes(data)
+    later = archive.stat().st_mtime + 60
+    os.utime(archive, (later, later))
+    assert "Data and pipelines are up to date" in dvc(workspace, "status").stdout
+    assert stages_ran(dvc(workspace, "repro").stdout) == []
+
+    # Different photos at the same path: plain `dvc status` says so, and `dvc repro` reruns download and all after it.
+    other = tmp_path / "other.zip"
+    build_synthetic_archive(other, seed=1, train_per_class=12, test_count=6)
+    other.replace(archive)
+    status = dvc(workspace, "status").stdout
+    assert f"modified:           {archive}" in status and status.index("download:") < status.index(str(archive))
+    assert stages_ran(dvc(workspace, "repro").stdout) == ALL_STAGES
+    assert "Data and pipelines are up to date" in dvc(workspace, "status").stdout
+    assert (workspace / "data/raw/dogs-vs-cats-redux-kernels-edition.zip").read_bytes() == archive.read_bytes()
 
 
 def test_a_failing_stage_stops_the_dag_with_its_message(workspace: Path):

@@ -74,12 +74,13 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
 def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_harness, tmp_path: Path):
     from flows.lesson2 import lesson2
 
-    # Valid params, so the flow starts; the archive's absence is found by the download stage itself.
+    # Valid params, so the flow starts; the archive is download's dependency, so DVC finds it missing before the
+    # stage runs and names it.
     missing = tmp_path / "nowhere" / "dogs-vs-cats-redux-kernels-edition.zip"
     write_params(workspace, {"download": {"source": "archive", "archive_path": str(missing)}})
     state = lesson2(workspace=str(workspace), return_state=True)
     assert state.is_failed()
-    with pytest.raises(StageFailed, match=r"competition archive .* does not exist"):
+    with pytest.raises(StageFailed, match=rf"failed to reproduce 'download': .*No such file or directory: '{missing}'"):
         state.result()
     tasks = _task_runs(state.state_details.flow_run_id)
     assert tasks["download"] == "Failed"

@@ -60,6 +60,8 @@ def test_dag_downloads_from_kaggle_submits_and_records_the_score(kaggle_server, 
     assert "INFO tasks.kaggle.submissions: submitted " in result.stderr
     assert CANARY_KEY not in result.stdout + result.stderr and CANARY_TOKEN not in result.stdout + result.stderr
     assert (workspace / "data/raw/dogs-vs-cats-redux-kernels-edition.zip").read_bytes() == kaggle_archive.data
+    # No local archive: download depends on the committed placeholder, so a second repro downloads nothing.
+    assert stages_ran(dvc(workspace, "repro", "download").stdout) == []
 
     receipt = json.loads((workspace / "data/submission/receipt.json").read_text())
     csv = (workspace / "data/submission/submission.csv").read_bytes()

@@ -85,9 +85,8 @@ def reproduce(root: Path, monkeypatch: pytest.MonkeyPatch, *targets: str) -> Non
 
 
 def literal(dvc_yaml: str, params: dict) -> str:
-    """dvc_yaml with each `${paths.NAME}` written out by plain text replacement: what the resolution must give."""
-    for name, value in params["paths"].items():
-        dvc_yaml = dvc_yaml.replace(f"${{paths.{name}}}", value)
+    """dvc_yaml with each `${SECTION.KEY}` written out by plain text replacement: what the resolution must give."""
+    dvc_yaml = re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: params[m[1]][m[2]], dvc_yaml)
     assert "${" not in dvc_yaml
     return dvc_yaml
 

@@ -160,6 +160,25 @@ RULES = {
         "download.source is archive but download.archive_path is empty: set it to a local copy of the competition zip",
         {"download": {"source": "archive", "archive_path": "comp.zip"}},
     ),
+    # dvc.yaml lists download.archive_path as download's dependency whatever the source, so DVC must find a file.
+    "archive source needs a zip, not the placeholder": (
+        {"download": {"source": "archive", "archive_path": "data/raw/no-local-archive"}},
+        "download.source is archive but download.archive_path is the placeholder data/raw/no-local-archive: "
+        "set it to a local copy of the competition zip",
+        {"download": {"source": "archive", "archive_path": "/home/me/comp.zip"}},
+    ),
+    "every source names a file DVC can hash": (
+        {"download": {"source": "synthetic", "archive_path": ""}},
+        "download.archive_path is empty, but dvc.yaml lists it as download's dependency, which must exist: "
+        "set it to data/raw/no-local-archive, the placeholder for sources that read no local archive",
+        {"download": {"source": "synthetic", "archive_path": "data/raw/no-local-archive"}},
+    ),
+    "DVC does not expand ~": (
+        {"download": {"source": "archive", "archive_path": "~/comp.zip"}},
+        "download.archive_path ~/comp.zip starts with ~, which DVC does not expand "
+        "(it hashes the file as download's dependency): write the full path",
+        {"download": {"source": "archive", "archive_path": "/root/comp.zip"}},
+    ),
     "sample valid set drawn from the valid set": (
         {"split": {"sample_valid_size": 41}},
         "split.sample_valid_size is 41, more than split.valid_size (40) it is drawn from: "
