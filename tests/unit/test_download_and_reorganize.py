@@ -136,6 +136,26 @@ def test_reorganize_refuses_bad_archives_and_leaves_nothing(tmp_path: Path, trai
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
 
 
+def _identity(path: Path) -> tuple:
+    """What a user would notice changed about their file: inode, mode, link count, bytes."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mode, stat.st_nlink, path.read_bytes()
+
+
+def test_a_local_archive_is_copied_and_the_users_file_left_as_it_was(tmp_path: Path):
+    mine = tmp_path / "mine" / "comp.zip"
+    mine.parent.mkdir()
+    build_synthetic_archive(mine, seed=0, train_per_class=2, test_count=1)
+    mine.chmod(0o640)
+    before = _identity(mine)
+    copied = tmp_path / "raw" / "comp.zip"
+    download(download_params(source="archive", archive_path=str(mine)), copied)
+    assert _identity(mine) == before
+    assert copied.read_bytes() == before[-1] and copied.stat().st_ino != before[0]
+    copied.chmod(0o444)  # what DVC does to an output it links to its cache: the user's file must not follow
+    assert _identity(mine) == before
+
+
 def test_an_archive_path_that_is_a_folder_is_called_a_folder(tmp_path: Path):
     with pytest.raises(StageError, match=r"competition archive .* is a folder, not a zip file: give the path"):
         download(download_params(source="archive", archive_path=str(tmp_path)), tmp_path / "raw" / "comp.zip")
