@@ -25,7 +25,7 @@ _FILE_MANAGER_FOLDER = "__MACOSX"
 _FILE_MANAGER_FILES = {".DS_Store", "Thumbs.db"}
 # Compression methods Python's zipfile decompresses; it raises on the others when a member is opened.
 _READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
-# The unreadable ones a user's zip tool may write: Deflate64 is what Windows Explorer uses for large files.
+# The unreadable ones a user's zip tool may write: Windows' built-in zip writes Deflate64 for large archives.
 _METHOD_NAMES = {9: "Deflate64", 93: "Zstandard", 95: "XZ", 98: "PPMd", 99: "WinZip AES encryption"}
 # Fixed timestamps make an archive written twice from the same photos byte-identical.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
