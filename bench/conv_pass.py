@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.photos import all_photos
+from bench.photos import all_photos, stage_limits
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import FeaturesParams
 from tasks.features import Photo, extract, preprocessed_batches
@@ -90,14 +90,16 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
     out = np.zeros((n, 7, 7, 512), dtype=np.float16)
     decode_pool = ThreadPoolExecutor(max_workers=2)
 
+    limit = stage_limits().max_photo_bytes
+
     def stage(backend: str):
-        return lambda: extract(runners[backend], photos, STAGE, out, "bench")
+        return lambda: extract(runners[backend], photos, STAGE, limit, out, "bench")
 
     def conv_only(backend: str):
         return lambda: [runners[backend](b) for b in batches]
 
     def decode_only():
-        for _ in preprocessed_batches(photos, STAGE, decode_pool, {}):
+        for _ in preprocessed_batches(photos, STAGE, limit, decode_pool, {}):
             pass
 
     candidates = {f"backend {name} (conv only)": conv_only(name) for name in runners}
@@ -127,11 +129,12 @@ def competition_size_decode(scratch: Path, pool: ThreadPoolExecutor, count: int 
     """Images/s of the input pipeline alone on synthetic photos at the competition's size (up to 500x375)."""
     archive = scratch / "large.zip"
     build_synthetic_archive(archive, seed=1, train_per_class=count // 2, test_count=1, max_side=500)
-    reorganize(archive, scratch / "large", scratch / "large.csv")
+    limits = stage_limits()
+    reorganize(archive, scratch / "large", scratch / "large.csv", limits)
     photos = all_photos(scratch / "large")
 
     def decode_only():
-        for _ in preprocessed_batches(photos, STAGE, pool, {}):
+        for _ in preprocessed_batches(photos, STAGE, limits.max_photo_bytes, pool, {}):
             pass
 
     return max(best_rate(decode_only, len(photos), 1) for _ in range(2))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.photos import stage_limits
 from bench.workspace import PROJECT, bench_params, tool_env
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import SplitParams
@@ -24,7 +25,7 @@ def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
     scratch.mkdir(parents=True)
     build_synthetic_archive(scratch / "archive.zip", 0, per_class, test_count)
     organized, manifest = scratch / "organized", scratch / "split.csv"
-    reorganize(scratch / "archive.zip", organized, scratch / "organized.csv")
+    reorganize(scratch / "archive.zip", organized, scratch / "organized.csv", stage_limits())
     valid = max(2, per_class // 5)
     split(
         scratch / "organized.csv",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from bench.workspace import PROJECT
+from bench.workspace import PROJECT, bench_params
 from tasks.competition.synthetic import build_synthetic_archive
+from tasks.core.params import ReorganizeParams
 from tasks.features import Photo, subset_photos
 from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
@@ -43,9 +44,14 @@ def bench_archive(scratch: Path, source: PhotoSource) -> Path:
     return archive
 
 
+def stage_limits() -> ReorganizeParams:
+    """params.yaml's unpacking limits, as the stages use them (features reads at most max_photo_bytes of a photo)."""
+    return ReorganizeParams.model_validate(bench_params({})["reorganize"])
+
+
 def organized_bench_photos(scratch: Path, archive: Path) -> Path:
     """The bench archive reorganized into train/cats, train/dogs, test/unknown under scratch/organized."""
-    reorganize(archive, scratch / "organized", scratch / "organized.csv")
+    reorganize(archive, scratch / "organized", scratch / "organized.csv", stage_limits())
     return scratch / "organized"
 
 

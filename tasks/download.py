@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import fcntl
 import shutil
 from pathlib import Path
 
@@ -12,16 +12,31 @@ from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import DownloadParams, load_params
 
+# linux/fs.h's FICLONE, _IOW(0x94, 9, int): make a file share another's blocks copy-on-write (btrfs, XFS).
+_FICLONE = 0x40049409
+
+
+def _copy_bytes(source: Path, target: Path) -> None:
+    """Copy source's bytes to the new file target: a reflink where the filesystem can, else a plain copy."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+            return
+        except OSError:  # no reflinks here (ext4, tmpfs, overlayfs) or across filesystems: copy the bytes
+            pass
+    shutil.copyfile(source, target)
+
 
 def copy_archive(source: Path, target: Path) -> None:
-    """Link (or copy, across filesystems) a local competition zip to target after checking it."""
+    """Copy a local competition zip to target after checking it: a reflink where the filesystem can, else bytes.
+
+    Never a hardlink: DVC links its cache object to the output and makes it read-only, which would turn the
+    user's own file into a cache object (mode 0444, and DVC's cache corrupted by any later edit of it).
+    A reflink shares blocks only until either file is written, so it is as safe as a copy.
+    """
     check_archive(source)
     with atomic_file(target) as tmp:
-        tmp.unlink()
-        try:
-            os.link(source, tmp)
-        except OSError:  # another filesystem, or links not allowed: fall back to a copy
-            shutil.copyfile(source, tmp)
+        _copy_bytes(source, tmp)
 
 
 def download(params: DownloadParams, target: Path) -> None:

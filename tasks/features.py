@@ -17,7 +17,14 @@ from tasks.core.atomic_output import atomic_dir, write_json
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import FeaturesParams, load_params
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
-from tasks.photos.undecodable import REPORT_FILE, UndecodableReport, decode_or_blank, read_report, undecodable_metrics
+from tasks.photos.undecodable import (
+    REPORT_FILE,
+    UndecodableReport,
+    blank_frame,
+    decode_or_blank,
+    read_report,
+    undecodable_metrics,
+)
 from tasks.vgg.conv_backends import ConvRunner, make_conv_runner
 from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_TARGET, FeatureSet, select_rows, write_index
 from tasks.vgg.preprocess import caffe_preprocess
@@ -26,6 +33,7 @@ from tasks.vgg.preprocess import caffe_preprocess
 CONV_SUBSETS = ("train", "valid", "test")
 METRICS_FILE = "undecodable.json"
 SAMPLE_SUBSETS = {"sample_train": "train", "sample_valid": "valid"}  # sample subset -> the subset it is cut from
+_HASH_CHUNK = 1 << 20
 
 
 class Photo(NamedTuple):
@@ -50,20 +58,25 @@ def subset_photos(entries: list[PhotoEntry], subset: str, organized: Path) -> li
     ]
 
 
-def read_checked(photo: Photo) -> bytes:
-    """The photo's bytes, refused unless they are the ones the split manifest lists.
+def read_checked(photo: Photo, max_bytes: int) -> bytes:
+    """The photo's bytes, refused unless they are the ones the split manifest lists; at most max_bytes + 1 of them.
 
     DVC checks the photo folder only as reorganize's output; this check ties what the conv base sees to the
-    manifest that features depends on.
+    manifest that features depends on. The read is bounded: a file over max_bytes comes back cut at max_bytes + 1
+    bytes, and the rest of it is only hashed, a chunk at a time, never held whole in memory.
     """
     try:
-        data = photo.path.read_bytes()
+        with open(photo.path, "rb") as source:
+            data = source.read(max_bytes + 1)
+            digest = hashlib.md5(data)
+            while len(data) > max_bytes and (chunk := source.read(_HASH_CHUNK)):
+                digest.update(chunk)
     except FileNotFoundError:
         raise StageError(
             f"{photo.path} is listed in the split manifest but missing; "
             "run `dvc repro` (or `dvc checkout`) to restore the photo folder"
         ) from None
-    actual = hashlib.md5(data).hexdigest()
+    actual = digest.hexdigest()
     if actual != photo.md5:
         raise StageError(
             f"{photo.path} changed after the split manifest was written (md5 {actual}, listed "
@@ -72,25 +85,32 @@ def read_checked(photo: Photo) -> bytes:
     return data
 
 
-def _decode(photo: Photo, size: int) -> tuple[np.ndarray, str | None]:
+def _decode(photo: Photo, size: int, max_bytes: int) -> tuple[np.ndarray, str | None]:
     """The checked photo decoded at size x size, or a blank frame and why it can't be decoded."""
-    return decode_or_blank(io.BytesIO(read_checked(photo)), size)
+    data = read_checked(photo, max_bytes)
+    if len(data) > max_bytes:
+        return blank_frame(size), f"larger than reorganize.max_photo_bytes ({max_bytes} bytes); not read whole"
+    return decode_or_blank(io.BytesIO(data), size)
 
 
 def preprocessed_batches(
-    photos: list[Photo], params: FeaturesParams, pool: ThreadPoolExecutor, undecodable: dict[int, str]
+    photos: list[Photo],
+    params: FeaturesParams,
+    max_photo_bytes: int,
+    pool: ThreadPoolExecutor,
+    undecodable: dict[int, str],
 ):
     """Yield the conv base's input, features.batch_size photos at a time, decoding the next batch on threads.
 
     The stage's whole input pipeline (read, md5 check, decode, resize, caffe preprocessing); bench/ times it alone.
-    An undecodable photo becomes a blank frame, and its position and reason go into undecodable.
+    An undecodable photo (one over max_photo_bytes too) becomes a blank frame; its row and reason go in undecodable.
     """
     size, starts = params.image_size, range(0, len(photos), params.batch_size)
     pending: list[Future] | None = None
     start_of_pending = 0  # row index of pending's first photo
     for start in [*starts, None]:
         chunk = [] if start is None else photos[start : start + params.batch_size]
-        submitted = None if start is None else [pool.submit(_decode, p, size) for p in chunk]
+        submitted = None if start is None else [pool.submit(_decode, p, size, max_photo_bytes) for p in chunk]
         if pending is not None:
             decoded = [f.result() for f in pending]
             undecodable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
@@ -99,7 +119,7 @@ def preprocessed_batches(
 
 
 def extract(
-    conv: ConvRunner, photos: list[Photo], params: FeaturesParams, out: np.ndarray, subset: str
+    conv: ConvRunner, photos: list[Photo], params: FeaturesParams, max_photo_bytes: int, out: np.ndarray, subset: str
 ) -> dict[int, str]:
     """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout.
 
@@ -108,7 +128,7 @@ def extract(
     done, began = 0, time.perf_counter()
     undecodable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in preprocessed_batches(photos, params, pool, undecodable):
+        for batch in preprocessed_batches(photos, params, max_photo_bytes, pool, undecodable):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             rate = done / (time.perf_counter() - began)
@@ -116,8 +136,13 @@ def extract(
     return undecodable
 
 
-def features(manifest: Path, organized: Path, dest: Path, params: FeaturesParams) -> dict[str, int]:
-    """Cache pool5 for train, valid and test under dest, and cut the sample sets from them; return rows per subset."""
+def features(
+    manifest: Path, organized: Path, dest: Path, params: FeaturesParams, max_photo_bytes: int
+) -> dict[str, int]:
+    """Cache pool5 for train, valid and test under dest, and cut the sample sets from them; return rows per subset.
+
+    A photo file over max_photo_bytes (reorganize.max_photo_bytes) is undecodable: it is never read whole.
+    """
     from tasks.vgg.vgg16 import conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
 
     entries = read_manifest(manifest)
@@ -134,7 +159,7 @@ def features(manifest: Path, organized: Path, dest: Path, params: FeaturesParams
             cache = np.lib.format.open_memmap(
                 folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *vgg_conv.output_shape[1:])
             )
-            undecodable = extract(conv, rows, params, cache, subset)
+            undecodable = extract(conv, rows, params, max_photo_bytes, cache, subset)
             cache.flush()
             rows, cache = report.apply(subset, rows, undecodable, cache, folder / FEATURES_FILE)
             paths = [str(p.path) for p in rows]
@@ -157,7 +182,13 @@ def features(manifest: Path, organized: Path, dest: Path, params: FeaturesParams
 def main() -> None:
     params = load_params()
     paths = params.paths
-    counts = features(Path(paths.split), Path(paths.organized), Path(paths.features), params.features)
+    counts = features(
+        Path(paths.split),
+        Path(paths.organized),
+        Path(paths.features),
+        params.features,
+        params.reorganize.max_photo_bytes,
+    )
     print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
     undecodable = undecodable_metrics(read_report(Path(paths.features)), CONV_SUBSETS)
     write_json(Path(paths.metrics) / METRICS_FILE, undecodable)

@@ -1,6 +1,8 @@
 """Stage reorganize: unpack the archive into the course's class folders train/cats, train/dogs, test/unknown.
 
 Beside the folder it writes an index of every photo with its md5 (tasks/photos/manifest.py).
+What it writes is bounded by reorganize's params, checked from each zip's directory before anything is written
+and again while streaming: first the three outer members (to a scratch folder), then the photos.
 """
 
 from __future__ import annotations
@@ -8,94 +10,144 @@ from __future__ import annotations
 import hashlib
 import shutil
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import BinaryIO
 
 from tasks.competition.archive import (
+    REQUIRED_MEMBERS,
     SAMPLE_SUBMISSION,
     TEST_ZIP,
     TRAIN_ZIP,
     check_archive,
-    check_member_path,
+    check_members,
+    check_readable,
     parse_test_name,
     parse_train_name,
+    photo_name,
 )
 from tasks.core.atomic_output import atomic_dir
 from tasks.core.errors import StageError, run_stage
-from tasks.core.params import load_params
+from tasks.core.params import ReorganizeParams, load_params
 from tasks.photos.manifest import TEST_SUBSET, PhotoEntry, natural_key, write_manifest
 
 _CHUNK = 1 << 20
+_RAISE = "if the archive is genuine, raise it in params.yaml"
 
 
-def _photo_members(archive: zipfile.ZipFile, zip_name: str, expected: str) -> list[zipfile.ZipInfo]:
-    """The file members of an inner zip, skipping folders and macOS resource forks; unsafe paths are refused."""
-    for member in archive.infolist():
-        check_member_path(zip_name, member.filename, expected)
-    return [
-        m
-        for m in archive.infolist()
-        if not m.is_dir() and not PurePosixPath(m.filename).name.startswith("._") and "__MACOSX" not in m.filename
-    ]
+def copy_hashed(source: BinaryIO, target: Path, max_bytes: int, what: str) -> str:
+    """Stream source into the file target, refusing more than max_bytes (what a member declares); return the md5.
 
-
-def _copy_hashed(source, target: Path) -> str:
-    """Stream source into the file target; return the md5 of what was written."""
-    digest = hashlib.md5()
+    zipfile itself stops at a member's declared size; counting here keeps the bound whatever reads the stream.
+    """
+    digest, written = hashlib.md5(), 0
     with open(target, "wb") as out:
         while chunk := source.read(_CHUNK):
+            written += len(chunk)
+            if written > max_bytes:
+                raise StageError(
+                    f"{what} unpacks to more than the {max_bytes} bytes declared for it; download it again"
+                )
             digest.update(chunk)
             out.write(chunk)
     return digest.hexdigest()
 
 
-def _unpack_train(train_zip: Path, out: Path) -> list[PhotoEntry]:
+def _photo_members(
+    archive: zipfile.ZipFile, zip_name: str, expected: str, limits: ReorganizeParams
+) -> list[tuple[zipfile.ZipInfo, str]]:
+    """(member, file name) of each photo in an inner zip: folders and file managers' files skipped, the rest checked.
+
+    Unsafe paths, names held twice, members zipfile can't read and photos over reorganize.max_photo_bytes are
+    refused from the zip directory, before anything is written.
+    """
+    members = archive.infolist()
+    check_members(zip_name, members, expected)
+    photos = [(m, name) for m in members if (name := photo_name(m)) is not None]
+    for member, _ in photos:
+        check_readable(zip_name, member)
+        if member.file_size > limits.max_photo_bytes:
+            raise StageError(
+                f"{zip_name} holds {member.filename!r} of {member.file_size} bytes unpacked, over "
+                f"reorganize.max_photo_bytes ({limits.max_photo_bytes}; a competition photo is under 1 MB): {_RAISE}"
+            )
+    return photos
+
+
+def _check_total(where: str, declared: int, limits: ReorganizeParams) -> None:
+    """Refuse an archive whose declared unpacked size is over reorganize.max_unpacked_bytes."""
+    if declared > limits.max_unpacked_bytes:
+        raise StageError(
+            f"{where} declares {declared} bytes unpacked, over reorganize.max_unpacked_bytes "
+            f"({limits.max_unpacked_bytes}; the whole competition is under 2 GB unpacked): {_RAISE}"
+        )
+
+
+def _unpack_train(archive: zipfile.ZipFile, photos: list[tuple[zipfile.ZipInfo, str]], out: Path) -> list[PhotoEntry]:
     """Write each train photo to out/train/<cats|dogs>/<name>; return their index entries."""
     seen: set[str] = set()
     entries = []
-    with zipfile.ZipFile(train_zip) as archive:
-        for member in _photo_members(archive, TRAIN_ZIP, "train/cat.1.jpg or train/dog.1.jpg"):
-            name = PurePosixPath(member.filename).name  # the folder inside is ignored; only the name counts
-            folder, photo_id = parse_train_name(name)
-            if photo_id in seen:
-                raise StageError(f"{TRAIN_ZIP} holds {name} twice; each train photo needs a unique name")
-            seen.add(photo_id)
-            path = f"train/{folder}/{name}"
-            with archive.open(member) as src:
-                entries.append(PhotoEntry("train", folder, photo_id, path, _copy_hashed(src, out / path)))
+    for member, name in photos:  # the folder inside is ignored; only the name counts
+        folder, photo_id = parse_train_name(name)
+        if photo_id in seen:
+            raise StageError(f"{TRAIN_ZIP} holds {name} twice; each train photo needs a unique name")
+        seen.add(photo_id)
+        path = f"train/{folder}/{name}"
+        with archive.open(member) as src:
+            md5 = copy_hashed(src, out / path, member.file_size, f"{TRAIN_ZIP} member {member.filename!r}")
+        entries.append(PhotoEntry("train", folder, photo_id, path, md5))
     return entries
 
 
-def _unpack_test(test_zip: Path, out: Path) -> list[PhotoEntry]:
+def _unpack_test(archive: zipfile.ZipFile, photos: list[tuple[zipfile.ZipInfo, str]], out: Path) -> list[PhotoEntry]:
     """Write each test photo to out/test/unknown/<N>.jpg; return their index entries."""
     seen: set[int] = set()
     entries = []
-    with zipfile.ZipFile(test_zip) as archive:
-        for member in _photo_members(archive, TEST_ZIP, "test/1.jpg"):
-            name = PurePosixPath(member.filename).name
-            test_id = parse_test_name(name)
-            if test_id in seen:
-                raise StageError(f"{TEST_ZIP} holds test id {test_id} twice; the submission needs unique ids")
-            seen.add(test_id)
-            path = f"test/unknown/{test_id}.jpg"
-            with archive.open(member) as src:
-                entries.append(PhotoEntry(TEST_SUBSET, "unknown", str(test_id), path, _copy_hashed(src, out / path)))
+    for member, name in photos:
+        test_id = parse_test_name(name)
+        if test_id in seen:
+            raise StageError(f"{TEST_ZIP} holds test id {test_id} twice; the submission needs unique ids")
+        seen.add(test_id)
+        path = f"test/unknown/{test_id}.jpg"
+        with archive.open(member) as src:
+            md5 = copy_hashed(src, out / path, member.file_size, f"{TEST_ZIP} member {member.filename!r}")
+        entries.append(PhotoEntry(TEST_SUBSET, "unknown", str(test_id), path, md5))
     return entries
 
 
-def reorganize(archive_path: Path, target: Path, index: Path) -> dict[str, int]:
+def _extract_inner(archive_path: Path, scratch: Path, limits: ReorganizeParams) -> int:
+    """Write the archive's three members under scratch, within the size limit; return the bytes written.
+
+    Inner zips go to disk first: seeking inside a deflated member re-reads it from the start.
+    """
+    scratch.mkdir()
+    with zipfile.ZipFile(archive_path) as archive:
+        members = [archive.getinfo(name) for name in REQUIRED_MEMBERS]
+        written = sum(m.file_size for m in members)
+        _check_total(str(archive_path), written, limits)
+        for member in members:
+            with archive.open(member) as src:
+                copy_hashed(
+                    src, scratch / member.filename, member.file_size, f"{archive_path} member {member.filename}"
+                )
+    return written
+
+
+def reorganize(archive_path: Path, target: Path, index: Path, limits: ReorganizeParams) -> dict[str, int]:
     """Unpack the competition archive into target's class folders and list them in index; return counts per folder."""
     check_archive(archive_path)
     with atomic_dir(target) as out:
         for folder in ("train/cats", "train/dogs", "test/unknown"):
             (out / folder).mkdir(parents=True)
         scratch = out / ".inner"
-        with zipfile.ZipFile(archive_path) as archive:
-            # Inner zips are extracted to disk first: seeking inside a deflated member re-reads it from the start.
-            for inner in (TRAIN_ZIP, TEST_ZIP, SAMPLE_SUBMISSION):
-                archive.extract(inner, scratch)
+        written = _extract_inner(archive_path, scratch, limits)
         try:
-            train = _unpack_train(scratch / TRAIN_ZIP, out)
-            test = _unpack_test(scratch / TEST_ZIP, out)
+            with zipfile.ZipFile(scratch / TRAIN_ZIP) as train_zip, zipfile.ZipFile(scratch / TEST_ZIP) as test_zip:
+                train_photos = _photo_members(train_zip, TRAIN_ZIP, "train/cat.1.jpg or train/dog.1.jpg", limits)
+                test_photos = _photo_members(test_zip, TEST_ZIP, "test/1.jpg", limits)
+                photo_bytes = sum(m.file_size for m, _ in [*train_photos, *test_photos])
+                _check_total(f"{archive_path} (its zips, then their photos)", written + photo_bytes, limits)
+                train = _unpack_train(train_zip, train_photos, out)
+                test = _unpack_test(test_zip, test_photos, out)
         except zipfile.BadZipFile as err:
             raise StageError(f"an inner zip of {archive_path} is corrupt ({err}); download it again") from None
         shutil.move(scratch / SAMPLE_SUBMISSION, out / SAMPLE_SUBMISSION)
@@ -118,9 +170,8 @@ def reorganize(archive_path: Path, target: Path, index: Path) -> dict[str, int]:
 
 def main() -> None:
     params = load_params()
-    counts = reorganize(
-        Path(params.paths.raw_archive), Path(params.paths.organized), Path(params.paths.organized_index)
-    )
+    paths = params.paths
+    counts = reorganize(Path(paths.raw_archive), Path(paths.organized), Path(paths.organized_index), params.reorganize)
     print("reorganize: " + ", ".join(f"{folder} {n}" for folder, n in counts.items()))
 
 

@@ -146,6 +146,13 @@ class DownloadParams(Section):
         return self
 
 
+class ReorganizeParams(Section):
+    # Bounds on what unpacking may write, checked from the zip directories before writing and while streaming:
+    # a few-MB zip can declare gigabytes of zeros. Far above the competition's photos and archive (params.yaml).
+    max_photo_bytes: AtLeastOne  # one photo, unpacked; features reads no more than this of a photo file
+    max_unpacked_bytes: AtLeastOne  # everything reorganize writes: the inner zips, then the photos
+
+
 class SplitParams(Section):
     seed: Seed
     valid_size: Count  # carved out of train, stratified
@@ -241,6 +248,7 @@ class SubmitParams(Section):
 class Params(Section):
     paths: PathsParams
     download: DownloadParams
+    reorganize: ReorganizeParams
     split: SplitParams
     features: FeaturesParams
     train: TrainParams

@@ -25,12 +25,17 @@ _COPY_ROWS = 256  # rows copied at a time when a cache is compacted, so a big ca
 _MEAN_RGB = np.rint(CAFFE_BGR_MEANS[::-1]).astype(np.uint8)
 
 
+def blank_frame(size: int) -> np.ndarray:
+    """What an undecodable photo is replaced by: size x size pixels of the ImageNet mean colour."""
+    return np.broadcast_to(_MEAN_RGB, (size, size, 3))
+
+
 def decode_or_blank(source: Path | BinaryIO, size: int) -> tuple[np.ndarray, str | None]:
     """The photo decoded at size x size and None, or a blank frame of that size and why the photo is undecodable."""
     try:
         return load_photo(source, size), None
     except UndecodablePhoto as err:
-        return np.broadcast_to(_MEAN_RGB, (size, size, 3)), str(err)
+        return blank_frame(size), str(err)
 
 
 def _keep_rows(cache: np.ndarray, path: Path, keep: list[int]) -> np.ndarray:

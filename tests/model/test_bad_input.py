@@ -21,7 +21,7 @@ from tasks.reorganize import reorganize
 from tasks.vgg.feature_store import read_feature_set
 from tasks.vgg.preprocess import caffe_preprocess
 from tests.support.bad_inputs import competition_zip, encoded, photo_pixels, png_bomb, truncated_jpeg, zip_bytes
-from tests.support.params import features_params
+from tests.support.params import features_params, reorganize_params
 from tests.support.photos import organized_photos, reorganize_with, split_photos
 from tests.support.workspace import PROJECT, merged
 
@@ -87,7 +87,7 @@ def test_bad_archives_are_refused_by_name_and_nothing_is_written(tmp_path: Path,
     archive = root / "comp.zip"
     make(archive)
     with pytest.raises(StageError, match=message):
-        reorganize(archive, root / "organized", root / "organized.csv")
+        reorganize(archive, root / "organized", root / "organized.csv", reorganize_params())
     assert sorted(p.name for p in root.iterdir()) == ["comp.zip"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]  # nothing escaped beside or above the output
     assert not Path("/tmp/1.jpg").exists() or Path("/tmp/1.jpg").read_bytes() != JPEG
@@ -196,7 +196,11 @@ def test_broken_train_photos_are_left_out_and_test_ids_kept(broken_photos: Path)
 
     root = broken_photos
     counts = features(
-        root / "split.csv", root / "organized", root / "features", features_params(batch_size=4, max_undecodable=2)
+        root / "split.csv",
+        root / "organized",
+        root / "features",
+        features_params(batch_size=4, max_undecodable=2),
+        reorganize_params().max_photo_bytes,
     )
     report = read_report(root / "features")
     left_out = report[report["action"] == "left out"]
@@ -235,7 +239,11 @@ def test_too_many_broken_photos_fail_the_stage_and_keep_nothing(broken_photos: P
         StageError, match=r"2 train/valid photos can't be decoded, more than features.max_undecodable \(1\)"
     ):
         features(
-            root / "split.csv", root / "organized", root / "strict", features_params(batch_size=4, max_undecodable=1)
+            root / "split.csv",
+            root / "organized",
+            root / "strict",
+            features_params(batch_size=4, max_undecodable=1),
+            reorganize_params().max_photo_bytes,
         )
     assert not [p for p in root.iterdir() if "strict" in p.name]
 
@@ -307,6 +315,12 @@ def test_features_refuses_a_photo_that_is_not_the_one_the_manifest_lists(tmp_pat
     manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
     damage(organized / "train/dogs/dog.2.jpg")
     with pytest.raises(StageError, match=message) as refused:
-        features(manifest, organized, tmp_path / "features", features_params(batch_size=2))
+        features(
+            manifest,
+            organized,
+            tmp_path / "features",
+            features_params(batch_size=2),
+            reorganize_params().max_photo_bytes,
+        )
     assert "dog.2.jpg" in str(refused.value)
     assert not [p for p in tmp_path.iterdir() if "features" in p.name]

@@ -10,7 +10,7 @@ from tasks.core.params import PhaseParams, SplitParams
 from tasks.features import features
 from tasks.predict import prediction_frames
 from tasks.vgg.feature_store import read_feature_set
-from tests.support.params import features_params, train_params
+from tests.support.params import features_params, reorganize_params, train_params
 from tests.support.photos import organized_photos, split_photos
 
 RANDOM = features_params(weights="none", seed=0)  # a seeded random VGG16 at 224
@@ -21,7 +21,13 @@ def feature_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("features")
     organized = organized_photos(root, per_class=8, test_count=5)
     manifest = split_photos(root, SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2))
-    features(manifest, organized, root / "features", features_params(weights="none", seed=0, batch_size=5))
+    features(
+        manifest,
+        organized,
+        root / "features",
+        features_params(weights="none", seed=0, batch_size=5),
+        reorganize_params().max_photo_bytes,
+    )
     return root
 
 

@@ -9,7 +9,7 @@ from tasks.core.params import PhaseParams, SplitParams, TrainParams
 from tasks.features import features
 from tasks.heads.inputs import head_inputs
 from tasks.vgg.feature_store import read_feature_set
-from tests.support.params import features_params, train_params
+from tests.support.params import features_params, reorganize_params, train_params
 from tests.support.photos import organized_photos, split_photos
 
 # Settings that learn from 16 photos of random-network features; the lesson's RMSprop 0.1 overshoots here.
@@ -35,7 +35,7 @@ def cached(tmp_path_factory) -> tuple[Path, object]:
     organized = organized_photos(root, per_class=12, test_count=1, seed=3)
     manifest = split_photos(root, SplitParams(seed=0, valid_size=8, sample_train_size=4, sample_valid_size=2))
     params = features_params(weights="none", seed=0, batch_size=8)
-    features(manifest, organized, root / "features", params)
+    features(manifest, organized, root / "features", params, reorganize_params().max_photo_bytes)
     return root / "features", load_vgg16(params)
 
 
@@ -116,6 +116,7 @@ def test_another_cut_trains_the_conv_head(tmp_path):
         organized,
         tmp_path / "features",
         features_params(weights="none", seed=0, batch_size=4, layer="block2_pool"),
+        reorganize_params().max_photo_bytes,
     )
     train, valid = read_feature_set(tmp_path / "features", "train"), read_feature_set(tmp_path / "features", "valid")
     assert (

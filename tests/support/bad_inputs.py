@@ -77,3 +77,24 @@ def synthetic_with_bad_photos(
         inner[name] = zip_bytes({**members, **extra})
     path.write_bytes(zip_bytes(inner))
     return path
+
+
+# Where each field sits in a member's local header and in its central directory entry (the zip spec, APPNOTE 4.3.7
+# and 4.3.12), with its struct format: zipfile writes neither Deflate64 nor encryption, so tests patch them in.
+_HEADER_FIELDS = {"flag_bits": (6, 8, "<H"), "compress_type": (8, 10, "<H"), "file_size": (22, 24, "<I")}
+
+
+def patched_headers(data: bytes, **fields: int) -> bytes:
+    """A zip's bytes with fields (flag_bits, compress_type, file_size) set in both headers of every member."""
+    out = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        offsets = [m.header_offset for m in archive.infolist()]
+        central = archive.start_dir
+    for local in offsets:
+        name_length, extra_length, comment_length = struct.unpack_from("<HHH", out, central + 28)
+        for field, value in fields.items():
+            local_at, central_at, fmt = _HEADER_FIELDS[field]
+            struct.pack_into(fmt, out, local + local_at, value)
+            struct.pack_into(fmt, out, central + central_at, value)
+        central += 46 + name_length + extra_length + comment_length
+    return bytes(out)

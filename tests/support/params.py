@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel
 
-from tasks.core.params import DownloadParams, FeaturesParams, TrainParams
+from tasks.core.params import DownloadParams, FeaturesParams, ReorganizeParams, TrainParams
 from tests.support.workspace import PROJECT
 
 Section = TypeVar("Section", bound=BaseModel)
@@ -20,6 +20,10 @@ def _section(model: type[Section], name: str, changes: dict[str, Any]) -> Sectio
 
 def download_params(**changes: Any) -> DownloadParams:
     return _section(DownloadParams, "download", changes)
+
+
+def reorganize_params(**changes: Any) -> ReorganizeParams:
+    return _section(ReorganizeParams, "reorganize", changes)
 
 
 def features_params(**changes: Any) -> FeaturesParams:

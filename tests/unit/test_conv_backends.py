@@ -13,7 +13,7 @@ from tasks.split import split
 from tasks.vgg.conv_backends import make_conv_runner
 from tasks.vgg.feature_store import read_feature_set
 from tasks.vgg.preprocess import caffe_preprocess
-from tests.support.params import features_params
+from tests.support.params import features_params, reorganize_params
 from tests.support.photos import organized_photos
 
 # float32 backends differ from Keras only by summation order: relative to the largest feature, well under this.
@@ -70,7 +70,7 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
         SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1),
     )
     params = features_params(weights="none", seed=0, image_size=224, batch_size=2, backend="onnxruntime")
-    features(tmp_path / "split.csv", organized, tmp_path / "features", params)
+    features(tmp_path / "split.csv", organized, tmp_path / "features", params, reorganize_params().max_photo_bytes)
     train = read_feature_set(tmp_path / "features", "train")
     rows = [p.path for p in subset_photos(read_manifest(tmp_path / "split.csv"), "train", organized)]
     decoded = np.stack([load_photo(p, params.image_size) for p in rows])

@@ -1,6 +1,7 @@
 """download and reorganize: the archive's format, the synthetic source, and unpacking into class folders."""
 
 import io
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from tasks.download import download
 from tasks.lineage.digests import file_md5
 from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
-from tests.support.params import download_params
+from tests.support.bad_inputs import competition_zip, patched_headers, zip_bytes
+from tests.support.params import download_params, reorganize_params
 
 
 def test_ids_come_from_file_names():
@@ -77,7 +79,7 @@ def test_a_bad_local_archive_is_refused_and_nothing_is_written(tmp_path: Path):
 def test_reorganize_makes_class_folders_and_keeps_test_ids(tmp_path: Path):
     archive = tmp_path / "comp.zip"
     build_synthetic_archive(archive, seed=0, train_per_class=5, test_count=4)
-    counts = reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
+    counts = reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
     assert counts == {"train/cats": 5, "train/dogs": 5, "test/unknown": 4}
     organized = tmp_path / "organized"
     assert sorted(p.name for p in (organized / "train" / "dogs").iterdir()) == sorted(
@@ -91,7 +93,7 @@ def test_reorganize_makes_class_folders_and_keeps_test_ids(tmp_path: Path):
 def test_reorganize_indexes_every_photo_with_its_md5_in_a_fixed_order(tmp_path: Path):
     archive = tmp_path / "comp.zip"
     build_synthetic_archive(archive, seed=0, train_per_class=11, test_count=12)
-    reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
+    reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
     index = read_manifest(tmp_path / "organized.csv")
     on_disk = sorted(p.relative_to(tmp_path / "organized").as_posix() for p in (tmp_path / "organized").rglob("*.jpg"))
     assert sorted(e.path for e in index) == on_disk
@@ -100,7 +102,7 @@ def test_reorganize_indexes_every_photo_with_its_md5_in_a_fixed_order(tmp_path: 
     assert [e.id for e in index if e.subset == "test"] == [str(i) for i in range(1, 13)]
     assert {(e.subset, e.class_name) for e in index} == {("train", "cats"), ("train", "dogs"), ("test", "unknown")}
     first = (tmp_path / "organized.csv").read_bytes()
-    reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
+    reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
     assert (tmp_path / "organized.csv").read_bytes() == first
 
 
@@ -130,5 +132,125 @@ def test_reorganize_refuses_bad_archives_and_leaves_nothing(tmp_path: Path, trai
     archive = tmp_path / "comp.zip"
     _archive_with_train_members(archive, train_names, test_names)
     with pytest.raises(StageError, match=message):
-        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv")
+        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
+
+
+def _identity(path: Path) -> tuple:
+    """What a user would notice changed about their file: inode, mode, link count, bytes."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mode, stat.st_nlink, path.read_bytes()
+
+
+def test_a_local_archive_is_copied_and_the_users_file_left_as_it_was(tmp_path: Path):
+    mine = tmp_path / "mine" / "comp.zip"
+    mine.parent.mkdir()
+    build_synthetic_archive(mine, seed=0, train_per_class=2, test_count=1)
+    mine.chmod(0o640)
+    before = _identity(mine)
+    copied = tmp_path / "raw" / "comp.zip"
+    download(download_params(source="archive", archive_path=str(mine)), copied)
+    assert _identity(mine) == before
+    assert copied.read_bytes() == before[-1] and copied.stat().st_ino != before[0]
+    copied.chmod(0o444)  # what DVC does to an output it links to its cache: the user's file must not follow
+    assert _identity(mine) == before
+
+
+def test_an_archive_path_that_is_a_folder_is_called_a_folder(tmp_path: Path):
+    with pytest.raises(StageError, match=r"competition archive .* is a folder, not a zip file: give the path"):
+        download(download_params(source="archive", archive_path=str(tmp_path)), tmp_path / "raw" / "comp.zip")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_an_outer_member_held_twice_is_refused(tmp_path: Path):
+    archive = tmp_path / "comp.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns of the duplicate name, and writes it
+        with zipfile.ZipFile(archive, "w") as outer:
+            write_member(outer, "train.zip", zip_bytes({"train/cat.1.jpg": b"jpeg"}))
+            write_member(outer, "test.zip", zip_bytes({"test/1.jpg": b"jpeg"}))
+            write_member(outer, "sample_submission.csv", b"id,label\n")
+            write_member(outer, "train.zip", zip_bytes({"train/dog.1.jpg": b"jpeg"}))
+    message = r"comp.zip holds train.zip more than once; which copy is meant is unclear: re-zip it with one of each"
+    with pytest.raises(StageError, match=message):
+        download(download_params(source="archive", archive_path=str(archive)), tmp_path / "raw" / "comp.zip")
+    with pytest.raises(StageError, match=message):
+        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
+
+
+UNREADABLE = {
+    "deflate64": (
+        {"compress_type": 9},
+        r"holds '{member}' compressed with Deflate64 \(zip method 9\), which Python's zipfile can't read: "
+        r"re-zip it with plain deflate \(`zip -r`, or 7-Zip's Deflate\)$",
+    ),
+    "encrypted": (
+        {"flag_bits": 0x1},
+        r"holds '{member}' encrypted with a password, which the pipeline can't read: re-zip it without a password$",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNREADABLE))
+def test_members_zipfile_cannot_read_are_named_in_one_line(tmp_path: Path, kind: str):
+    fields, message = UNREADABLE[kind]
+    photos = {"train/cat.1.jpg": b"jpeg", "train/dog.1.jpg": b"jpeg"}
+    inner = competition_zip(tmp_path / "inner.zip", photos, {"test/1.jpg": b"jpeg"})
+    with zipfile.ZipFile(inner) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["train.zip"] = patched_headers(members["train.zip"], **fields)
+    inner.write_bytes(zip_bytes(members))
+    outer = tmp_path / "outer.zip"
+    outer.write_bytes(patched_headers(competition_zip(outer, photos, {"test/1.jpg": b"jpeg"}).read_bytes(), **fields))
+    raw = tmp_path / "raw" / "comp.zip"
+
+    download(download_params(source="archive", archive_path=str(inner)), raw)  # download doesn't open inner zips
+    with pytest.raises(StageError, match="^train.zip " + message.format(member="train/cat.1.jpg")):
+        reorganize(raw, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    raw.unlink()
+    with pytest.raises(StageError, match="^outer.zip " + message.format(member="train.zip")):
+        download(download_params(source="archive", archive_path=str(outer)), raw)
+    with pytest.raises(StageError, match="^outer.zip " + message.format(member="train.zip")):
+        reorganize(outer, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inner.zip", "outer.zip", "raw"]
+    assert list((tmp_path / "raw").iterdir()) == []
+
+
+def test_file_manager_files_are_skipped_and_backslashes_read_as_folders(tmp_path: Path):
+    archive = competition_zip(
+        tmp_path / "comp.zip",
+        {
+            "train/cat.1.jpg": b"cat",
+            "train\\dog.1.jpg": b"dog",  # PowerShell 5's Compress-Archive writes Windows separators
+            "train\\": b"",  # a folder entry, the same way
+            "train/.DS_Store": b"\0\0\0\1Bud1",
+            ".DS_Store": b"\0\0\0\1Bud1",
+            "train/Thumbs.db": b"\xd0\xcf\x11\xe0",
+            "__MACOSX/train/._cat.1.jpg": b"\0\5\26\7",
+        },
+        {"test\\1.jpg": b"one", "test/Thumbs.db": b"\xd0\xcf\x11\xe0", "test/._1.jpg": b""},
+    )
+    counts = reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    assert counts == {"train/cats": 1, "train/dogs": 1, "test/unknown": 1}
+    assert (tmp_path / "organized/train/dogs/dog.1.jpg").read_bytes() == b"dog"
+    assert (tmp_path / "organized/test/unknown/1.jpg").read_bytes() == b"one"
+    assert [e.path for e in read_manifest(tmp_path / "organized.csv")] == [
+        "train/cats/cat.1.jpg",
+        "train/dogs/dog.1.jpg",
+        "test/unknown/1.jpg",
+    ]
+
+
+def test_test_ids_must_fit_in_a_signed_64_bit_integer(tmp_path: Path):
+    assert parse_test_name(f"{2**63 - 1}.jpg") == 2**63 - 1
+    with pytest.raises(StageError, match=r"has an id over 9223372036854775807: ids must fit in a signed 64-bit"):
+        parse_test_name(f"{2**63}.jpg")
+    archive = competition_zip(
+        tmp_path / "comp.zip",
+        {"train/cat.1.jpg": b"cat"},
+        {"test/1.jpg": b"1", "test/123456789012345678901234.jpg": b"2"},
+    )
+    with pytest.raises(StageError, match=r"test photo '123456789012345678901234.jpg' has an id over"):
+        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]

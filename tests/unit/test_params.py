@@ -83,7 +83,10 @@ def test_a_missing_key_inside_a_list_item_is_named_with_its_index():
             {"train": {"epocs": 3}},
             "params.yaml: unknown key train.epocs; known keys here: dataset, head, optimizer, phases, batch_size, seed",
         ),
-        ({"trian": {}}, "params.yaml: unknown key trian; known keys here: paths, download, split, features, train"),
+        (
+            {"trian": {}},
+            "params.yaml: unknown key trian; known keys here: paths, download, reorganize, split, features, train",
+        ),
         (
             {"download": {"synthetic": {"sed": 1}}},
             "params.yaml: unknown key download.synthetic.sed; known keys here: seed,",
@@ -296,7 +299,8 @@ def test_every_problem_gets_its_own_line():
         "params.yaml: features.xla must be bool, got 'no'",
         "params.yaml: features.image_size is 100; it must be a multiple of 32 and at least 32 "
         "(VGG16 halves it five times)",
-        "params.yaml: unknown key trian; known keys here: paths, download, split, features, train, clip, submit",
+        "params.yaml: unknown key trian; known keys here: paths, download, reorganize, split, features, train, "
+        "clip, submit",
     ]
 
 
