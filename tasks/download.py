@@ -46,7 +46,7 @@ def download(params: DownloadParams, target: Path) -> None:
             cfg = params.synthetic
             build_synthetic_archive(tmp, cfg.seed, cfg.train_per_class, cfg.test_count)
     elif params.source == "archive":
-        copy_archive(Path(params.archive_path).expanduser(), target)
+        copy_archive(Path(params.archive_path), target)  # params refuse `~`: DVC would not expand it
     elif params.source == "kaggle":
         from tasks.kaggle.source import download_competition  # the client is heavy and authenticates on import
 
