@@ -53,7 +53,7 @@ def stage_environment() -> dict[str, str]:
     from prefect.runtime import flow_run  # flows/ may import Prefect; the stages only read the variable
 
     env = dict(os.environ)
-    if flow_run.id:  # only the lineage records' run facts carry it; no stage's data depends on it
+    if flow_run.id:  # only the run-facts files (dvc.yaml `type: run-facts`) carry it; no stage depends on them
         env["PREFECT__FLOW_RUN_ID"] = str(flow_run.id)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter drowns the stage's own log

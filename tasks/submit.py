@@ -97,7 +97,8 @@ def main() -> None:
     params = load_params()
     receipt = submit(params, raw_params)
     write_json(Path(params.paths.receipt), receipt)
-    record_lineage("submit", Path(params.paths.submission), Path(params.paths.submission_lineage))
+    paths = params.paths
+    record_lineage("submit", Path(paths.submission), Path(paths.submission_lineage), Path(paths.submission_run))
     print(f"submit: {receipt['rows']} rows {describe(receipt)}")
     if receipt["undecodable_test_ids"]:
         print(

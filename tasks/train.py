@@ -105,7 +105,8 @@ def main() -> None:
     with atomic_file(metrics_dir / HISTORY_FILE) as tmp:
         result.history.to_csv(tmp, index=False)
     write_json(metrics_dir / METRICS_FILE, result.metrics)
-    record_lineage("train", Path(params.paths.model), Path(params.paths.model_lineage))
+    paths = params.paths
+    record_lineage("train", Path(paths.model), Path(paths.model_lineage), Path(paths.model_run))
     print(
         "train: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items())
     )

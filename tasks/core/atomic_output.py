@@ -46,10 +46,15 @@ def atomic_file(target: Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def json_text(data: Any) -> str:
+    """data as the project writes JSON files: indented, keys in data's order, a final newline."""
+    return json.dumps(data, indent=2) + "\n"
+
+
 def write_json(target: Path, data: Any) -> None:
     """Write data as indented JSON to target, atomically (metrics, receipts, lineage records)."""
     with atomic_file(target) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.write_text(json_text(data))
 
 
 @contextmanager

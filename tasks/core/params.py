@@ -103,7 +103,9 @@ class PathsParams(Section):
     receipt: StrictStr
     metrics: StrictStr
     model_lineage: StrictStr  # lineage records (tasks/lineage/record.py): written beside what they describe
+    model_run: StrictStr  # run facts of the run that wrote a record: kept apart so the record is deterministic
     submission_lineage: StrictStr
+    submission_run: StrictStr
 
 
 class SyntheticParams(Section):

@@ -34,6 +34,32 @@ def record_path_for(target: Path, params_data: dict) -> Path:
     return Path(records[name])
 
 
+def _read_json(path: Path) -> dict | None:
+    """A JSON file's object, or None when the file is not there."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def runs_of(record: dict) -> list[tuple[str, dict | None]]:
+    """The runs behind a record, labelled, with their facts: this stage's, then training's as this stage saw it.
+
+    A schema-1 record holds its own facts (and its embedded model record the training run's).
+    """
+    model = record.get("model", {}).get("lineage")
+    if "run_facts" not in record:
+        return [("this stage", record)] + ([("training", model)] if model else [])
+    facts = _read_json(Path(record["run_facts"]))
+    runs: list[tuple[str, dict | None]] = [("this stage", facts)]
+    if model is not None:
+        seen = facts.get("model_run") if facts else None
+        runs.append(("training, as this stage found it", seen))
+        latest = _read_json(Path(model["run_facts"]))
+        if (
+            latest is not None and latest != seen
+        ):  # train reran since, on the same inputs: its record is the same, its run facts new
+            runs.append(("training, rerun since on the same inputs", latest))
+    return runs
+
+
 def report_verify(record: dict, record_path: Path, as_json: bool) -> int:
     """Check record's hashes against the workspace, the DVC cache and dvc.lock; print the findings; 1 if any failed."""
     project = read_project()
@@ -65,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         raise StageError(f"{record_path} not found: reproduce or pull the pipeline first (`dvc repro --pull`)")
     record = json.loads(record_path.read_text())
     if args.command == "show":
-        print(json.dumps(record, indent=2) if args.json else render(record))
+        print(json.dumps(record, indent=2) if args.json else render(record, runs_of(record)))
         return 0
     return report_verify(record, record_path, args.json)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.core.atomic_output import json_text
 from tasks.lineage.digests import cache_object, cached_listing, dir_listing, file_digest, listing_md5
 
 
@@ -87,20 +90,69 @@ def check_path(path: str, want: dict, cache_dir: Path | None) -> Finding:
     return Finding(path, True, "workspace")
 
 
+def locked_md5(path: str, lock: dict[str, dict]) -> str | None:
+    """The md5 dvc.lock holds for an output path, or None when no stage's entry lists it."""
+    md5s = [out["md5"] for entry in lock.values() for out in entry.get("outs", []) if out["path"] == path]
+    return md5s[0] if md5s else None
+
+
 def check_record_file(record_path: Path, lock: dict[str, dict]) -> Finding:
     """The record itself against the md5 dvc.lock holds for it (it is a stage output), so editing it shows too."""
     name = record_path.as_posix()
-    md5s = [out["md5"] for entry in lock.values() for out in entry.get("outs", []) if out["path"] == name]
-    if not md5s:
+    locked = locked_md5(name, lock)
+    if locked is None:
         return Finding(name, True, "not in dvc.lock (stage not locked yet); record not cross-checked")
     found = file_digest(record_path)["md5"]
-    if found != md5s[0]:
-        return Finding(name, False, f"md5 is {found} but dvc.lock says {md5s[0]}: the record was edited")
+    if found != locked:
+        return Finding(name, False, f"md5 is {found} but dvc.lock says {locked}: the record was edited")
     return Finding(name, True, "matches dvc.lock")
 
 
+def check_run_facts(record: dict, record_path: Path, lock: dict[str, dict] | None) -> Finding | None:
+    """The run-facts file a record names: there, as dvc.lock has it, and written by the run that wrote this record.
+
+    Run facts are no part of a record's hashes (a rerun replaces them and changes nothing else), so they are checked
+    against dvc.lock and tied to the record by its md5, never against what an older record holds.
+    """
+    name = record.get("run_facts")
+    if name is None:  # a schema-1 record keeps its run facts inside itself
+        return None
+    path = Path(name)
+    if not path.is_file():
+        return Finding(name, False, f"missing: the run facts of {record_path.as_posix()}; `git checkout` it")
+    found = file_digest(path)["md5"]
+    locked = locked_md5(name, lock) if lock is not None else None
+    if locked is not None and found != locked:
+        return Finding(name, False, f"md5 is {found} but dvc.lock says {locked}: the run facts were edited")
+    try:
+        wrote = json.loads(path.read_text()).get("record", {}).get("md5")
+    except (ValueError, AttributeError):
+        return Finding(name, False, "not a run-facts JSON object")
+    record_md5 = file_digest(record_path)["md5"] if record_path.is_file() else None
+    if wrote != record_md5:
+        detail = f"the facts of a run that wrote another {record_path.as_posix()} (md5 {wrote}, now {record_md5})"
+        return Finding(name, False, detail)
+    return Finding(name, True, f"run facts of the run that wrote {record_path.as_posix()}")
+
+
+def check_embedded(path: str, embedded: dict, expected: dict[str, dict]) -> Finding:
+    """An embedded record, written out as its stage wrote it, against the md5 the chain records for that file."""
+    name = f"{path} (embedded copy)"
+    want = expected.get(path, {}).get("md5")
+    if want is None:
+        return Finding(name, False, "the record embeds a model record it does not hash")
+    found = hashlib.md5(json_text(embedded).encode()).hexdigest()
+    if found != want:
+        return Finding(name, False, f"md5 {found}, but the chain records {want} for {path}: the copy was edited")
+    return Finding(name, True, f"is the {path} the chain records")
+
+
 def verify(record: dict, record_path: Path, lock: dict[str, dict] | None, cache_dir: Path | None) -> list[Finding]:
-    """Check every hash in the record (and an embedded model record), and the record against dvc.lock when given."""
+    """Check every hash in the record and its embedded model record, the records against dvc.lock, and run facts.
+
+    The embedded model record must be, byte for byte, the model record file whose md5 the chain holds; each run-facts
+    file must match dvc.lock and name the record its run wrote.
+    """
     expected, findings = expected_hashes(record)
     embedded = record.get("model", {}).get("lineage")
     if embedded is not None:
@@ -116,4 +168,9 @@ def verify(record: dict, record_path: Path, lock: dict[str, dict] | None, cache_
         findings.append(Finding(str(weights), same, "VGG16 weights" + (" match" if same else " missing or changed")))
     if lock is not None:
         findings.append(check_record_file(record_path, lock))
+    records = [(record, record_path)]
+    if embedded is not None:
+        findings.append(check_embedded(record["model"]["lineage_path"], embedded, expected))
+        records.append((embedded, Path(record["model"]["lineage_path"])))
+    findings += [f for rec, path in records if (f := check_run_facts(rec, path, lock)) is not None]
     return findings

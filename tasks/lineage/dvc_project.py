@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import StageError
 
+# The `type` dvc.yaml gives an output that records the run (time, machine, git state) rather than a function of the
+# stage's inputs: it may differ on every run, so nothing downstream may depend on it (DVC's own annotation field).
+RUN_FACTS_TYPE = "run-facts"
+
 if TYPE_CHECKING:  # DVC is imported where it is used: importing this module stays cheap for the stages
     from dvc.dvcfile import Lockfile
     from dvc.repo import Repo
@@ -33,6 +37,7 @@ class StageSpec:
     metrics: tuple[str, ...]
     plots: tuple[str, ...]
     params: dict[str, tuple[str, ...]]  # params file -> keys, as dvc.yaml lists them
+    run_facts: tuple[str, ...] = ()  # outputs dvc.yaml marks `type: run-facts`: about the run, not its inputs
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -54,6 +59,10 @@ class DvcProject:
             raise StageError(f"dvc.yaml has no stage {name!r}")
         return self.stages[name]
 
+    def run_facts(self) -> frozenset[str]:
+        """Every output dvc.yaml marks `type: run-facts`: lineage records neither hash nor embed them."""
+        return frozenset(path for spec in self.stages.values() for path in spec.run_facts)
+
     def producers(self) -> dict[str, str]:
         """Every output path dvc.yaml declares -> the stage that writes it."""
         return {path: spec.name for spec in self.stages.values() for path in spec.outputs}
@@ -72,6 +81,7 @@ def _stage_spec(stage: PipelineStage) -> StageSpec:
         metrics=tuple(out.def_path for out in stage.outs if out.metric),
         plots=tuple(out.def_path for out in stage.outs if out.plot),
         params=params,
+        run_facts=tuple(out.def_path for out in stage.outs if out.annot.type == RUN_FACTS_TYPE),
     )
 
 

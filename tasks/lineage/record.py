@@ -19,18 +19,12 @@ from tasks.core.errors import StageError
 from tasks.core.params import PARAMS_FILE
 from tasks.lineage.digests import file_digest, path_digest
 from tasks.lineage.dvc_project import DvcProject, read_params, read_project
-from tasks.lineage.run_context import run_context
+from tasks.lineage.run_context import PACKAGES, package_version, run_context
 from tasks.photos.manifest import read_manifest
 
-SCHEMA = 1
+SCHEMA = 2  # 2: run facts moved out of the record into their own file (run_facts)
 # The stage and params sections whose settings say where the data came from (names fixed across the project).
-SOURCE_STAGE, SPLIT_STAGE, FEATURES_STAGE, TRAIN_STAGE, SUBMIT_STAGE = (
-    "download",
-    "split",
-    "features",
-    "train",
-    "submit",
-)
+SOURCE_STAGE, SPLIT_STAGE, FEATURES_STAGE, TRAIN_STAGE = "download", "split", "features", "train"
 
 
 def _compact(entry: dict) -> dict:
@@ -127,14 +121,27 @@ def locked_stages(project: DvcProject) -> dict[str, dict]:
     return project.lock
 
 
-def build_record(stage: str, artifact: Path, record_path: Path, params_data: dict, project: DvcProject) -> dict:
-    """The lineage record of artifact, an output of stage, which has just run (so it is not yet in dvc.lock)."""
+def without_run_facts(lock: dict[str, dict], run_facts: frozenset[str]) -> dict[str, dict]:
+    """dvc.lock's stages less the run-facts outputs: a record that hashed them would fail to verify after a rerun."""
+    return {
+        name: entry | {"outs": [out for out in entry.get("outs", []) if out["path"] not in run_facts]}
+        for name, entry in lock.items()
+    }
+
+
+def build_record(
+    stage: str, artifact: Path, record_path: Path, run_path: Path, params_data: dict, project: DvcProject
+) -> dict:
+    """The lineage record of artifact, an output of stage, which has just run (so it is not yet in dvc.lock).
+
+    A function of the stage's inputs alone (hashes, params, weights' identity), so a rerun on identical inputs writes
+    identical bytes and nothing downstream goes stale; what varies by run goes to run_path (run_facts).
+    """
     spec = project.stage(stage)
     deps = [describe(Path(p)) for p in spec.deps]
-    upstream = upstream_chain(locked_stages(project), deps, project.producers())
-    own_outs = [p for p in spec.outputs if p != record_path.as_posix()]
+    upstream = upstream_chain(without_run_facts(locked_stages(project), project.run_facts()), deps, project.producers())
+    own_outs = [p for p in spec.outputs if p not in {record_path.as_posix(), *spec.run_facts}]
     links = {link["name"]: link for link in upstream}
-    context = run_context()
     record: dict[str, Any] = {
         "schema": SCHEMA,
         "artifact": describe(artifact),
@@ -146,6 +153,7 @@ def build_record(stage: str, artifact: Path, record_path: Path, params_data: dic
             "outs": [describe(Path(p)) for p in own_outs],
         },
         "upstream": upstream,
+        "run_facts": run_path.as_posix(),
     }
     params_of = lambda name: links[name]["params"] if name in links else {}  # noqa: E731
     if SOURCE_STAGE in links:
@@ -156,11 +164,10 @@ def build_record(stage: str, artifact: Path, record_path: Path, params_data: dic
         record["split"] = params_of(SPLIT_STAGE).get("split", {}) | {"counts": split_counts(manifest)}
     if FEATURES_STAGE in links:
         features = params_of(FEATURES_STAGE).get("features", {})
+        keras_version = package_version(PACKAGES["keras"])
         record["features"] = {
             "outs": links[FEATURES_STAGE]["outs"],
-            "vgg16": weights_identity(
-                str(features.get("weights")), int(features.get("seed", 0)), context["versions"]["keras"]
-            ),
+            "vgg16": weights_identity(str(features.get("weights")), int(features.get("seed", 0)), keras_version),
         }
     metrics_paths = list(spec.metrics)
     for name in links:
@@ -169,17 +176,30 @@ def build_record(stage: str, artifact: Path, record_path: Path, params_data: dic
         p: json.loads(Path(p).read_text()) for p in metrics_paths if p.endswith(".json") and Path(p).is_file()
     }
     if stage != TRAIN_STAGE and TRAIN_STAGE in links:
+        # The model's record is a dep of this stage in dvc.yaml: should it ever change, DVC reruns this stage.
         model_lineage = Path(params_data["paths"]["model_lineage"])
         record["model"] = {"lineage_path": model_lineage.as_posix(), "lineage": json.loads(model_lineage.read_text())}
-    if stage == SUBMIT_STAGE:
-        record["receipt"] = json.loads(Path(params_data["paths"]["receipt"]).read_text())
-    return record | context
+    return record
 
 
-def record_lineage(stage: str, artifact: Path, record_path: Path) -> dict:
-    """Write artifact's lineage record to record_path (called at the end of a stage's main()); return it."""
+def run_facts_for(record: dict, record_path: Path, params_data: dict) -> dict:
+    """This run's facts (time, git, versions, hardware, flow run), naming the record it wrote by its md5.
+
+    A downstream stage's facts keep a copy of the training run's facts as they were when it ran: a later rerun of
+    train (same model, same record) replaces models' run facts, and these still say what the original run was.
+    """
+    facts: dict[str, Any] = {"record": {"path": record_path.as_posix(), "md5": file_digest(record_path)["md5"]}}
+    if "model" in record:
+        model_run = Path(params_data["paths"]["model_run"])
+        facts["model_run"] = json.loads(model_run.read_text()) if model_run.is_file() else None
+    return facts | run_context()
+
+
+def record_lineage(stage: str, artifact: Path, record_path: Path, run_path: Path) -> dict:
+    """Write artifact's lineage record to record_path and this run's facts to run_path; return the record."""
     params_data = yaml.safe_load(PARAMS_FILE.read_text())
-    record = build_record(stage, artifact, record_path, params_data, read_project())
+    record = build_record(stage, artifact, record_path, run_path, params_data, read_project())
     write_json(record_path, record)
-    print(f"{stage}: lineage of {artifact} written to {record_path}")
+    write_json(run_path, run_facts_for(record, record_path, params_data))
+    print(f"{stage}: lineage of {artifact} written to {record_path}, this run's facts to {run_path}")
     return record

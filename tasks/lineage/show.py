@@ -18,8 +18,23 @@ def _flat(params: dict, prefix: str = "") -> list[str]:
     return items
 
 
-def render(record: dict) -> str:
-    """The chain from the artifact back to the raw archive, for a person."""
+def _run_lines(label: str, facts: dict | None) -> list[str]:
+    """Where and when one run ran, from its run facts (None: the file is not in the workspace)."""
+    if facts is None:
+        return ["", f"{label}: run facts not in the workspace"]
+    git = facts["git"]
+    dirty = f"dirty: {', '.join(git['changed'])}" if git["dirty"] else "clean"
+    return [
+        "",
+        f"{label}: ran at {facts['written_at']}, git {git['commit']} ({dirty})",
+        "  versions: " + ", ".join(f"{k} {v}" for k, v in facts["versions"].items()),
+        "  hardware: " + ", ".join(f"{k} {v}" for k, v in facts["hardware"].items()),
+        f"  Prefect flow run: {facts['prefect_flow_run_id'] or 'none (not run by the flow)'}",
+    ]
+
+
+def render(record: dict, runs: list[tuple[str, dict | None]]) -> str:
+    """The chain from the artifact back to the raw archive, then each run's facts (label, facts), for a person."""
     art = record["artifact"]
     lines = [f"{art['path']}  sha256 {art['sha256']}  md5 {art['md5']}", ""]
     stages = [record["stage"], *reversed(record.get("upstream", []))]
@@ -43,16 +58,6 @@ def render(record: dict) -> str:
         )
     for path, values in record.get("metrics", {}).items():
         lines.append(f"metrics {path}: " + ", ".join(_flat(values)))
-    model = record.get("model", {}).get("lineage")
-    runs = [("this stage", record)] + ([("training", model)] if model else [])
-    for label, rec in runs:
-        git = rec["git"]
-        dirty = f"dirty: {', '.join(git['changed'])}" if git["dirty"] else "clean"
-        lines += [
-            "",
-            f"{label} ran at {rec['written_at']}, git {git['commit']} ({dirty})",
-            "  versions: " + ", ".join(f"{k} {v}" for k, v in rec["versions"].items()),
-            "  hardware: " + ", ".join(f"{k} {v}" for k, v in rec["hardware"].items()),
-            f"  Prefect flow run: {rec['prefect_flow_run_id'] or 'none (not run by the flow)'}",
-        ]
+    for label, facts in runs:
+        lines += _run_lines(label, facts)
     return "\n".join(lines)

@@ -22,6 +22,7 @@ import yaml
 
 from flows.dvc_stages import StageFailed, reproduce_stage
 from tasks.core.atomic_output import remove_path
+from tasks.lineage.dvc_project import read_project
 from tests.support.bad_inputs import png_bomb, synthetic_with_bad_photos, truncated_jpeg
 from tests.support.workspace import make_workspace, stages_ran, tool_env
 
@@ -100,11 +101,12 @@ def kill_tree(process: subprocess.Popen, log: Path) -> None:
 
 
 def lock_stages(ws: Path) -> dict:
-    """dvc.lock's stages without the lineage records, whose run facts (time, git state) differ on every run."""
+    """dvc.lock's stages without the run facts (time, git state: dvc.yaml's `type: run-facts`), which differ by run."""
     stages = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
+    run_facts = read_project(ws).run_facts()
     for entry in stages.values():
         for kind in ("deps", "outs"):
-            entry[kind] = [e for e in entry.get(kind, []) if not e["path"].endswith("lineage.json")]
+            entry[kind] = [e for e in entry.get(kind, []) if e["path"] not in run_facts]
     return stages
 
 

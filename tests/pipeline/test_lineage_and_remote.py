@@ -22,8 +22,9 @@ from tests.support.workspace import dvc, make_workspace, run_tool, stages_ran
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
 FLOW_RUN_ID = "0b9d6a52-6c1e-4bd4-9d5e-5f0c3a7e1f11"
-MODEL, MODEL_RECORD = "models/head.keras", "models/head.lineage.json"
+MODEL, MODEL_RECORD, MODEL_RUN = "models/head.keras", "models/head.lineage.json", "models/head.run.json"
 SUBMISSION, SUBMISSION_RECORD = "data/submission/submission.csv", "data/submission/lineage.json"
+SUBMISSION_RUN = "data/submission/run.json"
 
 
 def lineage(workspace: Path, *args: str, check: bool = True):
@@ -87,18 +88,26 @@ def test_model_record_is_complete(origin: Path):
     assert record["metrics"] == {  # its own metrics and those of the stages upstream
         path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", "metrics/undecodable.json")
     }
+    # The run's facts live beside the record, naming it by its md5; the record holds none of them.
+    assert record["run_facts"] == MODEL_RUN
+    assert not {"written_at", "git", "versions", "hardware", "prefect_flow_run_id"} & set(record)
+    facts = json.loads((origin / MODEL_RUN).read_text())
+    assert facts["record"] == {
+        "path": MODEL_RECORD,
+        "md5": hashlib.md5((origin / MODEL_RECORD).read_bytes()).hexdigest(),
+    }
     first_commit = run_tool(["git", "rev-list", "--max-parents=0", "HEAD"], origin).stdout.strip()
     assert (
-        record["git"]["commit"] == first_commit and record["git"]["dirty"] is True
+        facts["git"]["commit"] == first_commit and facts["git"]["dirty"] is True
     )  # ran before the results were committed
-    assert "dvc.lock" in record["git"]["changed"]
-    assert record["versions"] == {
+    assert "dvc.lock" in facts["git"]["changed"]
+    assert facts["versions"] == {
         "python": platform.python_version(),
         **{name: metadata.version(name) for name in ("tensorflow", "keras", "dvc", "prefect")},
     }
-    assert record["hardware"]["cpu_count"] == os.cpu_count() and record["hardware"]["platform"] == platform.platform()
-    assert isinstance(record["hardware"]["gpus"], list)
-    assert record["prefect_flow_run_id"] == FLOW_RUN_ID
+    assert facts["hardware"]["cpu_count"] == os.cpu_count() and facts["hardware"]["platform"] == platform.platform()
+    assert isinstance(facts["hardware"]["gpus"], list)
+    assert facts["prefect_flow_run_id"] == FLOW_RUN_ID
 
 
 def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: Path):
@@ -110,8 +119,12 @@ def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: P
         == receipt["sha256"]
         == hashlib.sha256((origin / SUBMISSION).read_bytes()).hexdigest()
     )
-    assert record["receipt"] == receipt
+    assert "receipt" not in record  # the receipt is a run fact (git state, Kaggle's reply): dvc.yaml marks it so
     assert record["model"]["lineage"] == json.loads((origin / MODEL_RECORD).read_text())
+    assert MODEL_RECORD in [dep["path"] for dep in record["stage"]["deps"]]  # so DVC reruns submit if it changes
+    facts = json.loads((origin / SUBMISSION_RUN).read_text())
+    assert facts["model_run"] == json.loads((origin / MODEL_RUN).read_text())  # training's facts as submit found them
+    assert facts["prefect_flow_run_id"] == FLOW_RUN_ID
     assert set(record["metrics"]) == {"metrics/train.json", "metrics/clip.json", "metrics/undecodable.json"}
     assert record["source"]["archive"]["md5"] == lock_stage(origin, "download")["outs"][0]["md5"]
 
@@ -133,6 +146,7 @@ def test_verify_passes_on_the_untouched_run(origin: Path):
         assert report["ok"] is True
         checked = {f["path"] for f in report["findings"]}
         assert {target, "data/features", "data/raw/dogs-vs-cats-redux-kernels-edition.zip", "tasks/train.py"} <= checked
+        assert MODEL_RUN in checked and (target == MODEL or SUBMISSION_RUN in checked)
 
 
 def _replace(path: Path, change: Callable[[bytes], bytes]) -> None:
@@ -161,6 +175,19 @@ def _forge_record(workspace: Path) -> None:
     _replace(workspace / MODEL_RECORD, lambda _: json.dumps(record).encode())
 
 
+def _edit_json(path: Path, change: Callable[[dict], None]) -> None:
+    record = json.loads(path.read_text())
+    change(record)
+    _replace(path, lambda _: json.dumps(record, indent=2).encode() + b"\n")
+
+
+def _fake_model_md5(record: dict) -> None:
+    """The model's md5 replaced by another, consistently throughout the (model) record."""
+    for entry in [record["artifact"], *record["stage"]["outs"]]:
+        if entry["path"] == MODEL:
+            entry["md5"] = "0" * 32
+
+
 TAMPERING = {
     "model swapped": (MODEL, _swap_model, [MODEL]),
     "features edited": (
@@ -174,6 +201,16 @@ TAMPERING = {
         [SUBMISSION],
     ),
     "record forged": (MODEL, _forge_record, [MODEL_RECORD]),
+    "embedded model record edited": (
+        SUBMISSION,
+        lambda ws: _edit_json(ws / SUBMISSION_RECORD, lambda r: _fake_model_md5(r["model"]["lineage"])),
+        [SUBMISSION_RECORD, f"{MODEL_RECORD} (embedded copy)"],
+    ),
+    "run facts edited": (
+        MODEL,
+        lambda ws: _edit_json(ws / MODEL_RUN, lambda facts: facts.update(prefect_flow_run_id=None)),
+        [MODEL_RUN],
+    ),
 }
 
 
@@ -191,6 +228,42 @@ def test_verify_fails_naming_the_tampered_file(origin: Path, tmp_path: Path, kin
     assert f"checks FAILED for {target}" in result.stderr
 
 
+def _verifies(workspace: Path, target: str) -> bool:
+    result = lineage(workspace, "verify", target, "--json", check=False)
+    assert result.returncode == (0 if json.loads(result.stdout)["ok"] else 1), result.stderr
+    return json.loads(result.stdout)["ok"]
+
+
+def test_records_verify_after_train_reruns_on_the_same_inputs(origin: Path, tmp_path: Path):
+    workspace = tmp_path / "copy"
+    shutil.copytree(origin, workspace, symlinks=True, copy_function=shutil.copy2)
+    records = {path: (workspace / path).read_bytes() for path in (MODEL_RECORD, SUBMISSION_RECORD)}
+    first_run = json.loads((workspace / MODEL_RUN).read_text())
+    # A forced rerun of train, then one after its model left the workspace and the DVC cache (a lost object).
+    assert stages_ran(dvc(workspace, "repro", "--force", "--single-item", "train").stdout) == ["train"]
+    assert stages_ran(dvc(workspace, "repro").stdout) == []  # same model, same record: nothing downstream is stale
+    assert _verifies(workspace, MODEL) and _verifies(workspace, SUBMISSION)
+    model_md5 = next(out["md5"] for out in lock_stage(workspace, "train")["outs"] if out["path"] == MODEL)
+    (workspace / MODEL).unlink()
+    (workspace / ".dvc/cache/files/md5" / model_md5[:2] / model_md5[2:]).unlink()
+    assert stages_ran(dvc(workspace, "repro").stdout) == ["train"]
+    assert _verifies(workspace, MODEL) and _verifies(workspace, SUBMISSION)
+    # The records are the first run's, byte for byte; the run facts are the last run's, and submit's copy of the
+    # training run's facts still says what the run behind the submission was.
+    assert {path: (workspace / path).read_bytes() for path in records} == records
+    assert json.loads((workspace / MODEL_RUN).read_text())["prefect_flow_run_id"] is None  # not run by the flow
+    assert json.loads((workspace / SUBMISSION_RUN).read_text())["model_run"] == first_run
+    shown = lineage(workspace, "show", SUBMISSION).stdout
+    assert (
+        "training, as this stage found it: ran at" in shown
+        and "training, rerun since on the same inputs: ran at" in shown
+    )
+    assert FLOW_RUN_ID in shown
+    # A changed model is still caught, from either record.
+    _swap_model(workspace)
+    assert not _verifies(workspace, MODEL) and not _verifies(workspace, SUBMISSION)
+
+
 def test_a_record_is_refused_when_the_inputs_are_not_what_dvc_lock_chains(origin: Path, tmp_path: Path, monkeypatch):
     from tasks.core.errors import StageError
     from tasks.lineage.dvc_project import read_project
@@ -203,10 +276,10 @@ def test_a_record_is_refused_when_the_inputs_are_not_what_dvc_lock_chains(origin
     project = read_project()
     without_features = dataclasses.replace(project, lock={n: e for n, e in project.lock.items() if n != "features"})
     with pytest.raises(StageError, match=r"dvc.lock has no entry for stage features, which makes data/features"):
-        build_record("train", Path(MODEL), Path(MODEL_RECORD), params, without_features)
+        build_record("train", Path(MODEL), Path(MODEL_RECORD), Path(MODEL_RUN), params, without_features)
     _replace(Path("data/features/train/pool5.npy"), _flip_last_byte)
     with pytest.raises(StageError, match=r"data/features is not what dvc.lock records for stage features"):
-        build_record("train", Path(MODEL), Path(MODEL_RECORD), params, project)
+        build_record("train", Path(MODEL), Path(MODEL_RECORD), Path(MODEL_RUN), params, project)
 
 
 def _clone(origin: Path, target: Path) -> Path:

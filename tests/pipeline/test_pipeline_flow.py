@@ -58,8 +58,8 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
     }
     assert set(_task_runs(state.state_details.flow_run_id).values()) == {"Completed"}
     assert (workspace / "data/submission/submission.csv").is_file()
-    lineage = json.loads((workspace / "models/head.lineage.json").read_text())
-    assert lineage["prefect_flow_run_id"] == str(state.state_details.flow_run_id)  # the flow passes its run id on
+    run_facts = json.loads((workspace / "models/head.run.json").read_text())
+    assert run_facts["prefect_flow_run_id"] == str(state.state_details.flow_run_id)  # the flow passes its run id on
 
     second = lesson2(workspace=str(workspace), return_state=True)
     assert set(second.result().values()) == {"up to date"}

@@ -21,16 +21,17 @@ PARAMS = {
         "raw": "data/raw.txt",
         "model": "models/model.bin",
         "record": "models/model.lineage.json",
+        "run": "models/model.run.json",
         "metrics": "metrics",
     },
     "make": {"size": 3},
     "train": {"epochs": 2, "lr": 0.1},
 }
-MODEL, RECORD = Path("models/model.bin"), Path("models/model.lineage.json")
+MODEL, RECORD, RUN = Path("models/model.bin"), Path("models/model.lineage.json"), Path("models/model.run.json")
 # train ends by writing its lineage record as tasks/train.py does: inside the stage, while `dvc repro` holds DVC's lock.
 RECORDER = (
     "from pathlib import Path; from tasks.lineage.record import record_lineage as r;"
-    " r('train', Path('${paths.model}'), Path('${paths.record}'))"
+    " r('train', Path('${paths.model}'), Path('${paths.record}'), Path('${paths.run}'))"
 )
 # A two-stage pipeline naming every path through `${paths.*}`, in each form dvc.yaml allows (plain and with flags).
 TEMPLATED = """
@@ -52,6 +53,9 @@ stages:
       - ${paths.model}
       - ${paths.record}:
           cache: false
+      - ${paths.run}:
+          cache: false
+          type: run-facts
     metrics:
       - ${paths.metrics}/train.json:
           cache: false
@@ -97,7 +101,8 @@ def test_templated_stages_read_as_if_the_paths_were_written_out(tmp_path: Path):
     assert templated.stages == written_out.stages
     train = templated.stage("train")
     assert train.deps == ("data/raw.txt",)
-    assert train.outs == ("models/model.bin", "models/model.lineage.json")
+    assert train.outs == ("models/model.bin", "models/model.lineage.json", "models/model.run.json")
+    assert train.run_facts == ("models/model.run.json",) and templated.run_facts() == {"models/model.run.json"}
     assert train.metrics == ("metrics/train.json",) and train.plots == ("metrics/history.csv",)
     assert train.params == {"params.yaml": ("train",)}
     assert templated.stage("make").params == {"params.yaml": ("make.size",)}
@@ -143,6 +148,7 @@ def test_the_lock_is_none_before_a_run_and_dvcs_own_after(tmp_path: Path, monkey
         "metrics/train.json",
         "models/model.bin",
         "models/model.lineage.json",
+        "models/model.run.json",
     ]
     assert read_project(root).cache_dir == root / ".dvc" / "cache" / "files" / "md5"
     # train's command read the project while this process held DVC's lock, and chained make's locked output
@@ -152,6 +158,10 @@ def test_the_lock_is_none_before_a_run_and_dvcs_own_after(tmp_path: Path, monkey
         {"name": "make", "cmd": lock["make"]["cmd"], "params": {"make.size": 3}, "deps": [], "outs": [make_out]}
     ]
     assert record["stage"]["cmd"] == lock["train"]["cmd"] and record["stage"]["params"] == {"train": PARAMS["train"]}
+    assert json.loads((root / RUN).read_text())["record"] == {
+        "path": str(RECORD),
+        "md5": lock["train"]["outs"][3]["md5"],
+    }
 
 
 def test_dvc_errors_become_one_sentence(tmp_path: Path):
@@ -188,7 +198,7 @@ def test_a_record_opens_the_repository_once_and_parses_dvc_yaml_once(tmp_path: P
 
     monkeypatch.setattr(dvc.repo.Repo, "__init__", counting_init)
     monkeypatch.setattr(dvc.utils.strictyaml, "load", counting_load)
-    record = record_lineage("train", MODEL, RECORD)
+    record = record_lineage("train", MODEL, RECORD, RUN)
     assert len(opened) == 1
     assert parsed.count("dvc.yaml") == 1 and parsed.count("dvc.lock") == 1
     assert json.loads(RECORD.read_text()) == record
@@ -196,3 +206,12 @@ def test_a_record_opens_the_repository_once_and_parses_dvc_yaml_once(tmp_path: P
     assert [d["path"] for d in record["stage"]["deps"]] == ["data/raw.txt"]
     assert [o["path"] for o in record["stage"]["outs"]] == [str(MODEL), "metrics/train.json", "metrics/history.csv"]
     assert record["metrics"] == {"metrics/train.json": {"accuracy": 1.0}}
+
+
+def test_no_stage_of_the_project_depends_on_its_run_facts(tmp_path: Path):
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    project = read_project(dvc_repo(tmp_path / "project", (PROJECT / "dvc.yaml").read_text(), params))
+    paths = params["paths"]
+    assert project.run_facts() == {paths["model_run"], paths["submission_run"], paths["receipt"]}
+    for spec in project.stages.values():
+        assert not project.run_facts() & set(spec.deps), spec.name  # a rerun would make that stage stale
