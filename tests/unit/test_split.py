@@ -94,7 +94,7 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
 
 
 def test_split_explains_a_missing_or_foreign_index(tmp_path: Path):
-    params = SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1)
+    params = SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1)
     with pytest.raises(StageError, match=r"organized.csv is missing; run `dvc repro`"):
         split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
     (tmp_path / "organized.csv").write_text("id,label\ncat.1,0\n")
