@@ -6,17 +6,27 @@ the same in one small file, so DVC checks one file instead of 25,000 links on ev
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from tasks.competition.archive import CLASSES
+from tasks.core.atomic_output import write_json
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import SplitParams, load_params
+from tasks.photos.class_balance import MIN_CLASS_SHARE, describe, missing_classes, rare_class_warning, smallest_share
 from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
 Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo file names
+Counts = dict[str, dict[str, int]]  # subset -> class name -> photos
 SUBSETS = ("train", "valid", "sample_train", "sample_valid")  # the names features and train.dataset use too
+# train.dataset -> the subsets a head trains and validates on (tasks/heads/inputs.py's DATASET_SUBSETS); train and
+# valid are checked whatever it is, as the sample sets are drawn from them.
+CHECKED_SUBSETS = {"full": ("train", "valid"), "sample": SUBSETS}
+# Which size param draws each subset, for the line that says what to raise.
+SIZE_KEY = {"valid": "valid_size", "sample_train": "sample_train_size", "sample_valid": "sample_valid_size"}
+METRICS_FILE = "split.json"
 
 
 def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
@@ -69,23 +79,65 @@ def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
     return {"train": rest, "valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
 
 
-def split(index: Path, target: Path, params: SplitParams) -> dict[str, int]:
-    """Write the plan to the manifest target, one row per photo and subset, test rows last; return counts per subset."""
+def plan_counts(plan: Plan) -> Counts:
+    """Photos of each class in each subset of plan."""
+    return {subset: {c: len(plan[subset].get(c, [])) for c in CLASSES} for subset in SUBSETS}
+
+
+def require_each_class(train: dict[str, list[str]], counts: Counts, checked: tuple[str, ...]) -> None:
+    """Refuse a plan whose checked subsets lack a class: a head trained or validated so learns a constant."""
+    pool = {c: len(train.get(c, [])) for c in CLASSES}
+    for subset in checked:
+        lacking = missing_classes(counts[subset])
+        if not lacking:
+            continue
+        needed = f"every class needs photos in {', '.join(checked[:-1])} and {checked[-1]}"
+        if missing_classes(pool):
+            remedy = f"the archive's train photos hold {describe(pool)}: use an archive with photos of each class"
+        elif subset == "train":
+            remedy = f"split.valid_size took every one of {', '.join(lacking)}: lower it, or add photos of them"
+        else:
+            remedy = f"raise split.{SIZE_KEY[subset]} (train holds {describe(pool)})"
+        raise StageError(f"{subset} holds {describe(counts[subset])}; {needed}: {remedy}")
+
+
+def balance_metrics(counts: Counts, checked: tuple[str, ...]) -> dict:
+    """Per subset, its photos of each class and the smallest class's share; overall, the smallest over checked."""
+    per_subset = {s: {**counts[s], "smallest_class_share": smallest_share(counts[s])} for s in SUBSETS}
+    smallest = min(smallest_share(counts[s]) for s in checked)
+    return {**per_subset, "smallest_class_share": smallest, "min_class_share": MIN_CLASS_SHARE}
+
+
+def split(index: Path, target: Path, params: SplitParams, dataset: str) -> Counts:
+    """Write the plan to the manifest target, one row per photo and subset, test rows last.
+
+    Refuses a plan whose subsets that train.dataset (`dataset`) uses lack a class; returns photos per class in
+    each subset, and the test photos under `unknown`.
+    """
     entries = read_manifest(index)
     by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train names are unique: cat.N, dog.N
-    plan = plan_split({c: [name for name, e in by_name.items() if e.class_name == c] for c in CLASSES}, params)
+    train = {c: [name for name, e in by_name.items() if e.class_name == c] for c in CLASSES}
+    plan = plan_split(train, params)
+    counts = plan_counts(plan)
+    require_each_class(train, counts, CHECKED_SUBSETS[dataset])
     rows = [
         by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names
     ]
     test = in_subset(entries, TEST_SUBSET)
     write_manifest(target, [*rows, *test])
-    return {subset: sum(len(v) for v in plan[subset].values()) for subset in SUBSETS} | {TEST_SUBSET: len(test)}
+    return counts | {TEST_SUBSET: {"unknown": len(test)}}
 
 
 def main() -> None:
     params = load_params()
-    counts = split(Path(params.paths.organized_index), Path(params.paths.split), params.split)
-    print("split: " + ", ".join(f"{subset} {n}" for subset, n in counts.items()))
+    counts = split(Path(params.paths.organized_index), Path(params.paths.split), params.split, params.train.dataset)
+    checked = CHECKED_SUBSETS[params.train.dataset]
+    write_json(Path(params.paths.metrics) / METRICS_FILE, balance_metrics(counts, checked))
+    print("split: " + ", ".join(f"{subset} {sum(n.values())}" for subset, n in counts.items()))
+    for subset in checked:
+        warning = rare_class_warning(subset, counts[subset])
+        if warning:
+            print(f"split: {warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,12 @@ def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: P
     )
     assert record["receipt"] == receipt
     assert record["model"]["lineage"] == json.loads((origin / MODEL_RECORD).read_text())
-    assert set(record["metrics"]) == {"metrics/train.json", "metrics/clip.json", "metrics/undecodable.json"}
+    assert set(record["metrics"]) == {
+        "metrics/split.json",
+        "metrics/undecodable.json",
+        "metrics/train.json",
+        "metrics/clip.json",
+    }
     assert record["source"]["archive"]["md5"] == lock_stage(origin, "download")["outs"][0]["md5"]
 
 

@@ -77,3 +77,15 @@ def synthetic_with_bad_photos(
         inner[name] = zip_bytes({**members, **extra})
     path.write_bytes(zip_bytes(inner))
     return path
+
+
+def one_class_archive(path: Path, animal: str, train_per_class: int, test_count: int) -> Path:
+    """The seeded synthetic archive with only the train photos of animal (cat or dog): a user's archive of one class."""
+    build_synthetic_archive(path, seed=0, train_per_class=train_per_class, test_count=test_count)
+    with zipfile.ZipFile(path) as outer:
+        inner = {name: outer.read(name) for name in outer.namelist()}
+    with zipfile.ZipFile(io.BytesIO(inner[TRAIN_ZIP])) as archive:
+        kept = {m: archive.read(m) for m in archive.namelist() if m.startswith(f"train/{animal}.")}
+    inner[TRAIN_ZIP] = zip_bytes(kept)
+    path.write_bytes(zip_bytes(inner))
+    return path

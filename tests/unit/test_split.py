@@ -2,12 +2,23 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tasks.core.errors import StageError
 from tasks.core.params import SplitParams
+from tasks.photos.class_balance import MIN_CLASS_SHARE, rare_class_warning, require_targets_of_each_class
 from tasks.photos.manifest import read_manifest
-from tasks.split import natural_key, plan_split, split, stratified_counts
+from tasks.split import (
+    CHECKED_SUBSETS,
+    balance_metrics,
+    natural_key,
+    plan_counts,
+    plan_split,
+    require_each_class,
+    split,
+    stratified_counts,
+)
 from tests.support.photos import organized_photos
 
 
@@ -73,7 +84,9 @@ def test_natural_order():
 def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: Path):
     organized = organized_photos(tmp_path, per_class=8, test_count=3)
     params = SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2)
-    counts = split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+    counts = {
+        s: sum(n.values()) for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params, "full").items()
+    }
     assert counts == {"train": 12, "valid": 4, "sample_train": 4, "sample_valid": 2, "test": 3}
     assert (tmp_path / "split.csv").read_text().splitlines()[0] == "subset,class_name,id,path,md5"
     rows = read_manifest(tmp_path / "split.csv")
@@ -88,7 +101,7 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
     assert {e.path for e in by_subset["sample_train"]} <= train and {e.path for e in by_subset["sample_valid"]} <= valid
     assert [e.id for e in by_subset["test"]] == ["1", "2", "3"]
     first = (tmp_path / "split.csv").read_bytes()
-    split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+    split(tmp_path / "organized.csv", tmp_path / "split.csv", params, "full")
     assert (tmp_path / "split.csv").read_bytes() == first  # seeded: the same manifest, byte for byte
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -96,8 +109,153 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
 def test_split_explains_a_missing_or_foreign_index(tmp_path: Path):
     params = SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1)
     with pytest.raises(StageError, match=r"organized.csv is missing; run `dvc repro`"):
-        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params, "full")
     (tmp_path / "organized.csv").write_text("id,label\ncat.1,0\n")
     with pytest.raises(StageError, match="is not a photo manifest"):
-        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params, "full")
     assert not (tmp_path / "split.csv").exists()
+
+
+# ---- every class in every subset a head trains or validates on -----------------------------------------
+
+
+def planned(pool: dict[str, list[str]], params: SplitParams, dataset: str = "full") -> dict:
+    """The per-class counts of the plan for pool, after split's class check for train.dataset dataset."""
+    counts = plan_counts(plan_split(pool, params))
+    require_each_class(pool, counts, CHECKED_SUBSETS[dataset])
+    return counts
+
+
+SIZES = SplitParams(seed=0, valid_size=4, sample_train_size=2, sample_valid_size=2)
+
+
+@pytest.mark.parametrize(
+    ("pool", "params", "dataset", "line"),
+    [
+        (
+            {"cats": [f"cat.{i}.jpg" for i in range(1, 41)], "dogs": []},
+            SIZES,
+            "full",
+            "train holds 0 dogs and 36 cats; every class needs photos in train and valid: the archive's train photos "
+            "hold 0 dogs and 40 cats: use an archive with photos of each class",
+        ),
+        (
+            {"cats": [], "dogs": [f"dog.{i}.jpg" for i in range(1, 11)]},
+            SIZES,
+            "sample",
+            "train holds 0 cats and 6 dogs; every class needs photos in train, valid, sample_train and sample_valid: "
+            "the archive's train photos hold 0 cats and 10 dogs: use an archive with photos of each class",
+        ),
+        (  # one dog in 40: the stratified validation set of 4 takes none of it
+            train_pool(39, 1),
+            SIZES,
+            "full",
+            "valid holds 0 dogs and 4 cats; every class needs photos in train and valid: raise split.valid_size "
+            "(train holds 1 dogs and 39 cats)",
+        ),
+        (  # one dog in 3 photos: valid takes it, train keeps none
+            train_pool(2, 1),
+            SplitParams(seed=0, valid_size=2, sample_train_size=0, sample_valid_size=0),
+            "full",
+            "train holds 0 dogs and 1 cats; every class needs photos in train and valid: split.valid_size took every "
+            "one of dogs: lower it, or add photos of them",
+        ),
+        (  # the sample sets are checked only when train.dataset is sample
+            train_pool(36, 4),
+            SplitParams(seed=0, valid_size=20, sample_train_size=2, sample_valid_size=2),
+            "sample",
+            "sample_train holds 0 dogs and 2 cats; every class needs photos in train, valid, sample_train and "
+            "sample_valid: raise split.sample_train_size (train holds 4 dogs and 36 cats)",
+        ),
+    ],
+    ids=["no-dogs", "no-cats-sample", "valid-too-small", "valid-took-all", "sample-train-too-small"],
+)
+def test_a_subset_without_a_class_is_refused_naming_the_counts(pool, params, dataset, line):
+    with pytest.raises(StageError) as refused:
+        planned(pool, params, dataset)
+    assert str(refused.value) == line
+
+
+def test_sample_sets_not_trained_on_are_not_refused():
+    counts = planned(train_pool(36, 4), SplitParams(seed=0, valid_size=20, sample_train_size=2, sample_valid_size=2))
+    assert counts["sample_train"] == {"cats": 2, "dogs": 0}  # train.dataset full never reads it
+
+
+def test_balance_metrics_and_the_rare_class_warning():
+    counts = planned(train_pool(95, 5), SplitParams(seed=0, valid_size=20, sample_train_size=40, sample_valid_size=10))
+    assert counts["valid"] == {"cats": 19, "dogs": 1} and counts["train"] == {"cats": 76, "dogs": 4}
+    metrics = balance_metrics(counts, CHECKED_SUBSETS["full"])
+    assert metrics["valid"] == {"cats": 19, "dogs": 1, "smallest_class_share": 0.05}
+    assert metrics["smallest_class_share"] == 0.05 and metrics["min_class_share"] == MIN_CLASS_SHARE == 0.10
+    assert rare_class_warning("valid", counts["valid"]) == (
+        "warning: valid holds 1 dogs and 19 cats: dogs are 5.0% of it, under 10%; the head will lean to the other "
+        "class: add photos of dogs if you have them"
+    )
+    balanced = planned(train_pool(20, 20), SIZES)
+    assert rare_class_warning("valid", balanced["valid"]) is None
+    assert balance_metrics(balanced, CHECKED_SUBSETS["full"])["smallest_class_share"] == 0.5
+    assert rare_class_warning("train", {"cats": 9, "dogs": 1}) is None  # exactly 10%: not under
+
+
+def test_split_refuses_an_index_of_one_class_and_writes_nothing(tmp_path: Path):
+    organized_photos(tmp_path, per_class=6, test_count=2)
+    index = tmp_path / "organized.csv"
+    index.write_text("".join(line + "\n" for line in index.read_text().splitlines() if "/dogs/" not in line))
+    with pytest.raises(
+        StageError, match=r"^train holds 0 dogs and 3 cats; every class needs photos in train and valid"
+    ):
+        split(
+            index,
+            tmp_path / "split.csv",
+            SplitParams(seed=0, valid_size=3, sample_train_size=2, sample_valid_size=2),
+            "full",
+        )
+    assert not (tmp_path / "split.csv").exists()
+
+
+def test_train_refuses_targets_without_a_class():
+    """train's own check: every photo of a class can also be lost after split, left out as undecodable."""
+    require_targets_of_each_class("valid", np.array([0, 1, 1]))
+    with pytest.raises(StageError) as refused:
+        require_targets_of_each_class("sample_valid", np.array([1, 1, 1]))
+    assert str(refused.value) == (
+        "the features of sample_valid hold 0 cats and 3 dogs; a head needs photos of every class to train and "
+        "validate on: if photos of cats were left out as undecodable (`dvc metrics show` counts them), replace "
+        "them; then run `dvc repro`, whose split refuses a subset without a class"
+    )
+
+
+def test_the_stage_warns_of_a_rare_class_and_records_every_subsets_classes(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+):
+    import json
+
+    import yaml
+
+    from tasks import split as stage
+    from tasks.photos.manifest import PhotoEntry, write_manifest
+    from tests.support.workspace import PROJECT, merged
+
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    paths = {"organized_index": "organized.csv", "split": "split.csv", "metrics": "metrics"}
+    sizes = {"valid_size": 20, "sample_train_size": 40, "sample_valid_size": 10}
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(merged(params, {"paths": paths, "split": sizes})))
+    pool = train_pool(95, 5)
+    write_manifest(
+        in_tmp / "organized.csv",
+        [PhotoEntry("train", c, n[:-4], f"train/{c}/{n}", "0" * 32) for c, names in pool.items() for n in names]
+        + [PhotoEntry("test", "unknown", "1", "test/unknown/1.jpg", "0" * 32)],
+    )
+    stage.main()
+    out, err = capsys.readouterr()
+    assert out == "split: train 80, valid 20, sample_train 40, sample_valid 10, test 1\n"
+    assert err.splitlines() == [
+        "split: warning: train holds 4 dogs and 76 cats: dogs are 5.0% of it, under 10%; the head will lean to the "
+        "other class: add photos of dogs if you have them",
+        "split: warning: valid holds 1 dogs and 19 cats: dogs are 5.0% of it, under 10%; the head will lean to the "
+        "other class: add photos of dogs if you have them",
+    ]
+    metrics = json.loads((in_tmp / "metrics/split.json").read_text())
+    assert metrics["train"] == {"cats": 76, "dogs": 4, "smallest_class_share": 0.05}
+    assert metrics["sample_train"]["cats"] + metrics["sample_train"]["dogs"] == 40
+    assert metrics["smallest_class_share"] == 0.05
