@@ -115,6 +115,7 @@ def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: P
     assert set(record["metrics"]) == {
         "metrics/split.json",
         "metrics/undecodable.json",
+        "metrics/precision.json",
         "metrics/train.json",
         "metrics/clip.json",
     }
