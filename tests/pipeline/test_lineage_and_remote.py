@@ -84,8 +84,15 @@ def test_model_record_is_complete(origin: Path):
     assert record["artifact"]["sha256"] == hashlib.sha256(model_bytes).hexdigest()
     locked = {out["path"]: out["md5"] for out in lock_stage(origin, "train")["outs"]}
     assert record["artifact"]["md5"] == hashlib.md5(model_bytes).hexdigest() == locked[MODEL]
+    upstream_metrics = ("metrics/split.json", "metrics/undecodable.json", "metrics/precision.json")
     assert record["metrics"] == {  # its own metrics and those of the stages upstream
-        path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", "metrics/undecodable.json")
+        path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", *upstream_metrics)
+    }
+    # the precision features ran at, as the runtime reported it, beside the one params.yaml asked for
+    assert record["metrics"]["metrics/precision.json"] == {
+        "backend": "keras",
+        "precision": "float32",
+        "precision_used": "float32",
     }
     first_commit = run_tool(["git", "rev-list", "--max-parents=0", "HEAD"], origin).stdout.strip()
     assert (

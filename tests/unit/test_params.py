@@ -182,13 +182,16 @@ def test_every_seed_is_a_32_bit_unsigned_integer(where):
         parse_params(merged(project_yaml(), with_seed(where, seed)[0]))
 
 
-def test_the_largest_seed_runs_numpy_and_keras_seeding():
-    """The bound is the real one: 2**32 - 1 seeds NumPy's legacy generator (what Keras' set_random_seed calls)."""
+def test_the_seed_bound_is_numpys():
+    """The bound is the real one: NumPy's legacy seeding (which Keras' set_random_seed calls; it refuses 2**32 with
+    "Seed must be between 0 and 2**32 - 1") takes 2**32 - 1 and no more."""
     import numpy as np
 
-    np.random.seed(2**32 - 1)
+    from tasks.core.params import SEED_LIMIT
+
+    np.random.seed(SEED_LIMIT)
     with pytest.raises(ValueError):
-        np.random.seed(2**32)
+        np.random.seed(SEED_LIMIT + 1)
 
 
 @pytest.mark.parametrize(
