@@ -30,7 +30,6 @@ def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
         scratch / "organized.csv",
         manifest,
         SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2),
-        "full",
     )
     paths = {"organized": str(organized), "split": str(manifest), "features": str(scratch / "features")}
     params = bench_params({"paths": paths, "features": {"batch_size": FEATURES_BATCH}})

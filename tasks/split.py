@@ -21,16 +21,18 @@ from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_mani
 Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo file names
 Counts = dict[str, dict[str, int]]  # subset -> class name -> photos
 SUBSETS = ("train", "valid", "sample_train", "sample_valid")  # the names features and train.dataset use too
-# train.dataset -> the subsets a head trains and validates on (tasks/heads/inputs.py's DATASET_SUBSETS); train and
-# valid are checked whatever it is, as the sample sets are drawn from them.
-CHECKED_SUBSETS = {"full": ("train", "valid"), "sample": SUBSETS}
-# Which size param draws each subset, for the line that says what to raise.
-SIZE_KEY = {"valid": "valid_size", "sample_train": "sample_train_size", "sample_valid": "sample_valid_size"}
+# Every class must be in these. The sample sets then hold every class too: they are drawn from them with at least one
+# photo of each class (stratified_counts), and params.py refuses a sample size under 2 when train.dataset uses them.
+CHECKED = ("train", "valid")
 METRICS_FILE = "split.json"
 
 
 def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
-    """Split total across classes in proportion to their sizes (largest remainder, ties by class order)."""
+    """Split total across classes in proportion to their sizes (largest remainder, ties by class order).
+
+    Each class the sizes hold gets at least one photo when total allows: a subset without a class can train or
+    validate no head, and proportions alone give a rare class none (2 of 95 cats and 5 dogs are 2 cats).
+    """
     available = sum(sizes.values())
     if total > available:
         raise StageError(f"asked for {total} photos but only {available} are available")
@@ -39,6 +41,12 @@ def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
     by_remainder = sorted(sizes, key=lambda c: (-(exact[c] - counts[c]), list(sizes).index(c)))
     for c in by_remainder[: total - sum(counts.values())]:
         counts[c] += 1
+    present = [c for c, n in sizes.items() if n]
+    if total >= len(present):
+        for c in present:
+            if not counts[c]:  # one from the largest share, which holds 2 or more as total >= len(present)
+                counts[max(counts, key=lambda d: (counts[d], -list(sizes).index(d)))] -= 1
+                counts[c] = 1
     return counts
 
 
@@ -84,42 +92,41 @@ def plan_counts(plan: Plan) -> Counts:
     return {subset: {c: len(plan[subset].get(c, [])) for c in CLASSES} for subset in SUBSETS}
 
 
-def require_each_class(train: dict[str, list[str]], counts: Counts, checked: tuple[str, ...]) -> None:
-    """Refuse a plan whose checked subsets lack a class: a head trained or validated so learns a constant."""
+def require_each_class(train: dict[str, list[str]], counts: Counts) -> None:
+    """Refuse a plan whose train or valid set lacks a class: a head trained or validated so learns a constant."""
     pool = {c: len(train.get(c, [])) for c in CLASSES}
-    for subset in checked:
+    for subset in CHECKED:
         lacking = missing_classes(counts[subset])
         if not lacking:
             continue
-        needed = f"every class needs photos in {', '.join(checked[:-1])} and {checked[-1]}"
         if missing_classes(pool):
             remedy = f"the archive's train photos hold {describe(pool)}: use an archive with photos of each class"
-        elif subset == "train":
-            remedy = f"split.valid_size took every one of {', '.join(lacking)}: lower it, or add photos of them"
-        else:
-            remedy = f"raise split.{SIZE_KEY[subset]} (train holds {describe(pool)})"
-        raise StageError(f"{subset} holds {describe(counts[subset])}; {needed}: {remedy}")
+        else:  # valid holds at least one of each class it can (stratified_counts), so train is the one left short
+            remedy = f"split.valid_size took every one of {', '.join(lacking)}: add photos of them"
+        raise StageError(
+            f"{subset} holds {describe(counts[subset])}; every class needs photos in train and valid: {remedy}"
+        )
 
 
-def balance_metrics(counts: Counts, checked: tuple[str, ...]) -> dict:
-    """Per subset, its photos of each class and the smallest class's share; overall, the smallest over checked."""
+def balance_metrics(counts: Counts) -> dict:
+    """Per subset, its photos of each class and the smallest class's share; overall, the smallest in train and valid."""
     per_subset = {s: {**counts[s], "smallest_class_share": smallest_share(counts[s])} for s in SUBSETS}
-    smallest = min(smallest_share(counts[s]) for s in checked)
+    smallest = min(smallest_share(counts[s]) for s in CHECKED)
     return {**per_subset, "smallest_class_share": smallest, "min_class_share": MIN_CLASS_SHARE}
 
 
-def split(index: Path, target: Path, params: SplitParams, dataset: str) -> Counts:
+def split(index: Path, target: Path, params: SplitParams) -> Counts:
     """Write the plan to the manifest target, one row per photo and subset, test rows last.
 
-    Refuses a plan whose subsets that train.dataset (`dataset`) uses lack a class; returns photos per class in
-    each subset, and the test photos under `unknown`.
+    Refuses a plan whose train or valid set lacks a class; returns photos per class in each subset, and the test
+    photos under `unknown`.
     """
     entries = read_manifest(index)
     by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train names are unique: cat.N, dog.N
     train = {c: [name for name, e in by_name.items() if e.class_name == c] for c in CLASSES}
     plan = plan_split(train, params)
     counts = plan_counts(plan)
-    require_each_class(train, counts, CHECKED_SUBSETS[dataset])
+    require_each_class(train, counts)
     rows = [
         by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names
     ]
@@ -130,11 +137,10 @@ def split(index: Path, target: Path, params: SplitParams, dataset: str) -> Count
 
 def main() -> None:
     params = load_params()
-    counts = split(Path(params.paths.organized_index), Path(params.paths.split), params.split, params.train.dataset)
-    checked = CHECKED_SUBSETS[params.train.dataset]
-    write_json(Path(params.paths.metrics) / METRICS_FILE, balance_metrics(counts, checked))
+    counts = split(Path(params.paths.organized_index), Path(params.paths.split), params.split)
+    write_json(Path(params.paths.metrics) / METRICS_FILE, balance_metrics(counts))
     print("split: " + ", ".join(f"{subset} {sum(n.values())}" for subset, n in counts.items()))
-    for subset in checked:
+    for subset in CHECKED:
         warning = rare_class_warning(subset, counts[subset])
         if warning:
             print(f"split: {warning}", file=sys.stderr)

@@ -44,7 +44,7 @@ def reorganize_with(root: Path, replacements: dict[str, bytes]) -> Path:
     return root / "organized"
 
 
-def split_photos(root: Path, params: SplitParams, dataset: str = "full") -> Path:
-    """Split root/organized.csv into the manifest root/split.csv for train.dataset `dataset`; return its path."""
-    split(root / "organized.csv", root / "split.csv", params, dataset)
+def split_photos(root: Path, params: SplitParams) -> Path:
+    """Split root/organized.csv into the manifest root/split.csv; return its path."""
+    split(root / "organized.csv", root / "split.csv", params)
     return root / "split.csv"

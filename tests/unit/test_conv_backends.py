@@ -100,7 +100,6 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
         organized.parent / "organized.csv",
         tmp_path / "split.csv",
         SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1),
-        "full",
     )
     params = features_params(weights="none", seed=0, image_size=224, batch_size=2, backend="onnxruntime")
     features(tmp_path / "split.csv", organized, tmp_path / "features", params)

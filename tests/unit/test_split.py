@@ -10,7 +10,6 @@ from tasks.core.params import SplitParams
 from tasks.photos.class_balance import MIN_CLASS_SHARE, rare_class_warning, require_targets_of_each_class
 from tasks.photos.manifest import read_manifest
 from tasks.split import (
-    CHECKED_SUBSETS,
     balance_metrics,
     natural_key,
     plan_counts,
@@ -84,9 +83,7 @@ def test_natural_order():
 def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: Path):
     organized = organized_photos(tmp_path, per_class=8, test_count=3)
     params = SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2)
-    counts = {
-        s: sum(n.values()) for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params, "full").items()
-    }
+    counts = {s: sum(n.values()) for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params).items()}
     assert counts == {"train": 12, "valid": 4, "sample_train": 4, "sample_valid": 2, "test": 3}
     assert (tmp_path / "split.csv").read_text().splitlines()[0] == "subset,class_name,id,path,md5"
     rows = read_manifest(tmp_path / "split.csv")
@@ -101,7 +98,7 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
     assert {e.path for e in by_subset["sample_train"]} <= train and {e.path for e in by_subset["sample_valid"]} <= valid
     assert [e.id for e in by_subset["test"]] == ["1", "2", "3"]
     first = (tmp_path / "split.csv").read_bytes()
-    split(tmp_path / "organized.csv", tmp_path / "split.csv", params, "full")
+    split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
     assert (tmp_path / "split.csv").read_bytes() == first  # seeded: the same manifest, byte for byte
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -109,20 +106,20 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
 def test_split_explains_a_missing_or_foreign_index(tmp_path: Path):
     params = SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1)
     with pytest.raises(StageError, match=r"organized.csv is missing; run `dvc repro`"):
-        split(tmp_path / "organized.csv", tmp_path / "split.csv", params, "full")
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
     (tmp_path / "organized.csv").write_text("id,label\ncat.1,0\n")
     with pytest.raises(StageError, match="is not a photo manifest"):
-        split(tmp_path / "organized.csv", tmp_path / "split.csv", params, "full")
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
     assert not (tmp_path / "split.csv").exists()
 
 
 # ---- every class in every subset a head trains or validates on -----------------------------------------
 
 
-def planned(pool: dict[str, list[str]], params: SplitParams, dataset: str = "full") -> dict:
-    """The per-class counts of the plan for pool, after split's class check for train.dataset dataset."""
+def planned(pool: dict[str, list[str]], params: SplitParams) -> dict:
+    """The per-class counts of the plan for pool, after split's class check."""
     counts = plan_counts(plan_split(pool, params))
-    require_each_class(pool, counts, CHECKED_SUBSETS[dataset])
+    require_each_class(pool, counts)
     return counts
 
 
@@ -130,61 +127,50 @@ SIZES = SplitParams(seed=0, valid_size=4, sample_train_size=2, sample_valid_size
 
 
 @pytest.mark.parametrize(
-    ("pool", "params", "dataset", "line"),
+    ("pool", "params", "line"),
     [
         (
             {"cats": [f"cat.{i}.jpg" for i in range(1, 41)], "dogs": []},
             SIZES,
-            "full",
             "train holds 0 dogs and 36 cats; every class needs photos in train and valid: the archive's train photos "
             "hold 0 dogs and 40 cats: use an archive with photos of each class",
         ),
         (
             {"cats": [], "dogs": [f"dog.{i}.jpg" for i in range(1, 11)]},
             SIZES,
-            "sample",
-            "train holds 0 cats and 6 dogs; every class needs photos in train, valid, sample_train and sample_valid: "
-            "the archive's train photos hold 0 cats and 10 dogs: use an archive with photos of each class",
+            "train holds 0 cats and 6 dogs; every class needs photos in train and valid: the archive's train photos "
+            "hold 0 cats and 10 dogs: use an archive with photos of each class",
         ),
-        (  # one dog in 40: the stratified validation set of 4 takes none of it
+        (  # one dog in 40: the validation set takes it (each class gets a photo), and train keeps none
             train_pool(39, 1),
             SIZES,
-            "full",
-            "valid holds 0 dogs and 4 cats; every class needs photos in train and valid: raise split.valid_size "
-            "(train holds 1 dogs and 39 cats)",
-        ),
-        (  # one dog in 3 photos: valid takes it, train keeps none
-            train_pool(2, 1),
-            SplitParams(seed=0, valid_size=2, sample_train_size=0, sample_valid_size=0),
-            "full",
-            "train holds 0 dogs and 1 cats; every class needs photos in train and valid: split.valid_size took every "
-            "one of dogs: lower it, or add photos of them",
-        ),
-        (  # the sample sets are checked only when train.dataset is sample
-            train_pool(36, 4),
-            SplitParams(seed=0, valid_size=20, sample_train_size=2, sample_valid_size=2),
-            "sample",
-            "sample_train holds 0 dogs and 2 cats; every class needs photos in train, valid, sample_train and "
-            "sample_valid: raise split.sample_train_size (train holds 4 dogs and 36 cats)",
+            "train holds 0 dogs and 36 cats; every class needs photos in train and valid: split.valid_size took every "
+            "one of dogs: add photos of them",
         ),
     ],
-    ids=["no-dogs", "no-cats-sample", "valid-too-small", "valid-took-all", "sample-train-too-small"],
+    ids=["no-dogs", "no-cats", "one-dog"],
 )
-def test_a_subset_without_a_class_is_refused_naming_the_counts(pool, params, dataset, line):
+def test_a_subset_without_a_class_is_refused_naming_the_counts(pool, params, line):
     with pytest.raises(StageError) as refused:
-        planned(pool, params, dataset)
+        planned(pool, params)
     assert str(refused.value) == line
 
 
-def test_sample_sets_not_trained_on_are_not_refused():
+def test_every_class_gets_a_photo_in_each_subset_when_the_size_allows():
+    """Proportions alone give a rare class none: 4 of 39 cats and 1 dog are 4 cats, 2 of 36 and 4 are 2 cats."""
+    assert stratified_counts({"cats": 39, "dogs": 1}, 4) == {"cats": 3, "dogs": 1}
+    assert stratified_counts({"cats": 36, "dogs": 4}, 2) == {"cats": 1, "dogs": 1}
+    assert stratified_counts({"cats": 36, "dogs": 4}, 1) == {"cats": 1, "dogs": 0}  # too few for both
+    assert stratified_counts({"cats": 36, "dogs": 0}, 2) == {"cats": 2, "dogs": 0}  # none to give
     counts = planned(train_pool(36, 4), SplitParams(seed=0, valid_size=20, sample_train_size=2, sample_valid_size=2))
-    assert counts["sample_train"] == {"cats": 2, "dogs": 0}  # train.dataset full never reads it
+    assert counts["sample_train"] == {"cats": 1, "dogs": 1} and counts["sample_valid"] == {"cats": 1, "dogs": 1}
+    assert planned(train_pool(20, 20), SIZES)["valid"] == {"cats": 2, "dogs": 2}  # balanced sets are as before
 
 
 def test_balance_metrics_and_the_rare_class_warning():
     counts = planned(train_pool(95, 5), SplitParams(seed=0, valid_size=20, sample_train_size=40, sample_valid_size=10))
     assert counts["valid"] == {"cats": 19, "dogs": 1} and counts["train"] == {"cats": 76, "dogs": 4}
-    metrics = balance_metrics(counts, CHECKED_SUBSETS["full"])
+    metrics = balance_metrics(counts)
     assert metrics["valid"] == {"cats": 19, "dogs": 1, "smallest_class_share": 0.05}
     assert metrics["smallest_class_share"] == 0.05 and metrics["min_class_share"] == MIN_CLASS_SHARE == 0.10
     assert rare_class_warning("valid", counts["valid"]) == (
@@ -193,7 +179,7 @@ def test_balance_metrics_and_the_rare_class_warning():
     )
     balanced = planned(train_pool(20, 20), SIZES)
     assert rare_class_warning("valid", balanced["valid"]) is None
-    assert balance_metrics(balanced, CHECKED_SUBSETS["full"])["smallest_class_share"] == 0.5
+    assert balance_metrics(balanced)["smallest_class_share"] == 0.5
     assert rare_class_warning("train", {"cats": 9, "dogs": 1}) is None  # exactly 10%: not under
 
 
@@ -208,7 +194,6 @@ def test_split_refuses_an_index_of_one_class_and_writes_nothing(tmp_path: Path):
             index,
             tmp_path / "split.csv",
             SplitParams(seed=0, valid_size=3, sample_train_size=2, sample_valid_size=2),
-            "full",
         )
     assert not (tmp_path / "split.csv").exists()
 
