@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,13 +26,16 @@ from tasks.photos.undecodable import (
     read_report,
     undecodable_metrics,
 )
-from tasks.vgg.conv_backends import ConvRunner, make_conv_runner
+from tasks.vgg.conv_backends import ConvRunner, make_conv_runner, precision_warning
 from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_TARGET, FeatureSet, select_rows, write_index
 from tasks.vgg.preprocess import caffe_preprocess
 
 # Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
 CONV_SUBSETS = ("train", "valid", "test")
 METRICS_FILE = "undecodable.json"
+# The precision asked for and the one the runtime ran (it may ignore the ask): kept with the features, and shown
+# as a metric (`dvc metrics show`), which the lineage records embed.
+PRECISION_FILE = "precision.json"
 SAMPLE_SUBSETS = {"sample_train": "train", "sample_valid": "valid"}  # sample subset -> the subset it is cut from
 _HASH_CHUNK = 1 << 20
 
@@ -136,6 +140,11 @@ def extract(
     return undecodable
 
 
+def precision_record(params: FeaturesParams, conv: ConvRunner) -> dict[str, str]:
+    """The backend, the precision features.precision asks for, and the one the runtime runs (precision_used)."""
+    return {"backend": params.backend, "precision": params.precision, "precision_used": conv.precision_used}
+
+
 def features(
     manifest: Path, organized: Path, dest: Path, params: FeaturesParams, max_photo_bytes: int
 ) -> dict[str, int]:
@@ -149,6 +158,9 @@ def features(
     photos = {subset: subset_photos(entries, subset, organized) for subset in CONV_SUBSETS}
     vgg_conv = conv_base(load_vgg16(params), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
+    warning = precision_warning(params.backend, params.precision, conv.precision_used)
+    if warning:  # said before the conv pass, which can take an hour
+        print(f"features: {warning}", file=sys.stderr, flush=True)
     report = UndecodableReport(params.max_undecodable)
     with atomic_dir(dest) as out:
         computed = {}
@@ -175,6 +187,7 @@ def features(
             write_index(folder, chosen.ids, chosen.targets.tolist(), chosen.paths)
             counts[name] = len(chosen.ids)
         report.write(out)
+        write_json(out / PRECISION_FILE, precision_record(params, conv))
         del computed  # release the memmaps before the folder is renamed
     return counts
 
@@ -192,6 +205,7 @@ def main() -> None:
     print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
     undecodable = undecodable_metrics(read_report(Path(paths.features)), CONV_SUBSETS)
     write_json(Path(paths.metrics) / METRICS_FILE, undecodable)
+    write_json(Path(paths.metrics) / PRECISION_FILE, json.loads((Path(paths.features) / PRECISION_FILE).read_text()))
     if any(undecodable.values()):
         print(
             f"features: warning: photos that can't be decoded: {undecodable}; see {Path(paths.features) / REPORT_FILE}",

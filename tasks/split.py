@@ -6,21 +6,33 @@ the same in one small file, so DVC checks one file instead of 25,000 links on ev
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from tasks.competition.archive import CLASSES
+from tasks.core.atomic_output import write_json
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import SplitParams, load_params
+from tasks.photos.class_balance import MIN_CLASS_SHARE, describe, missing_classes, rare_class_warning, smallest_share
 from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
 Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo file names
+Counts = dict[str, dict[str, int]]  # subset -> class name -> photos
 SUBSETS = ("train", "valid", "sample_train", "sample_valid")  # the names features and train.dataset use too
+# Every class must be in these. The sample sets then hold every class too: they are drawn from them with at least one
+# photo of each class (stratified_counts), and params.py refuses a sample size under 2 when train.dataset uses them.
+CHECKED = ("train", "valid")
+METRICS_FILE = "split.json"
 
 
 def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
-    """Split total across classes in proportion to their sizes (largest remainder, ties by class order)."""
+    """Split total across classes in proportion to their sizes (largest remainder, ties by class order).
+
+    Each class the sizes hold gets at least one photo when total allows: a subset without a class can train or
+    validate no head, and proportions alone give a rare class none (2 of 95 cats and 5 dogs are 2 cats).
+    """
     available = sum(sizes.values())
     if total > available:
         raise StageError(f"asked for {total} photos but only {available} are available")
@@ -29,6 +41,12 @@ def stratified_counts(sizes: dict[str, int], total: int) -> dict[str, int]:
     by_remainder = sorted(sizes, key=lambda c: (-(exact[c] - counts[c]), list(sizes).index(c)))
     for c in by_remainder[: total - sum(counts.values())]:
         counts[c] += 1
+    present = [c for c, n in sizes.items() if n]
+    if total >= len(present):
+        for c in present:
+            if not counts[c]:  # one from the largest share, which holds 2 or more as total >= len(present)
+                counts[max(counts, key=lambda d: (counts[d], -list(sizes).index(d)))] -= 1
+                counts[c] = 1
     return counts
 
 
@@ -69,23 +87,63 @@ def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
     return {"train": rest, "valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
 
 
-def split(index: Path, target: Path, params: SplitParams) -> dict[str, int]:
-    """Write the plan to the manifest target, one row per photo and subset, test rows last; return counts per subset."""
+def plan_counts(plan: Plan) -> Counts:
+    """Photos of each class in each subset of plan."""
+    return {subset: {c: len(plan[subset].get(c, [])) for c in CLASSES} for subset in SUBSETS}
+
+
+def require_each_class(train: dict[str, list[str]], counts: Counts) -> None:
+    """Refuse a plan whose train or valid set lacks a class: a head trained or validated so learns a constant."""
+    pool = {c: len(train.get(c, [])) for c in CLASSES}
+    for subset in CHECKED:
+        lacking = missing_classes(counts[subset])
+        if not lacking:
+            continue
+        if missing_classes(pool):
+            remedy = f"the archive's train photos hold {describe(pool)}: use an archive with photos of each class"
+        else:  # valid holds at least one of each class it can (stratified_counts), so train is the one left short
+            remedy = f"split.valid_size took every one of {', '.join(lacking)}: add photos of them"
+        raise StageError(
+            f"{subset} holds {describe(counts[subset])}; every class needs photos in train and valid: {remedy}"
+        )
+
+
+def balance_metrics(counts: Counts) -> dict:
+    """Per subset, its photos of each class and the smallest class's share; overall, the smallest in train and valid."""
+    per_subset = {s: {**counts[s], "smallest_class_share": smallest_share(counts[s])} for s in SUBSETS}
+    smallest = min(smallest_share(counts[s]) for s in CHECKED)
+    return {**per_subset, "smallest_class_share": smallest, "min_class_share": MIN_CLASS_SHARE}
+
+
+def split(index: Path, target: Path, params: SplitParams) -> Counts:
+    """Write the plan to the manifest target, one row per photo and subset, test rows last.
+
+    Refuses a plan whose train or valid set lacks a class; returns photos per class in each subset, and the test
+    photos under `unknown`.
+    """
     entries = read_manifest(index)
     by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train names are unique: cat.N, dog.N
-    plan = plan_split({c: [name for name, e in by_name.items() if e.class_name == c] for c in CLASSES}, params)
+    train = {c: [name for name, e in by_name.items() if e.class_name == c] for c in CLASSES}
+    plan = plan_split(train, params)
+    counts = plan_counts(plan)
+    require_each_class(train, counts)
     rows = [
         by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names
     ]
     test = in_subset(entries, TEST_SUBSET)
     write_manifest(target, [*rows, *test])
-    return {subset: sum(len(v) for v in plan[subset].values()) for subset in SUBSETS} | {TEST_SUBSET: len(test)}
+    return counts | {TEST_SUBSET: {"unknown": len(test)}}
 
 
 def main() -> None:
     params = load_params()
     counts = split(Path(params.paths.organized_index), Path(params.paths.split), params.split)
-    print("split: " + ", ".join(f"{subset} {n}" for subset, n in counts.items()))
+    write_json(Path(params.paths.metrics) / METRICS_FILE, balance_metrics(counts))
+    print("split: " + ", ".join(f"{subset} {sum(n.values())}" for subset, n in counts.items()))
+    for subset in CHECKED:
+        warning = rare_class_warning(subset, counts[subset])
+        if warning:
+            print(f"split: {warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":

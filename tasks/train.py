@@ -15,6 +15,8 @@ from tasks.core.params import PhaseParams, TrainParams, load_params
 from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
 from tasks.heads.model_file import save_model
 from tasks.lineage.record import record_lineage
+from tasks.photos.class_balance import require_targets_of_each_class
+from tasks.vgg.feature_store import read_feature_set
 
 HISTORY_FILE = "train_history.csv"
 METRICS_FILE = "train.json"
@@ -97,6 +99,8 @@ def main() -> None:
 
     params = load_params()
     subsets = list(DATASET_SUBSETS[params.train.dataset])
+    for subset in subsets:  # before VGG16 is built and the dense layers run: the targets alone decide
+        require_targets_of_each_class(subset, read_feature_set(Path(params.paths.features), subset).targets)
     data = load_head_data(Path(params.paths.features), subsets, params.train.head, params.features)
     (train_set, valid_set), (x, x_valid) = data.feature_sets, data.inputs
     result = fit_head(x, train_set.targets, x_valid, valid_set.targets, params.train, data.vgg)

@@ -34,6 +34,11 @@ from tasks.core.errors import StageError
 from tasks.vgg.layers import CUTS, POOL5
 
 PARAMS_FILE = Path("params.yaml")
+# Cats and dogs (tasks/competition/archive.py's CLASSES; a test keeps the two equal). Not imported from there:
+# every stage loads params, and archive.py's changes would then rerun the stages that never open an archive.
+CLASS_COUNT = 2
+# NumPy's legacy seeding and Keras' set_random_seed take 32-bit seeds; a larger one loads, then crashes a stage.
+SEED_LIMIT = 2**32 - 1
 
 
 def _refuse(line: str) -> PydanticCustomError:
@@ -57,6 +62,16 @@ def _halvable(size: int) -> int:
     return size
 
 
+def _holds_each_class(size: int) -> int:
+    """split.valid_size, refused unless the validation set can hold a photo of each class."""
+    if size < CLASS_COUNT:
+        raise _refuse(
+            f"split.valid_size is {size}; the validation set needs a photo of each class (cats and dogs), "
+            f"so it must be at least {CLASS_COUNT}"
+        )
+    return size
+
+
 def _bounds_kind(value: Any) -> str | None:
     """Which form clip.bounds takes: a string is meant as auto, a list of two as [lo, hi]; else neither fits."""
     if isinstance(value, str):
@@ -66,8 +81,10 @@ def _bounds_kind(value: Any) -> str | None:
 
 # Strict scalars: YAML's `true` is not the integer 1, `64.0` is not an image size, and "3" is not a number.
 Count = Annotated[StrictInt, Field(ge=0)]
+# YAML's .nan and .inf are floats: refused, as a rate or a timeout that is not a number makes no run.
+Finite = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 AtLeastOne = Annotated[StrictInt, Field(ge=1)]
-Seed = Annotated[StrictInt, Field(ge=0)]  # NumPy's generators refuse negative seeds
+Seed = Annotated[StrictInt, Field(ge=0, le=SEED_LIMIT)]  # NumPy refuses negative seeds, and 32-bit ones only
 # YAML reads an empty value (`archive_path:`) as null; what was written there is the empty string.
 Text = Annotated[StrictStr, BeforeValidator(lambda value: "" if value is None else value)]
 # Who runs the conv base: keras, or onnxruntime / openvino (CPU), which match Keras within float32 round-off.
@@ -157,7 +174,7 @@ class ReorganizeParams(Section):
 
 class SplitParams(Section):
     seed: Seed
-    valid_size: Count  # carved out of train, stratified
+    valid_size: Annotated[StrictInt, AfterValidator(_holds_each_class)]  # carved out of train, stratified
     sample_train_size: Count  # drawn from what train keeps
     sample_valid_size: Count  # drawn from the validation set
 
@@ -207,7 +224,7 @@ class FeaturesParams(Section):
 
 class PhaseParams(Section):
     # Both required, as every key is: a phase with a silent default would train at a rate nobody chose.
-    lr: Annotated[StrictFloat, Field(gt=0)]
+    lr: Annotated[Finite, Field(gt=0)]
     epochs: AtLeastOne
 
 
@@ -244,7 +261,7 @@ class SubmitParams(Section):
     enabled: StrictBool
     message: StrictStr
     force: StrictBool  # Kaggle caps submissions a day: a CSV it already has is not sent again unless forced
-    poll_timeout_s: Annotated[StrictFloat, Field(ge=0)]  # how long to wait for the score before recording it pending
+    poll_timeout_s: Annotated[Finite, Field(ge=0)]  # how long to wait for the score before recording it pending
 
 
 class Params(Section):
@@ -268,6 +285,20 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
+    def _sample_sets_hold_each_class(self) -> Params:
+        # train.dataset sample trains on sample_train and validates on sample_valid: each needs every class.
+        if self.train.dataset != "sample":
+            return self
+        for key in ("sample_train_size", "sample_valid_size"):
+            size = getattr(self.split, key)
+            if size < CLASS_COUNT:
+                raise _refuse(
+                    f"split.{key} is {size} but train.dataset is sample, which needs a photo of each class "
+                    f"(cats and dogs) there: raise it to at least {CLASS_COUNT}, or set train.dataset to full"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _synthetic_photos_suffice(self) -> Params:
         # Only the synthetic source's size is known before any work; split checks the others once unpacked.
         if self.download.source != "synthetic":
@@ -286,6 +317,8 @@ class Params(Section):
         return self
 
 
+# YAML 1.1 (PyYAML) reads 1e-3 as text: a float written with an exponent needs a dot (1.0e-3)
+_DOTLESS_EXPONENT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 # pydantic's error kinds -> the words of the one-line message
 _TYPE_NAMES = {
     "int_type": "int",
@@ -320,6 +353,11 @@ def _locate(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel]]:
     return key, holder
 
 
+def _number(value: float) -> str:
+    """A bound as written: an integer exactly (a seed's 4294967295), a float in its shortest form."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def _problem(error: ErrorDetails) -> str:
     """One validation error as one line, naming the key and what is expected."""
     key, holder = _locate(error["loc"])
@@ -330,15 +368,21 @@ def _problem(error: ErrorDetails) -> str:
         return f"missing key {key}: add it to params.yaml (the code holds no defaults)"
     if kind == "extra_forbidden":
         return f"unknown key {key}; known keys here: {', '.join(holder.model_fields)}"
+    if kind == "float_type" and isinstance(value, str) and _DOTLESS_EXPONENT.fullmatch(value):
+        return f"{key} must be float, got {value!r}: YAML reads an exponent without a dot as text; write it as 1.0e-3"
     if kind in _TYPE_NAMES:
         return f"{key or 'the file'} must be {_TYPE_NAMES[kind]}, got {value!r}"
     if kind == "literal_error":
         choices = ", ".join(re.findall(r"'([^']*)'", context["expected"]))
         return f"{key} is {value!r}; expected one of: {choices}"
     if kind == "greater_than_equal":
-        return f"{key} is {value}; it must be at least {context['ge']:g}"
+        return f"{key} is {value}; it must be at least {_number(context['ge'])}"
     if kind == "greater_than":
-        return f"{key} is {value}; it must be more than {context['gt']:g}"
+        return f"{key} is {value}; it must be more than {_number(context['gt'])}"
+    if kind == "less_than_equal":
+        return f"{key} is {value}; it must be at most {_number(context['le'])}"
+    if kind == "finite_number":
+        return f"{key} is {value}; it must be a finite number"
     if kind == "params_shape":
         return f"{key} {error['msg']}, got {value!r}"
     return f"{key}: {error['msg']}"  # a kind no field here can raise today, in pydantic's own words

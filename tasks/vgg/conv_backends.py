@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,9 +13,45 @@ from tasks.core.errors import StageError
 if TYPE_CHECKING:  # for the hints only: bench/gpu.sh imports this module on a GPU image that lacks pydantic
     from tasks.core.params import Backend, Precision
 
-ConvRunner = Callable[[np.ndarray], np.ndarray]  # (N, H, W, 3) float32 -> (N, 7, 7, 512) float32
 # OpenVINO's name for the arithmetic each precision asks for.
 OPENVINO_PRECISION = {"float32": "f32", "mixed_bfloat16": "bf16", "mixed_float16": "f16"}
+# A runtime's name for the arithmetic it runs (OpenVINO's element type, Keras' compute dtype) -> features.precision's.
+PRECISION_OF = {
+    "f32": "float32",
+    "bf16": "mixed_bfloat16",
+    "f16": "mixed_float16",
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "float16": "mixed_float16",
+}
+
+
+@dataclass(frozen=True)
+class ConvRunner:
+    """The conv base on one batch, (N, H, W, 3) float32 -> (N, *cut) float32, and the precision it really runs at.
+
+    precision_used is the runtime's own answer, which can differ from features.precision: OpenVINO runs float32
+    where the CPU can't run its bf16 or f16 kernels, and says nothing unless asked.
+    """
+
+    run: Callable[[np.ndarray], np.ndarray]
+    precision_used: Precision
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.run(batch)
+
+
+def precision_warning(backend: Backend, asked: Precision, used: Precision) -> str | None:
+    """One line saying the runtime did not run features.precision; None when it runs what was asked."""
+    if used == asked:
+        return None
+    return (
+        f"warning: features.precision is {asked} but {backend} runs {used} on this CPU, which lacks the instructions "
+        f"for {asked}; the features are {used} ones (recorded as precision_used): set features.precision to {used} "
+        "to ask for what runs"
+    )
+
+
 ONNX_OPSET = 17
 ONNX_IR_VERSION = 8  # what opset 17 needs; newer onnx packages default to IRs that runtimes reject
 
@@ -28,7 +65,7 @@ def make_conv_runner(conv, backend: Backend, precision: Precision, xla: bool) ->
         return _keras_runner(conv, precision, xla)
     if backend == "onnxruntime":
         return _onnxruntime_runner(conv_onnx(conv))
-    return _openvino_runner(conv_onnx(conv), OPENVINO_PRECISION[precision])
+    return openvino_runner(conv_onnx(conv), precision)
 
 
 def _with_policy(conv, precision: str):
@@ -48,13 +85,16 @@ def _keras_runner(conv, precision: str, xla: bool) -> ConvRunner:
     import keras
 
     model = conv if precision == "float32" else _with_policy(conv, precision)
+    # What Keras computes in: its layers cast inputs and weights to this dtype, so the features carry its rounding
+    # whether the CPU has bf16 instructions or emulates them.
+    used = PRECISION_OF[model.layers[-1].compute_dtype]
     # Under the JAX backend (GPU hosts whose image has JAX, not TensorFlow) predict is XLA-compiled already.
     if not xla or keras.backend.backend() == "jax":
-        return lambda batch: np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+        return ConvRunner(lambda batch: np.asarray(model.predict_on_batch(batch), dtype=np.float32), used)
     import tensorflow as tf
 
     compiled = tf.function(lambda batch: model(batch, training=False), jit_compile=True)
-    return lambda batch: np.asarray(compiled(tf.constant(batch)), dtype=np.float32)
+    return ConvRunner(lambda batch: np.asarray(compiled(tf.constant(batch)), dtype=np.float32), used)
 
 
 def conv_onnx(conv) -> bytes:
@@ -121,17 +161,28 @@ def _onnxruntime_runner(graph: bytes) -> ConvRunner:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    return lambda batch: session.run(None, {"photos": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+    # float32 only: params.py refuses another precision for onnxruntime at load
+    return ConvRunner(
+        lambda batch: session.run(None, {"photos": np.ascontiguousarray(batch, dtype=np.float32)})[0], "float32"
+    )
 
 
-def _openvino_runner(graph: bytes, inference_precision: str) -> ConvRunner:
-    """OpenVINO on the CPU, tuned for one large request at a time (a batch), at the given arithmetic precision."""
+def openvino_runner(graph: bytes, precision: Precision) -> ConvRunner:
+    """OpenVINO on the CPU, tuned for one large request at a time (a batch), asked to run at precision.
+
+    The precision is a hint: OpenVINO runs bf16 only where its CPU plugin has the kernels (AVX-512 or AVX2-VNNI-2)
+    and f16 only with AVX-512 FP16 or AVX2-VNNI-2 (else its default: bf16 where it can, float32 where not),
+    silently; the compiled model says what it chose.
+    """
     import openvino as ov
 
     core = ov.Core()
     model = core.read_model(graph, b"")  # ONNX bytes, weights embedded
     compiled = core.compile_model(
-        model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": inference_precision}
+        model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision]}
     )
+    used = PRECISION_OF[compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()]
     request = compiled.create_infer_request()
-    return lambda batch: np.array(request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})[0], copy=True)
+    return ConvRunner(
+        lambda batch: np.array(request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})[0], copy=True), used
+    )

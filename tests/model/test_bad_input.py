@@ -312,7 +312,7 @@ def test_features_refuses_a_photo_that_is_not_the_one_the_manifest_lists(tmp_pat
     from tasks.features import features
 
     organized = organized_photos(tmp_path, per_class=2, test_count=1)
-    manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1))
+    manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1))
     damage(organized / "train/dogs/dog.2.jpg")
     with pytest.raises(StageError, match=message) as refused:
         features(

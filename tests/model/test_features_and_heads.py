@@ -78,6 +78,7 @@ def test_pool5_is_cached_as_float16_with_ids_and_targets(feature_root: Path):
     assert test.ids == ["1", "2", "3", "4", "5"] and set(test.targets.tolist()) == {-1}
     assert np.isfinite(test.features.astype(np.float32)).all()
     assert sorted(p.name for p in root.iterdir()) == [
+        "precision.json",  # features.precision and the precision the runtime ran
         "sample_train",
         "sample_valid",
         "test",

@@ -39,7 +39,7 @@ PARAMS = {
     "train": {"batch_size": 4, "phases": [{"lr": 0.1, "epochs": 2}]},
 }
 OUTPUTS = {  # stage -> what DVC would take as its finished output
-    "features": ["data/features", "metrics/undecodable.json"],
+    "features": ["data/features", "metrics/undecodable.json", "metrics/precision.json"],
     "train": ["models/head.keras", "metrics/train.json", "metrics/train_history.csv"],
 }
 outputs_seen: list[str] = []  # everything any command here printed, for the secrets scan

@@ -85,8 +85,15 @@ def test_model_record_is_complete(origin: Path):
     assert record["artifact"]["sha256"] == hashlib.sha256(model_bytes).hexdigest()
     locked = {out["path"]: out["md5"] for out in lock_stage(origin, "train")["outs"]}
     assert record["artifact"]["md5"] == hashlib.md5(model_bytes).hexdigest() == locked[MODEL]
+    upstream_metrics = ("metrics/split.json", "metrics/undecodable.json", "metrics/precision.json")
     assert record["metrics"] == {  # its own metrics and those of the stages upstream
-        path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", "metrics/undecodable.json")
+        path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", *upstream_metrics)
+    }
+    # the precision features ran at, as the runtime reported it, beside the one params.yaml asked for
+    assert record["metrics"]["metrics/precision.json"] == {
+        "backend": "keras",
+        "precision": "float32",
+        "precision_used": "float32",
     }
     # The run's facts live beside the record, naming it by its md5; the record holds none of them.
     assert record["run_facts"] == MODEL_RUN
@@ -125,7 +132,13 @@ def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: P
     facts = json.loads((origin / SUBMISSION_RUN).read_text())
     assert facts["model_run"] == json.loads((origin / MODEL_RUN).read_text())  # training's facts as submit found them
     assert facts["prefect_flow_run_id"] == FLOW_RUN_ID
-    assert set(record["metrics"]) == {"metrics/train.json", "metrics/clip.json", "metrics/undecodable.json"}
+    assert set(record["metrics"]) == {
+        "metrics/split.json",
+        "metrics/undecodable.json",
+        "metrics/precision.json",
+        "metrics/train.json",
+        "metrics/clip.json",
+    }
     assert record["source"]["archive"]["md5"] == lock_stage(origin, "download")["outs"][0]["md5"]
 
 

@@ -10,6 +10,7 @@ import yaml
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import NO_LOCAL_ARCHIVE, load_params
 from tasks.vgg.feature_store import read_feature_set
+from tests.support.bad_inputs import one_class_archive
 from tests.support.workspace import dvc, make_workspace, stages_ran, write_params
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
@@ -122,6 +123,30 @@ def test_a_failing_stage_stops_the_dag_with_its_message(workspace: Path):
     assert "Traceback" not in result.stderr
     assert stages_ran(result.stdout) == ["download"]
     assert not (workspace / "data").exists() or not any((workspace / "data").rglob("*.zip"))
+
+
+def test_an_archive_of_one_class_is_refused_at_split_naming_the_counts(workspace: Path, tmp_path: Path):
+    """An archive of cats only used to give val_accuracy 1.0 and a submission worse than chance, with no message."""
+    archive = one_class_archive(tmp_path / "cats-only.zip", "cat", train_per_class=12, test_count=6)
+    write_params(workspace, {"download": {"source": "archive", "archive_path": str(archive)}})
+    result = dvc(workspace, "repro", check=False)
+    assert result.returncode != 0
+    assert (
+        "error: split: train holds 0 dogs and 6 cats; every class needs photos in train and valid: "
+        "the archive's train photos hold 0 dogs and 12 cats: use an archive with photos of each class"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert stages_ran(result.stdout) == ["download", "reorganize", "split"]
+    assert not (workspace / "data/split.csv").exists() and not (workspace / "metrics/split.json").exists()
+
+
+def test_split_reports_class_counts_as_a_dvc_metric(workspace: Path):
+    """metrics/split.json is listed in dvc.yaml, so `dvc metrics show` shows each subset's classes."""
+    dvc(workspace, "repro", "split")
+    shown = json.loads(dvc(workspace, "metrics", "show", "--json").stdout)[""]["data"]["metrics/split.json"]["data"]
+    assert shown["valid"] == {"cats": 3, "dogs": 3, "smallest_class_share": 0.5}
+    assert shown["train"] == {"cats": 9, "dogs": 9, "smallest_class_share": 0.5}
+    assert shown["smallest_class_share"] == 0.5 and shown["min_class_share"] == 0.1
 
 
 def test_a_small_image_size_runs_the_dag_through_train(tmp_path: Path):

@@ -98,3 +98,15 @@ def patched_headers(data: bytes, **fields: int) -> bytes:
             struct.pack_into(fmt, out, central + central_at, value)
         central += 46 + name_length + extra_length + comment_length
     return bytes(out)
+
+
+def one_class_archive(path: Path, animal: str, train_per_class: int, test_count: int) -> Path:
+    """The seeded synthetic archive with only the train photos of animal (cat or dog): a user's archive of one class."""
+    build_synthetic_archive(path, seed=0, train_per_class=train_per_class, test_count=test_count)
+    with zipfile.ZipFile(path) as outer:
+        inner = {name: outer.read(name) for name in outer.namelist()}
+    with zipfile.ZipFile(io.BytesIO(inner[TRAIN_ZIP])) as archive:
+        kept = {m: archive.read(m) for m in archive.namelist() if m.startswith(f"train/{animal}.")}
+    inner[TRAIN_ZIP] = zip_bytes(kept)
+    path.write_bytes(zip_bytes(inner))
+    return path

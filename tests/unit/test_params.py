@@ -137,7 +137,6 @@ def test_a_wrong_type_is_named_with_what_is_expected(override, message):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"split": {"valid_size": -1}}, "split.valid_size is -1; it must be at least 0"),
         ({"split": {"seed": -1}}, "split.seed is -1; it must be at least 0"),
         ({"download": {"synthetic": {"test_count": -5}}}, "download.synthetic.test_count is -5; it must be at least 0"),
         ({"features": {"max_undecodable": -1}}, "features.max_undecodable is -1; it must be at least 0"),
@@ -153,6 +152,90 @@ def test_a_wrong_type_is_named_with_what_is_expected(override, message):
 )
 def test_a_value_out_of_range_is_named_with_its_range(override, message):
     assert refusal(override) == f"params.yaml: {message}"
+
+
+SEEDS = (
+    {"download": {"synthetic": {"seed": None}}},
+    {"split": {"seed": None}},
+    {"features": {"seed": None}},
+    {"train": {"seed": None}},
+)
+
+
+def with_seed(where: dict, seed: int) -> tuple[dict, str]:
+    """where with its one seed set to seed, and that seed's dotted key."""
+    ((section, inner),) = where.items()
+    if "seed" in inner:
+        return {section: {"seed": seed}}, f"{section}.seed"
+    ((name, _),) = inner.items()
+    return {section: {name: {"seed": seed}}}, f"{section}.{name}.seed"
+
+
+@pytest.mark.parametrize("where", SEEDS, ids=lambda where: with_seed(where, 0)[1])
+def test_every_seed_is_a_32_bit_unsigned_integer(where):
+    """NumPy refuses a negative seed and Keras' set_random_seed one of 2**32 or more: both are refused at load."""
+    for seed, line in (
+        (-1, "is -1; it must be at least 0"),
+        (2**32, "is 4294967296; it must be at most 4294967295"),
+        (2**64, "is 18446744073709551616; it must be at most 4294967295"),
+    ):
+        override, key = with_seed(where, seed)
+        assert refusal(override) == f"params.yaml: {key} {line}"
+    for seed in (0, 2**32 - 1):
+        parse_params(merged(project_yaml(), with_seed(where, seed)[0]))
+
+
+def test_the_seed_bound_is_numpys():
+    """The bound is the real one: NumPy's legacy seeding (which Keras' set_random_seed calls; it refuses 2**32 with
+    "Seed must be between 0 and 2**32 - 1") takes 2**32 - 1 and no more."""
+    import numpy as np
+
+    from tasks.core.params import SEED_LIMIT
+
+    np.random.seed(SEED_LIMIT)
+    with pytest.raises(ValueError):
+        np.random.seed(SEED_LIMIT + 1)
+
+
+@pytest.mark.parametrize(
+    ("written", "line"),
+    [
+        (".nan", "train.phases[0].lr is nan; it must be a finite number"),
+        (".inf", "train.phases[0].lr is inf; it must be a finite number"),
+        ("-.inf", "train.phases[0].lr is -inf; it must be a finite number"),
+        (".NaN", "train.phases[0].lr is nan; it must be a finite number"),
+        ("-0.1", "train.phases[0].lr is -0.1; it must be more than 0"),
+        ("0.0", "train.phases[0].lr is 0.0; it must be more than 0"),
+        (
+            "1e-3",
+            "train.phases[0].lr must be float, got '1e-3': YAML reads an exponent without a dot as text; "
+            "write it as 1.0e-3",
+        ),
+    ],
+)
+def test_a_learning_rate_written_in_params_yaml_must_be_a_positive_finite_number(tmp_path: Path, written, line):
+    """Written as YAML spells it (.nan, .inf), so the refusal is checked on what PyYAML really hands the model."""
+    text = (PROJECT / "params.yaml").read_text()
+    assert "    - {lr: 0.1, epochs: 3}" in text
+    (tmp_path / "params.yaml").write_text(text.replace("{lr: 0.1, epochs: 3}", f"{{lr: {written}, epochs: 3}}"))
+    with pytest.raises(StageError) as err:
+        load_params(tmp_path / "params.yaml")
+    assert str(err.value) == f"params.yaml: {line}"
+
+
+@pytest.mark.parametrize("written", [".nan", ".inf"])
+def test_a_poll_timeout_must_be_finite(tmp_path: Path, written):
+    text = (PROJECT / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(text.replace("poll_timeout_s: 600", f"poll_timeout_s: {written}"))
+    with pytest.raises(StageError, match=r"^params.yaml: submit.poll_timeout_s is (nan|inf); it must be a finite"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_params_class_count_is_the_archives():
+    from tasks.competition.archive import CLASSES
+    from tasks.core.params import CLASS_COUNT
+
+    assert len(CLASSES) == CLASS_COUNT
 
 
 # Each rule that ties keys together: a file that breaks it, the line it is refused with, and the nearest file
@@ -258,6 +341,30 @@ RULES = {
         "train.head dense needs features.layer block5_pool",
         {"features": {"layer": "block5_pool"}, "train": {"head": "dense"}},
     ),
+    "a validation set holds each class": (
+        {"split": {"valid_size": 0, "sample_valid_size": 0}},
+        "split.valid_size is 0; the validation set needs a photo of each class (cats and dogs), "
+        "so it must be at least 2",
+        {"split": {"valid_size": 2, "sample_valid_size": 0}},
+    ),
+    "one validation photo is not each class": (
+        {"split": {"valid_size": 1, "sample_valid_size": 1}},
+        "split.valid_size is 1; the validation set needs a photo of each class (cats and dogs), "
+        "so it must be at least 2",
+        {"split": {"valid_size": 2, "sample_valid_size": 1}},
+    ),
+    "the sample train set trained on holds each class": (
+        {"split": {"sample_train_size": 0}, "train": {"dataset": "sample"}},
+        "split.sample_train_size is 0 but train.dataset is sample, which needs a photo of each class (cats and dogs) "
+        "there: raise it to at least 2, or set train.dataset to full",
+        {"split": {"sample_train_size": 0}, "train": {"dataset": "full"}},
+    ),
+    "the sample valid set validated on holds each class": (
+        {"split": {"sample_valid_size": 1}, "train": {"dataset": "sample"}},
+        "split.sample_valid_size is 1 but train.dataset is sample, which needs a photo of each class (cats and dogs) "
+        "there: raise it to at least 2, or set train.dataset to full",
+        {"split": {"sample_valid_size": 2}, "train": {"dataset": "sample"}},
+    ),
     "synthetic photos leave some to train on": (
         {"split": {"valid_size": 200}},
         "split.valid_size is 200 but download.synthetic makes only 200 train photos; "
@@ -295,7 +402,8 @@ def test_an_archive_sources_size_is_left_to_split():
 def test_every_problem_gets_its_own_line():
     message = refusal({"trian": {}, "split": {"valid_size": -1}, "features": {"image_size": 100, "xla": "no"}})
     assert message.splitlines() == [  # in params.yaml's order, unknown keys last
-        "params.yaml: split.valid_size is -1; it must be at least 0",
+        "params.yaml: split.valid_size is -1; the validation set needs a photo of each class (cats and dogs), "
+        "so it must be at least 2",
         "params.yaml: features.xla must be bool, got 'no'",
         "params.yaml: features.image_size is 100; it must be a multiple of 32 and at least 32 "
         "(VGG16 halves it five times)",

@@ -2,12 +2,22 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tasks.core.errors import StageError
 from tasks.core.params import SplitParams
+from tasks.photos.class_balance import MIN_CLASS_SHARE, rare_class_warning, require_targets_of_each_class
 from tasks.photos.manifest import read_manifest
-from tasks.split import natural_key, plan_split, split, stratified_counts
+from tasks.split import (
+    balance_metrics,
+    natural_key,
+    plan_counts,
+    plan_split,
+    require_each_class,
+    split,
+    stratified_counts,
+)
 from tests.support.photos import organized_photos
 
 
@@ -73,7 +83,7 @@ def test_natural_order():
 def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: Path):
     organized = organized_photos(tmp_path, per_class=8, test_count=3)
     params = SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2)
-    counts = split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+    counts = {s: sum(n.values()) for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params).items()}
     assert counts == {"train": 12, "valid": 4, "sample_train": 4, "sample_valid": 2, "test": 3}
     assert (tmp_path / "split.csv").read_text().splitlines()[0] == "subset,class_name,id,path,md5"
     rows = read_manifest(tmp_path / "split.csv")
@@ -94,10 +104,143 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
 
 
 def test_split_explains_a_missing_or_foreign_index(tmp_path: Path):
-    params = SplitParams(seed=0, valid_size=1, sample_train_size=1, sample_valid_size=1)
+    params = SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1)
     with pytest.raises(StageError, match=r"organized.csv is missing; run `dvc repro`"):
         split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
     (tmp_path / "organized.csv").write_text("id,label\ncat.1,0\n")
     with pytest.raises(StageError, match="is not a photo manifest"):
         split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
     assert not (tmp_path / "split.csv").exists()
+
+
+# ---- every class in every subset a head trains or validates on -----------------------------------------
+
+
+def planned(pool: dict[str, list[str]], params: SplitParams) -> dict:
+    """The per-class counts of the plan for pool, after split's class check."""
+    counts = plan_counts(plan_split(pool, params))
+    require_each_class(pool, counts)
+    return counts
+
+
+SIZES = SplitParams(seed=0, valid_size=4, sample_train_size=2, sample_valid_size=2)
+
+
+@pytest.mark.parametrize(
+    ("pool", "params", "line"),
+    [
+        (
+            {"cats": [f"cat.{i}.jpg" for i in range(1, 41)], "dogs": []},
+            SIZES,
+            "train holds 0 dogs and 36 cats; every class needs photos in train and valid: the archive's train photos "
+            "hold 0 dogs and 40 cats: use an archive with photos of each class",
+        ),
+        (
+            {"cats": [], "dogs": [f"dog.{i}.jpg" for i in range(1, 11)]},
+            SIZES,
+            "train holds 0 cats and 6 dogs; every class needs photos in train and valid: the archive's train photos "
+            "hold 0 cats and 10 dogs: use an archive with photos of each class",
+        ),
+        (  # one dog in 40: the validation set takes it (each class gets a photo), and train keeps none
+            train_pool(39, 1),
+            SIZES,
+            "train holds 0 dogs and 36 cats; every class needs photos in train and valid: split.valid_size took every "
+            "one of dogs: add photos of them",
+        ),
+    ],
+    ids=["no-dogs", "no-cats", "one-dog"],
+)
+def test_a_subset_without_a_class_is_refused_naming_the_counts(pool, params, line):
+    with pytest.raises(StageError) as refused:
+        planned(pool, params)
+    assert str(refused.value) == line
+
+
+def test_every_class_gets_a_photo_in_each_subset_when_the_size_allows():
+    """Proportions alone give a rare class none: 4 of 39 cats and 1 dog are 4 cats, 2 of 36 and 4 are 2 cats."""
+    assert stratified_counts({"cats": 39, "dogs": 1}, 4) == {"cats": 3, "dogs": 1}
+    assert stratified_counts({"cats": 36, "dogs": 4}, 2) == {"cats": 1, "dogs": 1}
+    assert stratified_counts({"cats": 36, "dogs": 4}, 1) == {"cats": 1, "dogs": 0}  # too few for both
+    assert stratified_counts({"cats": 36, "dogs": 0}, 2) == {"cats": 2, "dogs": 0}  # none to give
+    counts = planned(train_pool(36, 4), SplitParams(seed=0, valid_size=20, sample_train_size=2, sample_valid_size=2))
+    assert counts["sample_train"] == {"cats": 1, "dogs": 1} and counts["sample_valid"] == {"cats": 1, "dogs": 1}
+    assert planned(train_pool(20, 20), SIZES)["valid"] == {"cats": 2, "dogs": 2}  # balanced sets are as before
+
+
+def test_balance_metrics_and_the_rare_class_warning():
+    counts = planned(train_pool(95, 5), SplitParams(seed=0, valid_size=20, sample_train_size=40, sample_valid_size=10))
+    assert counts["valid"] == {"cats": 19, "dogs": 1} and counts["train"] == {"cats": 76, "dogs": 4}
+    metrics = balance_metrics(counts)
+    assert metrics["valid"] == {"cats": 19, "dogs": 1, "smallest_class_share": 0.05}
+    assert metrics["smallest_class_share"] == 0.05 and metrics["min_class_share"] == MIN_CLASS_SHARE == 0.10
+    assert rare_class_warning("valid", counts["valid"]) == (
+        "warning: valid holds 1 dogs and 19 cats: dogs are 5.0% of it, under 10%; the head will lean to the other "
+        "class: add photos of dogs if you have them"
+    )
+    balanced = planned(train_pool(20, 20), SIZES)
+    assert rare_class_warning("valid", balanced["valid"]) is None
+    assert balance_metrics(balanced)["smallest_class_share"] == 0.5
+    assert rare_class_warning("train", {"cats": 9, "dogs": 1}) is None  # exactly 10%: not under
+
+
+def test_split_refuses_an_index_of_one_class_and_writes_nothing(tmp_path: Path):
+    organized_photos(tmp_path, per_class=6, test_count=2)
+    index = tmp_path / "organized.csv"
+    index.write_text("".join(line + "\n" for line in index.read_text().splitlines() if "/dogs/" not in line))
+    with pytest.raises(
+        StageError, match=r"^train holds 0 dogs and 3 cats; every class needs photos in train and valid"
+    ):
+        split(
+            index,
+            tmp_path / "split.csv",
+            SplitParams(seed=0, valid_size=3, sample_train_size=2, sample_valid_size=2),
+        )
+    assert not (tmp_path / "split.csv").exists()
+
+
+def test_train_refuses_targets_without_a_class():
+    """train's own check: every photo of a class can also be lost after split, left out as undecodable."""
+    require_targets_of_each_class("valid", np.array([0, 1, 1]))
+    with pytest.raises(StageError) as refused:
+        require_targets_of_each_class("sample_valid", np.array([1, 1, 1]))
+    assert str(refused.value) == (
+        "the features of sample_valid hold 0 cats and 3 dogs; a head needs photos of every class to train and "
+        "validate on: if photos of cats were left out as undecodable (`dvc metrics show` counts them), replace "
+        "them; then run `dvc repro`, whose split refuses a subset without a class"
+    )
+
+
+def test_the_stage_warns_of_a_rare_class_and_records_every_subsets_classes(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+):
+    import json
+
+    import yaml
+
+    from tasks import split as stage
+    from tasks.photos.manifest import PhotoEntry, write_manifest
+    from tests.support.workspace import PROJECT, merged
+
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    paths = {"organized_index": "organized.csv", "split": "split.csv", "metrics": "metrics"}
+    sizes = {"valid_size": 20, "sample_train_size": 40, "sample_valid_size": 10}
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(merged(params, {"paths": paths, "split": sizes})))
+    pool = train_pool(95, 5)
+    write_manifest(
+        in_tmp / "organized.csv",
+        [PhotoEntry("train", c, n[:-4], f"train/{c}/{n}", "0" * 32) for c, names in pool.items() for n in names]
+        + [PhotoEntry("test", "unknown", "1", "test/unknown/1.jpg", "0" * 32)],
+    )
+    stage.main()
+    out, err = capsys.readouterr()
+    assert out == "split: train 80, valid 20, sample_train 40, sample_valid 10, test 1\n"
+    assert err.splitlines() == [
+        "split: warning: train holds 4 dogs and 76 cats: dogs are 5.0% of it, under 10%; the head will lean to the "
+        "other class: add photos of dogs if you have them",
+        "split: warning: valid holds 1 dogs and 19 cats: dogs are 5.0% of it, under 10%; the head will lean to the "
+        "other class: add photos of dogs if you have them",
+    ]
+    metrics = json.loads((in_tmp / "metrics/split.json").read_text())
+    assert metrics["train"] == {"cats": 76, "dogs": 4, "smallest_class_share": 0.05}
+    assert metrics["sample_train"]["cats"] + metrics["sample_train"]["dogs"] == 40
+    assert metrics["smallest_class_share"] == 0.05

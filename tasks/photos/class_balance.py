@@ -1,0 +1,67 @@
+"""How many photos of each class a subset holds: the sentence that says so, a missing class, a class too rare.
+
+A head trained without one class learns a constant (val_accuracy 1.0 on a validation set of the same class, and
+a submission worse than chance), so split refuses such a set and train checks again what it is given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tasks.competition.archive import CLASSES
+from tasks.core.errors import StageError
+
+# A class under this share of a subset gets a warning (split's output and metrics/split.json), not a refusal: the
+# head still learns, leaning to the larger class. The competition is balanced (12,500 each); a tenth is far off it.
+# A constant, not a param: it changes no output, only whether a warning is printed.
+MIN_CLASS_SHARE = 0.10
+
+
+def class_counts(targets: np.ndarray) -> dict[str, int]:
+    """Photos of each class among targets (0 cat, 1 dog; the unknown -1 counts for none)."""
+    return {name: int(np.count_nonzero(targets == index)) for index, name in enumerate(CLASSES)}
+
+
+def describe(counts: dict[str, int]) -> str:
+    """`0 dogs and 40 cats`: each class's count, the rarest first, so the problem reads first."""
+    rarest_first = sorted(counts, key=lambda name: (counts[name], CLASSES.index(name)))
+    return " and ".join(f"{counts[name]} {name}" for name in rarest_first)
+
+
+def missing_classes(counts: dict[str, int]) -> list[str]:
+    """The classes with no photo in counts, in CLASSES order."""
+    return [name for name in CLASSES if not counts.get(name)]
+
+
+def smallest_share(counts: dict[str, int]) -> float:
+    """The rarest class's share of the subset (0.0 for an empty one)."""
+    total = sum(counts.values())
+    return min(counts.get(name, 0) for name in CLASSES) / total if total else 0.0
+
+
+def rare_class_warning(subset: str, counts: dict[str, int]) -> str | None:
+    """A warning when a class holds less than MIN_CLASS_SHARE of subset; None when every class holds enough."""
+    share = smallest_share(counts)
+    if share >= MIN_CLASS_SHARE:
+        return None
+    rarest = min(CLASSES, key=lambda name: counts.get(name, 0))
+    return (
+        f"warning: {subset} holds {describe(counts)}: {rarest} are {share:.1%} of it, under {MIN_CLASS_SHARE:.0%}; "
+        f"the head will lean to the other class: add photos of {rarest} if you have them"
+    )
+
+
+def require_targets_of_each_class(subset: str, targets: np.ndarray) -> None:
+    """Refuse to train or validate on targets that lack a class.
+
+    split refuses such a subset; this catches the one it could not see: every photo of a class left out by features
+    as undecodable.
+    """
+    counts = class_counts(targets)
+    lacking = missing_classes(counts)
+    if lacking:
+        raise StageError(
+            f"the features of {subset} hold {describe(counts)}; a head needs photos of every class to train and "
+            f"validate on: if photos of {', '.join(lacking)} were left out as undecodable (`dvc metrics show` counts "
+            "them), replace them; then run `dvc repro`, whose split refuses a subset without a class"
+        )
