@@ -14,7 +14,7 @@ from tasks.core.params import SplitParams
 from tasks.features import PRECISION_FILE, features
 from tasks.vgg.feature_store import read_feature_set
 from tests.support.cpu import QEMU, cpu_flags, openvino_runs_bf16, run_on_avx2_only_cpu
-from tests.support.params import features_params
+from tests.support.params import features_params, reorganize_params
 from tests.support.photos import organized_photos, split_photos
 from tests.support.workspace import PROJECT, merged
 
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(QEMU is None, reason="needs qemu-x86_64 (apt ins
 
 # A seeded random VGG16 at 32x32 (1/49 of the work at 224): emulated, the stage takes about a minute.
 SMALL = {"weights": "none", "seed": 0, "image_size": 32, "batch_size": 4, "backend": "openvino"}
+PHOTO_LIMIT = reorganize_params().max_photo_bytes
 
 
 def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_path: Path):
@@ -47,7 +48,9 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
     assert json.loads((tmp_path / "features" / PRECISION_FILE).read_text()) == recorded
 
     # The features are float32's: the same stage asked for float32 on this machine gives them (float16 storage).
-    features(tmp_path / "split.csv", tmp_path / "organized", tmp_path / "float32", features_params(**SMALL))
+    features(
+        tmp_path / "split.csv", tmp_path / "organized", tmp_path / "float32", features_params(**SMALL), PHOTO_LIMIT
+    )
     emulated = read_feature_set(tmp_path / "features", "train").features.astype(np.float32)
     native = read_feature_set(tmp_path / "float32", "train").features.astype(np.float32)
     assert np.abs(native).max() > 0
@@ -55,6 +58,12 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
 
     # and on this machine's own CPU the bf16 ask gives what its flags say, without a warning where it runs bf16
     here = tmp_path / "here"
-    features(tmp_path / "split.csv", tmp_path / "organized", here, features_params(**SMALL, precision="mixed_bfloat16"))
+    features(
+        tmp_path / "split.csv",
+        tmp_path / "organized",
+        here,
+        features_params(**SMALL, precision="mixed_bfloat16"),
+        PHOTO_LIMIT,
+    )
     used = json.loads((here / PRECISION_FILE).read_text())["precision_used"]
     assert used == ("mixed_bfloat16" if openvino_runs_bf16(cpu_flags()) else "float32")
