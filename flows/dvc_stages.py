@@ -101,11 +101,16 @@ def stream_dvc(workspace: Path, args: list[str], on_line: Callable[[str], None] 
 
 
 def error_lines(stage: str, lines: list[str]) -> list[str]:
-    """The stage's own one-line errors (`error: <stage>: ...`), else DVC's (`ERROR: ...`), else the last line."""
+    """The stage's own one-line errors (`error: <stage>: ...`), else DVC's first error (`ERROR: ...` and the lines
+    that go on with it, up to a blank one: DVC's busy lock names its holder there), else the last line."""
     own = [line for line in lines if line.startswith(f"error: {stage}: ")]
     if own:
         return own
-    return [line for line in lines if line.startswith("ERROR: ")] or lines[-1:]
+    first = next((i for i, line in enumerate(lines) if line.startswith("ERROR: ")), None)
+    if first is None:
+        return lines[-1:]
+    end = next((i for i in range(first + 1, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[first:end]
 
 
 def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] = print) -> StageRun:

@@ -233,7 +233,8 @@ def main() -> None:
             verdict.write(said)
         sys.exit(status)
     status, said = run_in_own_session([sys.executable, "-m", "flows.lesson2", *sys.argv[1:]], VERDICT_FD)
-    print(said, file=sys.stdout if status == 0 else sys.stderr)
+    if said:  # nothing when the flow's process died before it could say (killed, or a crash with its traceback)
+        print(said, file=sys.stdout if status == 0 else sys.stderr)
     sys.exit(status)
 
 

@@ -26,7 +26,8 @@ def test_the_stage_s_own_error_lines_else_dvc_s_else_the_last():
     dvc_says = "ERROR: failed to reproduce 'features': failed to run: python -m tasks.features, exited with 2"
     lines = ["Running stage 'features':", "error: features: a", "error: features: b", dvc_says]
     assert error_lines("features", lines) == ["error: features: a", "error: features: b"]
-    assert error_lines("train", ["Running stage 'train':", "ERROR: 'models' is busy"]) == ["ERROR: 'models' is busy"]
+    busy = ["ERROR: 'models' is busy, it is being blocked by:", "  (PID 7): dvc repro", "", "If there are no ..."]
+    assert error_lines("train", ["Running stage 'train':", *busy]) == busy[:2]
     assert error_lines("clip", ["Traceback ...", "ValueError: x"]) == ["ValueError: x"]
 
 
