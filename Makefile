@@ -19,6 +19,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	$(BOOTSTRAP_PYTHON) -m uv sync --frozen --python $(BOOTSTRAP_PYTHON) --compile-bytecode
 	@touch $@
 
+# The flow runs in a session of its own: Ctrl-C stops it within seconds, DVC consistent (flows/interruption.py).
 run: $(VENV)/.synced
 	$(PY) -m flows.lesson2
 	@echo

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from pathlib import Path
 
+from flows.interruption import interrupt_passes_to, interrupt_tree
+
 
 @dataclass(frozen=True)
 class StageRun:
@@ -21,7 +23,11 @@ class StageRun:
 
 
 class StageFailed(RuntimeError):
-    """A stage's command failed; the message ends with what it printed last."""
+    """A stage's command failed; the message names the stage and ends with the stage's own error line."""
+
+
+class StageInterrupted(StageFailed):
+    """Ctrl-C stopped the stage: DVC interrupted its command, kept none of its outputs and released its lock."""
 
 
 def stage_graph(workspace: Path) -> dict[str, list[str]]:
@@ -61,29 +67,67 @@ def stage_environment() -> dict[str, str]:
     return env
 
 
-def stream_dvc(workspace: Path, args: list[str], on_line: Callable[[str], None] = print) -> tuple[int, list[str]]:
-    """Run the dvc CLI in workspace, handing each line of its output to on_line as it comes; exit status and lines."""
+def stream_dvc(workspace: Path, args: list[str], on_line: Callable[[str], None] = print) -> tuple[int, list[str], bool]:
+    """Run the dvc CLI in workspace, handing each line of its output to on_line as it comes.
+
+    A Ctrl-C here goes on to dvc and its stage's command (interrupt_passes_to), as in a terminal; so does anything
+    that ends this process early (Prefect's termination signal), so dvc never runs on unwatched. After an interrupt,
+    what the stage prints while dying (a KeyboardInterrupt traceback) is kept in the lines but not handed on.
+    Returns the exit status, every line, and whether it was interrupted.
+    """
     command = [sys.executable, "-m", "dvc", *args]
     lines: list[str] = []
     with subprocess.Popen(
-        command, cwd=workspace, env=stage_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=workspace,
+        env=stage_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     ) as process:
         assert process.stdout is not None
-        for line in process.stdout:
-            line = line.rstrip("\n")
-            lines.append(line)
-            on_line(line)
-    return process.returncode, lines
+        with interrupt_passes_to(process) as interrupted:
+            try:
+                for line in process.stdout:
+                    line = line.rstrip("\n")
+                    lines.append(line)
+                    if not interrupted.is_set():
+                        on_line(line)
+            except BaseException:
+                interrupt_tree(process.pid)
+                process.wait()
+                raise
+    return process.returncode, lines, interrupted.is_set()
+
+
+def error_lines(stage: str, lines: list[str]) -> list[str]:
+    """The stage's own one-line errors (`error: <stage>: ...`), else DVC's first error (`ERROR: ...` and the lines
+    that go on with it, up to a blank one: DVC's busy lock names its holder there), else the last line."""
+    own = [line for line in lines if line.startswith(f"error: {stage}: ")]
+    if own:
+        return own
+    first = next((i for i, line in enumerate(lines) if line.startswith("ERROR: ")), None)
+    if first is None:
+        return lines[-1:]
+    end = next((i for i in range(first + 1, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[first:end]
 
 
 def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] = print) -> StageRun:
-    """Run `dvc repro --single-item stage`, streaming its output line by line; raise StageFailed on failure."""
+    """Run `dvc repro --single-item stage`, streaming its output line by line.
+
+    Raises StageFailed, whose message is `stage <stage> failed: <its error line>`, or StageInterrupted after Ctrl-C.
+    """
     args = ["repro", "--single-item", stage]
     if default_remote(workspace):
         args.append("--pull")  # restore from the shared cache and run-cache what another clone already ran
-    returncode, lines = stream_dvc(workspace, args, on_line)
+    returncode, lines, interrupted = stream_dvc(workspace, args, on_line)
     output = "\n".join(lines)
+    if returncode != 0 and interrupted:
+        raise StageInterrupted(
+            f"stage {stage} interrupted (Ctrl-C): DVC stopped its command and kept none of its outputs; "
+            "run again to redo it"
+        )
     if returncode != 0:
-        tail = "\n".join(lines[-15:])
-        raise StageFailed(f"stage {stage} failed (dvc exit status {returncode}):\n{tail}")
+        raise StageFailed(f"stage {stage} failed: " + "\n".join(error_lines(stage, lines)))
     return StageRun(stage, ran=f"Running stage '{stage}'" in output, output=output)

@@ -87,7 +87,9 @@ def save_experiment(workspace: Path, name: str, on_line: Callable[[str], None] =
     args = ["exp", "save", "--name", name]
     for path in untracked_outputs(workspace):
         args += ["--include-untracked", path]
-    returncode, lines = stream_dvc(workspace, args, on_line)
+    returncode, lines, interrupted = stream_dvc(workspace, args, on_line)
+    if returncode != 0 and interrupted:
+        raise ExperimentNotSaved(f"dvc exp save --name {name} was interrupted (Ctrl-C); the run is not recorded")
     if returncode != 0:
         tail = "\n".join(lines[-10:])
         raise ExperimentNotSaved(f"dvc exp save --name {name} failed (exit status {returncode}):\n{tail}")

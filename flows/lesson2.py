@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,13 +14,30 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.states import Completed, State
+from prefect.states import Cancelled, Completed, Failed, State
 
-from flows.dvc_stages import StageRun, execution_order, reproduce_stage, stage_graph
-from flows.experiment import Experiment, code_changes, experiment_name, free_name, head_commit, save_experiment
-from flows.run_params import params_in_place, read_params_file, validated_params
-from flows.run_report import lineage_markdown, metric_rows
-from flows.workspace_lock import hold_workspace
+from flows.dvc_stages import (
+    StageFailed,
+    StageInterrupted,
+    StageRun,
+    execution_order,
+    reproduce_stage,
+    stage_graph,
+)
+from flows.experiment import (
+    Experiment,
+    ExperimentNotSaved,
+    code_changes,
+    experiment_name,
+    free_name,
+    head_commit,
+    save_experiment,
+)
+from flows.interruption import INTERRUPTED_STATUS, run_in_own_session, stop_requests
+from flows.run_params import params_file, read_params_file, validated_params
+from flows.run_report import lineage_markdown, locked_hashes, metric_rows
+from flows.run_workspace import RUNS_DIR, dvc_cache_dir, remove_stale_runs, run_workspace
+from flows.workspace_lock import WorkspaceBusy, hold_workspace
 from tasks.core.errors import StageError
 from tasks.core.params import Params
 
@@ -29,16 +49,40 @@ UP_TO_DATE = "Up to date"  # the task run's state name when DVC skipped the stag
 METRICS_KEY = "lesson2-metrics"
 LINEAGE_KEY = "lesson2-lineage"
 SUBMISSION_KEY = "lesson2-submission"
+VERDICT_FD = "LESSON2_VERDICT_FD"  # set by main() for the flow's own process: where it writes its verdict
 
 
 def _reproduce(workspace: str, stage: str) -> State:
     logger = get_run_logger()
-    run = reproduce_stage(Path(workspace), stage, on_line=logger.info)
+    # A stage's failure is a State, not a raised exception: its one line is already in the log, streamed with the
+    # rest of its output, and a traceback through Prefect's engine would only bury it. The flow's state repeats it.
+    try:
+        run = reproduce_stage(Path(workspace), stage, on_line=logger.info)
+    except StageInterrupted as err:
+        return Cancelled(data=err, message=f"stage {stage} interrupted")
+    except StageFailed as err:
+        return Failed(data=err, message=f"stage {stage} failed")
     logger.info("%s: %s", stage, "ran" if run.ran else "up to date, skipped by DVC")
     # The state's name is what Prefect's UI shows for the task run, so a reused stage reads differently at a glance.
     if run.ran:
         return Completed(data=run, message="DVC ran the stage")
     return Completed(data=run, name=UP_TO_DATE, message="DVC found the stage up to date and skipped it")
+
+
+class _FailedStateEcho(logging.Filter):
+    """Drops Prefect's "Task run failed with state ..." record for a task that returned a Failed state: it repeats the
+    final state that Prefect logs next, with the state's data in full and an empty traceback ("NoneType: None")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        empty_traceback = record.exc_info == (None, None, None)
+        return not (empty_traceback and record.getMessage().startswith("Task run failed with state"))
+
+
+def quiet_failed_state_echo() -> None:
+    """Add _FailedStateEcho to Prefect's task run logger, once per process."""
+    logger = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(existing, _FailedStateEcho) for existing in logger.filters):
+        logger.addFilter(_FailedStateEcho())
 
 
 def stage_task(stage: str):
@@ -49,6 +93,7 @@ def stage_task(stage: str):
 
 def publish_artifacts(
     workspace: Path,
+    run_dir: Path,
     run_name: str,
     params: Params,
     merged: Mapping[str, Any],
@@ -56,17 +101,20 @@ def publish_artifacts(
     outcomes: Mapping[str, str],
     experiment: Experiment | None,
 ) -> None:
-    """The run's metrics table, its lineage summary and a link to its submission, as Prefect artifacts."""
-    rows = metric_rows(workspace / params.paths.metrics)
+    """The run's metrics table, its lineage summary and a link to its submission, as Prefect artifacts.
+
+    run_dir is where the stages ran: the workspace, or the run's own worktree (removed after the run).
+    """
+    rows = metric_rows(run_dir / params.paths.metrics)
     create_table_artifact(key=METRICS_KEY, table=rows, description=f"metrics/*.json after run {run_name}")
-    changes = code_changes(workspace)
+    changes = code_changes(run_dir)
     try:
-        commit = head_commit(workspace)
+        commit = head_commit(run_dir)
     except StageError:
         commit = "none (not a git checkout)"
     summary = lineage_markdown(
         run_name=run_name,
-        workspace=workspace,
+        workspace=run_dir,
         params=params,
         merged=merged,
         overrides=overrides,
@@ -78,10 +126,34 @@ def publish_artifacts(
         metrics=rows,
     )
     create_markdown_artifact(key=LINEAGE_KEY, markdown=summary, description=f"lineage of run {run_name}")
-    submission = (workspace / params.paths.submission).resolve()
+    submission, description = (run_dir / params.paths.submission).resolve(), "submission"
+    if run_dir != workspace:  # the worktree goes when the run ends; the cache keeps the file under its md5
+        md5 = locked_hashes(run_dir).get(params.paths.submission, "")
+        submission = dvc_cache_dir(workspace) / "files" / "md5" / md5[:2] / md5[2:]
+        restore = f"`dvc exp apply {experiment.name}` puts it in the workspace" if experiment else "not recorded"
+        description = f"submission (its object in DVC's cache; {restore})"
     create_link_artifact(
-        key=SUBMISSION_KEY, link=submission.as_uri(), link_text=params.paths.submission, description="submission"
+        key=SUBMISSION_KEY, link=submission.as_uri(), link_text=params.paths.submission, description=description
     )
+
+
+def _run_stages(run_dir: Path, stop: threading.Event) -> tuple[dict[str, str], State | None]:
+    """Each stage as its task, in DVC's order; the outcomes, and the flow's final state if a stage did not finish."""
+    outcomes: dict[str, str] = {}
+    # One stage after another: two `dvc repro` at once in one workspace would fight over DVC's lock.
+    for stage in execution_order(stage_graph(run_dir)):
+        if stop.is_set():
+            return outcomes, Cancelled(message=f"interrupted (Ctrl-C) before stage {stage}, which did not start")
+        state = stage_task(stage)(str(run_dir), stage, return_state=True)
+        if state.is_completed():
+            run: StageRun = state.result()
+            outcomes[stage] = "ran" if run.ran else "up to date"
+            continue
+        err = state.result(raise_on_failure=False)  # the task's StageFailed, as it returned it
+        message = str(err) if isinstance(err, StageFailed) else f"stage {stage}: {state.name} ({state.message})"
+        final = Cancelled if state.is_cancelled() else Failed
+        return outcomes, final(data=err if isinstance(err, Exception) else None, message=message)
+    return outcomes, None
 
 
 @flow(name="lesson2")
@@ -90,38 +162,80 @@ def lesson2(
 ) -> dict[str, str]:
     """Reproduce the DAG in workspace with params.yaml keys overridden for this run (e.g. {"train.head": "last_layer"}).
 
-    Records the run as a DVC experiment named after the flow run; returns each stage's outcome.
+    A run with overrides runs in its own worktree (flows/run_workspace.py): the workspace's files stay as they are.
+    Records the run as a DVC experiment named after the flow run; returns each stage's outcome. A stage that fails
+    (or Ctrl-C) ends the flow Failed (Cancelled), its message `stage <stage> failed: <the stage's error line>`.
     """
-    logger = get_run_logger()
+    quiet_failed_state_echo()
     root = Path(workspace)
     run_name = flow_run.get_name() or "lesson2"
     overrides = dict(overrides or {})
-    with hold_workspace(root, f"flow run {run_name}"):
-        # Everything that can be refused is checked here, before any stage touches the workspace.
-        original, data = read_params_file(root)
-        merged, params = validated_params(data, overrides)
-        name = None
-        if record_experiment:
-            name = free_name(root, experiment_name(run_name), (flow_run.get_id() or "run")[:8])
-        graph = stage_graph(root)
-        outcomes: dict[str, str] = {}
-        with params_in_place(root, original, merged, overridden=bool(overrides)):
-            # One stage after another: two `dvc repro` at once in one workspace would fight over DVC's lock.
-            for stage in execution_order(graph):
-                # The task returns its own State (to name it); .result() gives the StageRun or raises its error.
-                run: StageRun = stage_task(stage)(workspace, stage, return_state=True).result()
-                outcomes[stage] = "ran" if run.ran else "up to date"
-            experiment = save_experiment(root, name, on_line=logger.info) if name else None
-            if experiment:
-                logger.info("recorded as DVC experiment %s (%s)", experiment.name, experiment.commit)
-            publish_artifacts(root, run_name, params, merged, overrides, outcomes, experiment)
+    try:
+        with stop_requests() as stop, hold_workspace(root, f"flow run {run_name}"):
+            return _run(root, run_name, overrides, record_experiment, stop)
+    except (StageError, WorkspaceBusy) as err:  # explained in a sentence (a refused override, a busy workspace)
+        return Failed(data=err, message=str(err))
+
+
+def _run(
+    root: Path, run_name: str, overrides: dict[str, Any], record_experiment: bool, stop: threading.Event
+) -> dict[str, str] | State:
+    """The flow's body, holding the workspace: check, run the stages where they belong, record, publish."""
+    logger = get_run_logger()
+    # Everything that can be refused is checked here, before any stage touches the workspace.
+    _, data = read_params_file(root)
+    merged, params = validated_params(data, overrides)
+    name = None
+    if record_experiment:
+        name = free_name(root, experiment_name(run_name), (flow_run.get_id() or "run")[:8])
+    for stale in remove_stale_runs(root):
+        logger.info("removed the worktree %s that a killed run left under %s", stale, RUNS_DIR)
+    own = params_file(merged) if overrides else None
+    with run_workspace(root, experiment_name(run_name), own) as run_dir:
+        if run_dir != root:
+            logger.info("overrides: this run's stages run in its own worktree %s", run_dir)
+        outcomes, unfinished = _run_stages(run_dir, stop)
+        if unfinished:
+            return unfinished
+        if stop.is_set():
+            return Cancelled(message="interrupted (Ctrl-C) after the last stage; the run is not recorded")
+        try:
+            experiment = save_experiment(run_dir, name, on_line=logger.info) if name else None
+        except ExperimentNotSaved as err:
+            return Failed(data=err, message=str(err).splitlines()[0])
+        if experiment:
+            logger.info("recorded as DVC experiment %s (%s)", experiment.name, experiment.commit)
+        publish_artifacts(root, run_dir, run_name, params, merged, overrides, outcomes, experiment)
     return outcomes
 
 
+def run_here(workspace: str) -> tuple[int, str]:
+    """Run the flow in this process; its exit status and verdict: each stage's outcome, or why it stopped."""
+    try:
+        state = lesson2(workspace=workspace, return_state=True)
+    except KeyboardInterrupt:  # Ctrl-C before the flow could take it over (while Prefect's server starts)
+        return INTERRUPTED_STATUS, "interrupted (Ctrl-C) before the flow started; nothing ran"
+    if state.is_completed():
+        outcomes = state.result()
+        width = max(map(len, outcomes))
+        return 0, "\n".join(f"{stage:<{width}}  {outcome}" for stage, outcome in outcomes.items())
+    return (INTERRUPTED_STATUS if state.is_cancelled() else 1), state.message or state.name
+
+
 def main() -> None:
-    outcomes = lesson2(workspace=sys.argv[1] if len(sys.argv) > 1 else ".")
-    width = max(map(len, outcomes))
-    print("\n".join(f"{stage:<{width}}  {outcome}" for stage, outcome in outcomes.items()))
+    """`make run`: the flow in a session of its own, so that Ctrl-C reaches it as one orderly stop (interruption.py).
+
+    The verdict is printed last, after the flow's process has exited (Prefect's temporary server logs its stop then).
+    """
+    if VERDICT_FD in os.environ:  # the flow's own process, started below
+        with os.fdopen(int(os.environ.pop(VERDICT_FD)), "w") as verdict:
+            status, said = run_here(sys.argv[1] if len(sys.argv) > 1 else ".")
+            verdict.write(said)
+        sys.exit(status)
+    status, said = run_in_own_session([sys.executable, "-m", "flows.lesson2", *sys.argv[1:]], VERDICT_FD)
+    if said:  # nothing when the flow's process died before it could say (killed, or a crash with its traceback)
+        print(said, file=sys.stdout if status == 0 else sys.stderr)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,14 @@
-"""Per-run overrides of params.yaml keys: merged, validated before any stage runs, in place for the run only."""
+"""Per-run overrides of params.yaml keys: merged and validated before any stage runs, for the run's own worktree."""
 
 from __future__ import annotations
 
 import copy
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError
 from tasks.core.params import PARAMS_FILE, Params, parse_params
 
@@ -71,22 +68,6 @@ def read_params_file(workspace: Path) -> tuple[bytes, dict[str, Any]]:
     return original, data
 
 
-def _write(path: Path, content: bytes) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_bytes(content)
-
-
-@contextmanager
-def params_in_place(workspace: Path, original: bytes, merged: Mapping[str, Any], overridden: bool) -> Iterator[None]:
-    """Write the merged params.yaml for the run (DVC tracks params by file) and put the original back after."""
-    if not overridden:
-        yield
-        return
-    path = workspace / PARAMS_FILE
-    mode = os.stat(path).st_mode
-    _write(path, yaml.safe_dump(dict(merged), sort_keys=False).encode())
-    try:
-        yield
-    finally:
-        _write(path, original)
-        os.chmod(path, mode)  # atomic_file makes 0644; keep whatever the checkout had
+def params_file(merged: Mapping[str, Any]) -> bytes:
+    """The merged params as a params.yaml for a run's own worktree (flows/run_workspace.py), key order kept."""
+    return yaml.safe_dump(dict(merged), sort_keys=False).encode()

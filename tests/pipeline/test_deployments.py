@@ -27,6 +27,13 @@ def experiments(workspace: Path) -> dict[str, dict]:
     return found
 
 
+def experiment_file(workspace: Path, name: str, path: str) -> str:
+    """A file as experiment `name` recorded it, read from its git ref (refs/exps/.../<name>)."""
+    refs = run_tool(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], workspace).stdout.split()
+    (ref,) = [r for r in refs if r.endswith(f"/{name}")]
+    return run_tool(["git", "show", f"{ref}:{path}"], workspace).stdout
+
+
 def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everything_up_to_date(tmp_path: Path):
     workspace = make_workspace(tmp_path / "ws")
     shutil.copy2(PROJECT / "prefect.yaml", workspace / "prefect.yaml")
@@ -55,7 +62,9 @@ def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everythi
         table = json.loads(artifacts["lesson2-metrics"]["data"])
         metrics = {row["metric"]: row["value"] for row in table}
         assert metrics["clip.lo"] == 0.02 and 0.0 <= metrics["train.val_accuracy"] <= 1.0
-        lock = yaml.safe_load((workspace / "dvc.lock").read_text())
+        # A run with overrides runs in its own worktree: its dvc.lock is the experiment's, not the workspace's.
+        assert not (workspace / "dvc.lock").exists()
+        lock = yaml.safe_load(experiment_file(workspace, run["name"], "dvc.lock"))
         archive_md5 = lock["stages"]["download"]["outs"][0]["md5"]
         lineage = artifacts["lesson2-lineage"]["data"]
         assert run["name"] in lineage and archive_md5 in lineage and "train.phases=" in lineage

@@ -1,12 +1,34 @@
-"""The Prefect flow: one task per DVC stage, edges from DVC's graph, failures fail the flow."""
+"""The Prefect flow: one task per DVC stage, edges from DVC's graph, failures fail the flow.
+
+Some tests run the flow as `make run` does (`python -m flows.lesson2`, Prefect's temporary server), in a process of
+its own, to see what a person sees and to interrupt or kill it for real.
+"""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flows.dvc_stages import StageFailed, execution_order, stage_graph
-from tests.support.workspace import PROJECT, write_params
+from flows.run_workspace import RUNS_DIR
+from tests.support.workspace import PROJECT, dvc, make_workspace, run_tool, tool_env, write_params
+
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as shells report a process that Ctrl-C ended
+# Ctrl-C must end a run within this many seconds. What it waits for: the stage's current batch (under a second for a
+# few 224x224 photos), the stage's and dvc's exits, the task's and flow's states sent to the live server, and
+# Prefect's temporary server stopping (it gets 5 s to exit); 30 s leaves room for two heavy tests on 2 cores.
+# Before, Ctrl-C killed the server and the flow retried against it for minutes.
+CTRL_C_BOUND_S = 30
+# More photos than TINY_PARAMS, so that features runs long enough to be caught in the middle.
+SLOW_FEATURES = {"download": {"synthetic": {"train_per_class": 40, "test_count": 20}}, "features": {"batch_size": 2}}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +102,11 @@ def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_ha
     write_params(workspace, {"download": {"source": "archive", "archive_path": str(missing)}})
     state = lesson2(workspace=str(workspace), return_state=True)
     assert state.is_failed()
+    # DVC checks download's dependency, the local archive, before the stage runs: its line is the one shown.
+    assert (
+        state.message.startswith("stage download failed: ")
+        and f"No such file or directory: '{missing}'" in state.message
+    )
     with pytest.raises(StageFailed, match=rf"failed to reproduce 'download': .*No such file or directory: '{missing}'"):
         state.result()
     tasks = _task_runs(state.state_details.flow_run_id)
@@ -123,3 +150,146 @@ def test_a_second_run_in_a_busy_workspace_fails_naming_the_holder(workspace: Pat
     with pytest.raises(WorkspaceBusy, match="in use by flow run nightly-owl"):
         state.result()
     assert _task_runs(state.state_details.flow_run_id) == {}
+
+
+def flow_env(home: Path) -> dict[str, str]:
+    """The environment `make run` gives the flow: no Prefect server configured, so Prefect starts a temporary one."""
+    env = {k: v for k, v in tool_env().items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@contextmanager
+def flow_process(workspace: Path, args: list[str], log: Path) -> Iterator[subprocess.Popen]:
+    """`python <args>` in workspace as a terminal runs a command: a process group of its own, output to log.
+    Whatever is left of it is killed when the block ends, even when the test fails."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=workspace,
+            env=flow_env(log.parent / "prefect-home"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def make_run(workspace: Path, log: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """What `make run` runs, to its end: its exit status and output."""
+    with flow_process(workspace, ["-m", "flows.lesson2"], log) as process:
+        process.wait(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, log.read_text(), "")
+
+
+def wait_for(condition, process: subprocess.Popen, log: Path, what: str, timeout: float = 300) -> None:
+    """Poll until condition() holds; fail if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the flow ended before {what}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout}s:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def locked_outputs(workspace: Path) -> dict[str, str]:
+    """Each output's md5 in dvc.lock but the run records (lineage, receipt): their time and git commit differ."""
+    stages = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]
+    outs = [out for stage in stages.values() for out in stage.get("outs", [])]
+    records = ("lineage.json", "receipt.json")
+    return {out["path"]: out["md5"] for out in outs if not out["path"].endswith(records)}
+
+
+def test_a_failing_stage_shows_its_line_once_and_make_run_ends_with_it(tmp_path: Path):
+    workspace = make_workspace(tmp_path / "ws", {"features": {"weights": "/nowhere/vgg16.h5"}})
+    run = make_run(workspace, tmp_path / "run.log")
+    line = "error: features: features.weights is '/nowhere/vgg16.h5', which is neither imagenet, none, nor an "
+    line += "existing file"
+    lines = run.stdout.splitlines()
+    assert run.returncode == 1, run.stdout
+    assert lines[-1] == f"stage features failed: {line}"
+    assert "Traceback" not in run.stdout
+    # Once as the stage printed it, once in the flow's final state, once last (before: eight times, three tracebacks).
+    assert sum(line in text for text in lines) == 3, run.stdout
+    assert f'Finished in state Failed("stage features failed: {line}")' in run.stdout
+
+
+def test_ctrl_c_during_features_stops_within_seconds_and_the_next_run_completes(tmp_path: Path):
+    workspace = make_workspace(tmp_path / "ws", SLOW_FEATURES)
+    log = tmp_path / "interrupted.log"
+    with flow_process(workspace, ["-m", "flows.lesson2"], log) as process:
+        temps = lambda: list(workspace.glob("data/.features.*.tmp/*"))  # noqa: E731
+        wait_for(temps, process, log, "a features temp folder", timeout=400)
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: SIGINT to its foreground process group
+        interrupted_at = time.monotonic()
+        seen_before = len(log.read_text().splitlines())
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=CTRL_C_BOUND_S)
+        took = time.monotonic() - interrupted_at
+    output = log.read_text()
+    after = output.splitlines()[seen_before:]
+    assert took < CTRL_C_BOUND_S, f"{took:.0f}s:\n{output}"
+    assert process.returncode == INTERRUPTED_STATUS, output
+    assert "Traceback" not in output and "connection" not in output.lower(), output
+    assert len(after) <= 12, "\n".join(after)  # before: minutes of connection tracebacks
+    assert output.splitlines()[-1].startswith("stage features interrupted (Ctrl-C): DVC stopped its command")
+    assert "Finished in state Cancelled" in output
+
+    # DVC's own handling: the stage's command stopped, nothing half-written, DVC's lock released.
+    assert not list(workspace.glob("data/.features.*.tmp")) and not (workspace / "data/features").exists()
+    rwlock = json.loads((workspace / ".dvc/tmp/rwlock").read_text())
+    assert not any(rwlock.values())  # no reader or writer left behind
+    assert "features" in dvc(workspace, "status", "features").stdout
+
+    rerun = make_run(workspace, tmp_path / "rerun.log")
+    assert rerun.returncode == 0, rerun.stdout
+    assert ["features", "ran"] in [line.split() for line in rerun.stdout.splitlines()]
+    reference = make_workspace(tmp_path / "reference", SLOW_FEATURES)
+    dvc(reference, "repro")
+    assert locked_outputs(workspace) == locked_outputs(reference)
+
+
+def test_kill_9_of_an_overridden_run_leaves_params_yaml_as_committed(tmp_path: Path, prefect_harness):
+    from flows.lesson2 import lesson2
+
+    workspace = make_workspace(tmp_path / "ws", SLOW_FEATURES)
+    params = (workspace / "params.yaml").read_bytes()
+    overrides = {"train.batch_size": 4, "clip.bounds": [0.02, 0.98]}
+    log = tmp_path / "killed.log"
+    code = f"from flows.lesson2 import lesson2; lesson2(overrides={overrides!r})"
+    with flow_process(workspace, ["-c", code], log) as process:
+        in_worktree = lambda: list(workspace.glob(f"{RUNS_DIR}/*/data/.features.*.tmp/*"))  # noqa: E731
+        wait_for(in_worktree, process, log, "a features temp folder in the run's worktree", timeout=400)
+        os.killpg(process.pid, signal.SIGKILL)  # no finally runs
+        process.wait()
+
+    assert (workspace / "params.yaml").read_bytes() == params
+    assert run_tool(["git", "status", "--porcelain"], workspace).stdout == ""  # nothing in the workspace changed
+    assert len(list((workspace / RUNS_DIR).iterdir())) == 1  # the dead run's worktree, left behind
+
+    state = lesson2(workspace=str(workspace), overrides=overrides, return_state=True)
+    assert state.is_completed(), state.message
+    assert (workspace / "params.yaml").read_bytes() == params
+    assert run_tool(["git", "status", "--porcelain"], workspace).stdout == ""
+    assert list((workspace / RUNS_DIR).iterdir()) == []  # its worktree and the dead one's are gone, from git too
+    assert len(run_tool(["git", "worktree", "list"], workspace).stdout.splitlines()) == 1
+    shown = json.loads(dvc(workspace, "exp", "show", "--json").stdout)
+    revisions = [rev for base in shown for exp in base.get("experiments") or [] for rev in exp["revs"]]
+    recorded = [rev["data"]["params"]["params.yaml"]["data"] for rev in revisions]  # the killed run saved none
+    assert [(p["train"]["batch_size"], p["clip"]["bounds"]) for p in recorded] == [(4, [0.02, 0.98])]
+
+    plain = lesson2(workspace=str(workspace), return_state=True)  # the workspace's own params, in the workspace
+    assert plain.is_completed(), plain.message
+    assert yaml.safe_load((workspace / "params.yaml").read_text())["train"]["batch_size"] == 8
+    assert json.loads((workspace / "metrics/clip.json").read_text())["lo"] == 0.05

@@ -1,11 +1,11 @@
-"""Per-run overrides of params.yaml: dotted keys merged, validated as a stage would, put back after the run."""
+"""Per-run overrides of params.yaml: dotted keys merged and validated as a stage would, for the run's worktree."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from flows.run_params import apply_overrides, params_in_place, read_params_file, validated_params
+from flows.run_params import apply_overrides, params_file, read_params_file, validated_params
 from tasks.core.errors import StageError
 from tests.support.workspace import project_params
 
@@ -36,20 +36,11 @@ def test_bad_overrides_are_refused_naming_the_key(overrides, message):
         validated_params(project_params(), overrides)
 
 
-def test_params_file_is_replaced_for_the_run_and_restored_byte_for_byte(tmp_path: Path):
-    original = b"# a comment the run must not lose\n" + yaml.safe_dump(project_params()).encode()
+def test_the_merged_params_file_holds_the_overrides_in_params_order(tmp_path: Path):
+    original = b"# a comment\n" + yaml.safe_dump(project_params(), sort_keys=False).encode()
     (tmp_path / "params.yaml").write_bytes(original)
     read_back, data = read_params_file(tmp_path)
     assert read_back == original
-    merged = apply_overrides(data, {"train.batch_size": 7})
-    with params_in_place(tmp_path, original, merged, overridden=True):
-        assert yaml.safe_load((tmp_path / "params.yaml").read_text())["train"]["batch_size"] == 7
-    assert (tmp_path / "params.yaml").read_bytes() == original
-
-
-def test_params_file_is_restored_when_the_run_fails(tmp_path: Path):
-    original = yaml.safe_dump(project_params()).encode()
-    (tmp_path / "params.yaml").write_bytes(original)
-    with pytest.raises(RuntimeError), params_in_place(tmp_path, original, {"train": {}}, overridden=True):
-        raise RuntimeError("stage failed")
-    assert (tmp_path / "params.yaml").read_bytes() == original
+    written = yaml.safe_load(params_file(apply_overrides(data, {"train.batch_size": 7})))
+    assert written["train"]["batch_size"] == 7 and list(written) == list(data)
+    assert (tmp_path / "params.yaml").read_bytes() == original  # the workspace's file is only read
