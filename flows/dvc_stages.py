@@ -23,7 +23,16 @@ class StageRun:
 
 
 class StageFailed(RuntimeError):
-    """A stage's command failed; the message names the stage and ends with the stage's own error line."""
+    """A stage's command failed; the message names the stage and ends with the stage's own error line.
+
+    explained: the stage printed its own `error: <stage>: ...` line (bad input, or a network call that failed after the
+    stage's own retries) or DVC its `ERROR: ...` (a missing dependency, a busy lock): the problem is diagnosed, and
+    running the stage again unchanged would only print it again. Unexplained: killed, or a crash with a traceback.
+    """
+
+    def __init__(self, message: str, explained: bool = False) -> None:
+        super().__init__(message)
+        self.explained = explained
 
 
 class StageInterrupted(StageFailed):
@@ -113,6 +122,11 @@ def error_lines(stage: str, lines: list[str]) -> list[str]:
     return lines[first:end]
 
 
+def diagnosed(stage: str, reported: list[str]) -> bool:
+    """Whether the lines error_lines picked hold a diagnosis: the stage's own error line, or DVC's."""
+    return any(line.startswith((f"error: {stage}: ", "ERROR: ")) for line in reported)
+
+
 def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] = print) -> StageRun:
     """Run `dvc repro --single-item stage`, streaming its output line by line.
 
@@ -129,5 +143,6 @@ def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] 
             "run again to redo it"
         )
     if returncode != 0:
-        raise StageFailed(f"stage {stage} failed: " + "\n".join(error_lines(stage, lines)))
+        reported = error_lines(stage, lines)
+        raise StageFailed(f"stage {stage} failed: " + "\n".join(reported), explained=diagnosed(stage, reported))
     return StageRun(stage, ran=f"Running stage '{stage}'" in output, output=output)

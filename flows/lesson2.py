@@ -44,6 +44,9 @@ from tasks.core.params import Params
 # Only these touch the network, so only these are worth retrying.
 NETWORK_STAGES = frozenset({"download", "submit"})
 NETWORK_RETRIES = 2
+# A failed task's message when the stage died without an error line from it or DVC (killed, or a crash): only such a
+# failure is worth retrying; an error line is a diagnosis, and the stages' network calls retry by themselves.
+UNEXPLAINED = "without an error line"
 UP_TO_DATE = "Up to date"  # the task run's state name when DVC skipped the stage
 # Artifact keys: every run adds a version under the same key, so Prefect shows each as a history across runs.
 METRICS_KEY = "lesson2-metrics"
@@ -61,7 +64,7 @@ def _reproduce(workspace: str, stage: str) -> State:
     except StageInterrupted as err:
         return Cancelled(data=err, message=f"stage {stage} interrupted")
     except StageFailed as err:
-        return Failed(data=err, message=f"stage {stage} failed")
+        return Failed(data=err, message=f"stage {stage} failed" + ("" if err.explained else f" {UNEXPLAINED}"))
     logger.info("%s: %s", stage, "ran" if run.ran else "up to date, skipped by DVC")
     # The state's name is what Prefect's UI shows for the task run, so a reused stage reads differently at a glance.
     if run.ran:
@@ -85,10 +88,24 @@ def quiet_failed_state_echo() -> None:
         logger.addFilter(_FailedStateEcho())
 
 
+def unexplained_failure(task: Any, task_run: Any, state: State) -> bool:
+    """Prefect's retry condition: retry a network stage only if it failed without saying why.
+
+    Retrying a stage that printed its own error would print that line again for every retry and change nothing.
+    """
+    return (state.message or "").endswith(UNEXPLAINED)
+
+
 def stage_task(stage: str):
     """A Prefect task that reproduces one DVC stage; DVC decides staleness, so Prefect's cache stays off."""
     retries = NETWORK_RETRIES if stage in NETWORK_STAGES else 0
-    return task(name=stage, retries=retries, retry_delay_seconds=10, cache_policy=NO_CACHE)(_reproduce)
+    return task(
+        name=stage,
+        retries=retries,
+        retry_delay_seconds=10,
+        retry_condition_fn=unexplained_failure,
+        cache_policy=NO_CACHE,
+    )(_reproduce)
 
 
 def publish_artifacts(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -54,8 +55,8 @@ def test_edges_come_from_dvc_and_order_respects_them():
         assert all(order.index(u) < order.index(stage) for u in upstream)
 
 
-def _task_runs(flow_run_id) -> dict[str, str]:
-    """Task run name -> state name, read back from the Prefect API."""
+def _task_runs(flow_run_id, field: str = "state") -> dict[str, Any]:
+    """Task run name -> its state's name (or another field of the task run), read back from the Prefect API."""
     import asyncio
 
     from prefect.client.orchestration import get_client
@@ -64,7 +65,8 @@ def _task_runs(flow_run_id) -> dict[str, str]:
     async def read():
         async with get_client() as client:
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
+            pick = (lambda run: run.state.name) if field == "state" else (lambda run: getattr(run, field))
+            return {run.name.rsplit("-", 1)[0]: pick(run) for run in runs}
 
     return asyncio.run(read())
 
@@ -112,6 +114,8 @@ def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_ha
     tasks = _task_runs(state.state_details.flow_run_id)
     assert tasks["download"] == "Failed"
     assert "reorganize" not in tasks
+    # DVC diagnosed it, so the network stage's retries are not spent repeating the same line
+    assert _task_runs(state.state_details.flow_run_id, "run_count")["download"] == 1
 
 
 def test_params_that_cannot_work_fail_the_flow_before_any_stage(workspace: Path, prefect_harness):
@@ -204,10 +208,10 @@ def wait_for(condition, process: subprocess.Popen, log: Path, what: str, timeout
 
 
 def locked_outputs(workspace: Path) -> dict[str, str]:
-    """Each output's md5 in dvc.lock but the run records (lineage, receipt): their time and git commit differ."""
+    """Each output's md5 in dvc.lock but the run facts (run.json, receipt): their time and git commit differ."""
     stages = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]
     outs = [out for stage in stages.values() for out in stage.get("outs", [])]
-    records = ("lineage.json", "receipt.json")
+    records = ("run.json", "receipt.json")
     return {out["path"]: out["md5"] for out in outs if not out["path"].endswith(records)}
 
 

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from flows.dvc_stages import error_lines
+from flows.dvc_stages import diagnosed, error_lines
 from flows.interruption import INTERRUPTED_STATUS, run_in_own_session
 
 # A child that reports whether it shares the parent's process group, says it is ready (a file), then waits for
@@ -52,3 +52,15 @@ def test_ctrl_c_reaches_the_run_once_in_its_own_session_and_its_verdict_comes_ba
     assert time.monotonic() - started < 30
     assert "own group" in capfd.readouterr().out
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # this process's handler is back
+
+
+def test_only_a_failure_without_an_error_line_is_retried():
+    from prefect.states import Failed
+
+    from flows.lesson2 import UNEXPLAINED, unexplained_failure
+
+    assert diagnosed("download", ["error: download: Kaggle refused the token"])
+    assert diagnosed("download", ["ERROR: failed to reproduce 'download': [Errno 2] No such file or directory: 'x'"])
+    assert not diagnosed("download", ["Killed"])  # the last line, as error_lines gives it for a killed stage
+    assert not unexplained_failure(None, None, Failed(message="stage download failed"))
+    assert unexplained_failure(None, None, Failed(message=f"stage download failed {UNEXPLAINED}"))
