@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -82,36 +83,37 @@ def _check_total(where: str, declared: int, limits: ReorganizeParams) -> None:
         )
 
 
-def _unpack_train(archive: zipfile.ZipFile, photos: list[tuple[zipfile.ZipInfo, str]], out: Path) -> list[PhotoEntry]:
-    """Write each train photo to out/train/<cats|dogs>/<name>; return their index entries."""
-    seen: set[str] = set()
-    entries = []
-    for member, name in photos:  # the folder inside is ignored; only the name counts
-        folder, photo_id = parse_train_name(name)
-        if photo_id in seen:
-            raise StageError(f"{TRAIN_ZIP} holds {name} twice; each train photo needs a unique name")
-        seen.add(photo_id)
-        path = f"train/{folder}/{name}"
-        with archive.open(member) as src:
-            md5 = copy_hashed(src, out / path, member.file_size, f"{TRAIN_ZIP} member {member.filename!r}")
-        entries.append(PhotoEntry("train", folder, photo_id, path, md5))
-    return entries
+def _train_entry(name: str) -> tuple[PhotoEntry, str]:
+    """Where a train photo goes (train/<cats|dogs>/<name>), and the line refusing a second photo of that name."""
+    folder, photo_id = parse_train_name(name)
+    twice = f"{TRAIN_ZIP} holds {name} twice; each train photo needs a unique name"
+    return PhotoEntry("train", folder, photo_id, f"train/{folder}/{name}", ""), twice
 
 
-def _unpack_test(archive: zipfile.ZipFile, photos: list[tuple[zipfile.ZipInfo, str]], out: Path) -> list[PhotoEntry]:
-    """Write each test photo to out/test/unknown/<N>.jpg; return their index entries."""
-    seen: set[int] = set()
-    entries = []
+def _test_entry(name: str) -> tuple[PhotoEntry, str]:
+    """Where a test photo goes (test/unknown/<N>.jpg), and the line refusing a second photo of that id."""
+    test_id = parse_test_name(name)
+    twice = f"{TEST_ZIP} holds test id {test_id} twice; the submission needs unique ids"
+    return PhotoEntry(TEST_SUBSET, "unknown", str(test_id), f"test/unknown/{test_id}.jpg", ""), twice
+
+
+def _unpack(
+    archive: zipfile.ZipFile,
+    zip_name: str,
+    photos: list[tuple[zipfile.ZipInfo, str]],
+    out: Path,
+    place: Callable[[str], tuple[PhotoEntry, str]],
+) -> list[PhotoEntry]:
+    """Write each photo where place puts it under out (the folder inside the zip is ignored); return index entries."""
+    entries: dict[str, PhotoEntry] = {}  # by id
     for member, name in photos:
-        test_id = parse_test_name(name)
-        if test_id in seen:
-            raise StageError(f"{TEST_ZIP} holds test id {test_id} twice; the submission needs unique ids")
-        seen.add(test_id)
-        path = f"test/unknown/{test_id}.jpg"
+        entry, twice = place(name)
+        if entry.id in entries:  # two names for one id (1.jpg and 01.jpg, or the same name in two folders)
+            raise StageError(twice)
         with archive.open(member) as src:
-            md5 = copy_hashed(src, out / path, member.file_size, f"{TEST_ZIP} member {member.filename!r}")
-        entries.append(PhotoEntry(TEST_SUBSET, "unknown", str(test_id), path, md5))
-    return entries
+            md5 = copy_hashed(src, out / entry.path, member.file_size, f"{zip_name} member {member.filename!r}")
+        entries[entry.id] = entry._replace(md5=md5)
+    return list(entries.values())
 
 
 def _extract_inner(archive_path: Path, scratch: Path, limits: ReorganizeParams) -> int:
@@ -146,8 +148,8 @@ def reorganize(archive_path: Path, target: Path, index: Path, limits: Reorganize
                 test_photos = _photo_members(test_zip, TEST_ZIP, "test/1.jpg", limits)
                 photo_bytes = sum(m.file_size for m, _ in [*train_photos, *test_photos])
                 _check_total(f"{archive_path} (its zips, then their photos)", written + photo_bytes, limits)
-                train = _unpack_train(train_zip, train_photos, out)
-                test = _unpack_test(test_zip, test_photos, out)
+                train = _unpack(train_zip, TRAIN_ZIP, train_photos, out, _train_entry)
+                test = _unpack(test_zip, TEST_ZIP, test_photos, out, _test_entry)
         except zipfile.BadZipFile as err:
             raise StageError(f"an inner zip of {archive_path} is corrupt ({err}); download it again") from None
         shutil.move(scratch / SAMPLE_SUBMISSION, out / SAMPLE_SUBMISSION)

@@ -13,7 +13,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -24,6 +23,7 @@ from flows.dvc_stages import StageFailed, reproduce_stage
 from tasks.core.atomic_output import remove_path
 from tasks.lineage.dvc_project import read_project
 from tests.support.bad_inputs import png_bomb, synthetic_with_bad_photos, truncated_jpeg
+from tests.support.processes import wait_for
 from tests.support.workspace import make_workspace, stages_ran, tool_env
 
 CANARIES = {
@@ -72,17 +72,6 @@ def start_dvc(ws: Path, *args: str) -> tuple[subprocess.Popen, Path]:
             start_new_session=True,
         )
     return process, log
-
-
-def wait_for(condition, process: subprocess.Popen, log: Path, what: str, timeout: float = 300) -> None:
-    """Poll until condition() holds; fail if the process ends first."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process.poll() is not None:
-            raise AssertionError(f"dvc ended before {what}:\n{log.read_text()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} after {timeout}s:\n{log.read_text()}")
-        time.sleep(0.1)
 
 
 def signal_tree(process: subprocess.Popen, signum: int) -> None:
@@ -198,7 +187,9 @@ def assert_nothing_finished(ws: Path, stage: str) -> None:
 def test_two_runs_at_once_and_kill_during_features(ws: Path, reference: dict):
     remove_outputs(ws, "features", cache=True)  # so `dvc repro` must compute features, not restore them
     process, log = start_dvc(ws, "repro")
-    wait_for(lambda: list(ws.glob("data/.features.*.tmp/train/pool5.npy")), process, log, "a features temp folder")
+    wait_for(
+        lambda: list(ws.glob("data/.features.*.tmp/train/pool5.npy")), process, log, "a features temp folder", "dvc"
+    )
     signal_tree(process, signal.SIGSTOP)  # frozen mid-write: it holds DVC's locks and can't finish meanwhile
 
     # A second `dvc repro` and a flow's task (the same command underneath) are refused: DVC's rwlock names the
@@ -222,7 +213,7 @@ def test_two_runs_at_once_and_kill_during_features(ws: Path, reference: dict):
 def test_kill_during_train(ws: Path, reference: dict):
     remove_outputs(ws, "train")
     process, log = start_dvc(ws, "repro", "--force", "--single-item", "train")  # run it although DVC's cache has it
-    wait_for(lambda: "Epoch 1/" in log.read_text(), process, log, "a training epoch")
+    wait_for(lambda: "Epoch 1/" in log.read_text(), process, log, "a training epoch", "dvc")
     signal_tree(process, signal.SIGSTOP)  # stop at once, so a fast epoch can't finish the stage before the kill lands
     kill_tree(process, log)
     assert_nothing_finished(ws, "train")

@@ -20,6 +20,7 @@ import yaml
 
 from flows.dvc_stages import StageFailed, execution_order, stage_graph
 from flows.run_workspace import RUNS_DIR
+from tests.support.processes import wait_for
 from tests.support.workspace import PROJECT, dvc, make_workspace, run_tool, tool_env, write_params
 
 INTERRUPTED_STATUS = 130  # 128 + SIGINT, as shells report a process that Ctrl-C ended
@@ -196,17 +197,6 @@ def make_run(workspace: Path, log: Path, timeout: float = 600) -> subprocess.Com
     return subprocess.CompletedProcess(process.args, process.returncode, log.read_text(), "")
 
 
-def wait_for(condition, process: subprocess.Popen, log: Path, what: str, timeout: float = 300) -> None:
-    """Poll until condition() holds; fail if the process ends first."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process.poll() is not None:
-            raise AssertionError(f"the flow ended before {what}:\n{log.read_text()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} after {timeout}s:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
 def locked_outputs(workspace: Path) -> dict[str, str]:
     """Each output's md5 in dvc.lock but the run facts (run.json, receipt): their time and git commit differ."""
     stages = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]
@@ -234,7 +224,7 @@ def test_ctrl_c_during_features_stops_within_seconds_and_the_next_run_completes(
     log = tmp_path / "interrupted.log"
     with flow_process(workspace, ["-m", "flows.lesson2"], log) as process:
         temps = lambda: list(workspace.glob("data/.features.*.tmp/*"))  # noqa: E731
-        wait_for(temps, process, log, "a features temp folder", timeout=400)
+        wait_for(temps, process, log, "a features temp folder", "the flow", timeout=400)
         os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: SIGINT to its foreground process group
         interrupted_at = time.monotonic()
         seen_before = len(log.read_text().splitlines())
@@ -274,7 +264,7 @@ def test_kill_9_of_an_overridden_run_leaves_params_yaml_as_committed(tmp_path: P
     code = f"from flows.lesson2 import lesson2; lesson2(overrides={overrides!r})"
     with flow_process(workspace, ["-c", code], log) as process:
         in_worktree = lambda: list(workspace.glob(f"{RUNS_DIR}/*/data/.features.*.tmp/*"))  # noqa: E731
-        wait_for(in_worktree, process, log, "a features temp folder in the run's worktree", timeout=400)
+        wait_for(in_worktree, process, log, "a features temp folder in the run's worktree", "the flow", timeout=400)
         os.killpg(process.pid, signal.SIGKILL)  # no finally runs
         process.wait()
 
