@@ -6,36 +6,22 @@ import os
 import platform
 import time
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 
-from tasks.lineage.run_context import cpu_model
+from tasks.lineage.run_context import cpu_model, cpu_simd
 
 PACKAGES = ("tensorflow", "keras", "onnxruntime", "openvino", "numpy", "pillow", "dvc")
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux only; empty elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def machine_details() -> dict[str, str]:
     """CPU model, usable cores, memory, SIMD extensions that matter for conv kernels, and package versions."""
-    flags = cpu_flags()
-    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     details = {
         "cpu": cpu_model() or "unknown",
         "cores usable": str(len(os.sched_getaffinity(0))),
         "memory": f"{pages / 2**30:.0f} GiB",
-        "simd": " ".join(simd),
+        "simd": " ".join(cpu_simd()),
         "python": platform.python_version(),
         "os": platform.platform(),
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),

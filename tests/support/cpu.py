@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.machine import cpu_flags
+from tasks.lineage.run_context import cpu_flags
 from tests.support.workspace import PROJECT, tool_env
 
 __all__ = ["AVX2_ONLY_CPU", "QEMU", "cpu_flags", "openvino_runs_bf16", "run_on_avx2_only_cpu"]
