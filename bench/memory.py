@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from bench.photos import stage_limits
-from bench.workspace import PROJECT, bench_params, tool_env
+from bench.workspace import PROJECT, bench_params, tool_env, write_paths
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import SplitParams
 from tasks.reorganize import reorganize
@@ -32,8 +32,8 @@ def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
         manifest,
         SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2),
     )
-    paths = {"organized": str(organized), "split": str(manifest), "features": str(scratch / "features")}
-    params = bench_params({"paths": paths, "features": {"batch_size": FEATURES_BATCH}})
+    write_paths(scratch, {"organized": str(organized), "split": str(manifest), "features": str(scratch / "features")})
+    params = bench_params({"features": {"batch_size": FEATURES_BATCH}})
     (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = tool_env() | {"PYTHONPATH": str(PROJECT)}
     began = time.perf_counter()

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from tasks.core.params import NO_LOCAL_ARCHIVE
+from tasks.core.paths import DVC_FILE, VARS_KEY, load_paths
 
 PROJECT = Path(__file__).resolve().parents[1]
 # What `dvc repro` needs in a copy of the project: the stages' code, the DAG, the params and DVC's settings, and
@@ -31,6 +32,12 @@ def merged(base: dict, override: dict) -> dict:
 def bench_params(override: dict) -> dict:
     """The project's params.yaml with override applied."""
     return merged(yaml.safe_load((PROJECT / "params.yaml").read_text()), override)
+
+
+def write_paths(root: Path, override: dict[str, str]) -> None:
+    """A dvc.yaml at root holding only the project's paths with override applied: all a stage run alone reads of it."""
+    paths = load_paths(PROJECT / DVC_FILE).model_dump() | override
+    (root / DVC_FILE).write_text(yaml.safe_dump({"vars": [{VARS_KEY: paths}]}, sort_keys=False))
 
 
 def tool_env() -> dict[str, str]:

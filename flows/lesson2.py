@@ -39,7 +39,7 @@ from flows.run_report import lineage_markdown, locked_hashes, metric_rows
 from flows.run_workspace import RUNS_DIR, dvc_cache_dir, remove_stale_runs, run_workspace
 from flows.workspace_lock import WorkspaceBusy, hold_workspace
 from tasks.core.errors import StageError
-from tasks.core.params import Params
+from tasks.core.paths import DVC_FILE, load_paths
 
 # Only these touch the network, so only these are worth retrying.
 NETWORK_STAGES = frozenset({"download", "submit"})
@@ -112,7 +112,6 @@ def publish_artifacts(
     workspace: Path,
     run_dir: Path,
     run_name: str,
-    params: Params,
     merged: Mapping[str, Any],
     overrides: Mapping[str, Any],
     outcomes: Mapping[str, str],
@@ -122,7 +121,8 @@ def publish_artifacts(
 
     run_dir is where the stages ran: the workspace, or the run's own worktree (removed after the run).
     """
-    rows = metric_rows(run_dir / params.paths.metrics)
+    paths = load_paths(run_dir / DVC_FILE)
+    rows = metric_rows(run_dir / paths.metrics)
     create_table_artifact(key=METRICS_KEY, table=rows, description=f"metrics/*.json after run {run_name}")
     changes = code_changes(run_dir)
     try:
@@ -132,7 +132,7 @@ def publish_artifacts(
     summary = lineage_markdown(
         run_name=run_name,
         workspace=run_dir,
-        params=params,
+        paths=paths,
         merged=merged,
         overrides=overrides,
         outcomes=outcomes,
@@ -143,14 +143,14 @@ def publish_artifacts(
         metrics=rows,
     )
     create_markdown_artifact(key=LINEAGE_KEY, markdown=summary, description=f"lineage of run {run_name}")
-    submission, description = (run_dir / params.paths.submission).resolve(), "submission"
+    submission, description = (run_dir / paths.submission).resolve(), "submission"
     if run_dir != workspace:  # the worktree goes when the run ends; the cache keeps the file under its md5
-        md5 = locked_hashes(run_dir).get(params.paths.submission, "")
+        md5 = locked_hashes(run_dir).get(paths.submission, "")
         submission = dvc_cache_dir(workspace) / "files" / "md5" / md5[:2] / md5[2:]
         restore = f"`dvc exp apply {experiment.name}` puts it in the workspace" if experiment else "not recorded"
         description = f"submission (its object in DVC's cache; {restore})"
     create_link_artifact(
-        key=SUBMISSION_KEY, link=submission.as_uri(), link_text=params.paths.submission, description=description
+        key=SUBMISSION_KEY, link=submission.as_uri(), link_text=paths.submission, description=description
     )
 
 
@@ -201,7 +201,7 @@ def _run(
     logger = get_run_logger()
     # Everything that can be refused is checked here, before any stage touches the workspace.
     _, data = read_params_file(root)
-    merged, params = validated_params(data, overrides)
+    merged, _ = validated_params(data, overrides)
     name = None
     if record_experiment:
         name = free_name(root, experiment_name(run_name), (flow_run.get_id() or "run")[:8])
@@ -222,7 +222,7 @@ def _run(
             return Failed(data=err, message=str(err).splitlines()[0])
         if experiment:
             logger.info("recorded as DVC experiment %s (%s)", experiment.name, experiment.commit)
-        publish_artifacts(root, run_dir, run_name, params, merged, overrides, outcomes, experiment)
+        publish_artifacts(root, run_dir, run_name, merged, overrides, outcomes, experiment)
     return outcomes
 
 

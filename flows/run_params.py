@@ -12,7 +12,7 @@ import yaml
 from tasks.core.errors import StageError
 from tasks.core.params import PARAMS_FILE, Params, parse_params
 
-# paths lay out the DAG itself (dvc.yaml templates them); moving outputs is a change to the project, not a run knob.
+# Not params: dvc.yaml's vars declare the paths that lay out the DAG; moving outputs changes the project, not a run.
 FIXED_SECTIONS = frozenset({"paths"})
 
 
@@ -24,7 +24,9 @@ def apply_overrides(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
         if not key or "" in parts:
             raise StageError(f"override {key!r} is not a dotted params.yaml key such as 'train.head'")
         if parts[0] in FIXED_SECTIONS:
-            raise StageError(f"override {key}: the {parts[0]} section lays out the DAG; change params.yaml instead")
+            raise StageError(
+                f"override {key}: {parts[0]} are not params but lay out the DAG in dvc.yaml's vars; change them there"
+            )
         node = merged
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from tasks.core.params import Params
+from tasks.core.paths import Paths
 from tasks.lineage.dvc_project import read_lock
 
 
@@ -46,7 +46,7 @@ def lineage_markdown(
     *,
     run_name: str,
     workspace: Path,
-    params: Params,
+    paths: Paths,
     merged: Mapping[str, Any],
     overrides: Mapping[str, Any],
     outcomes: Mapping[str, str],
@@ -58,7 +58,6 @@ def lineage_markdown(
 ) -> str:
     """The run's lineage: data and feature hashes, code commit, experiment, params, weights, and metrics."""
     hashes = locked_hashes(workspace)
-    paths = params.paths
 
     def locked(path: str) -> str:
         return f"`{path}` md5 `{hashes.get(path, 'not in dvc.lock')}`"
@@ -79,6 +78,5 @@ def lineage_markdown(
     sections += ["", "## Params", ""]
     if overrides:
         sections += ["Overridden for this run: " + ", ".join(f"`{k}={v!r}`" for k, v in overrides.items()), ""]
-    run_params = {name: section for name, section in merged.items() if name != "paths"}
-    sections += ["```yaml", yaml.safe_dump(run_params, sort_keys=False).rstrip(), "```", ""]
+    sections += ["```yaml", yaml.safe_dump(dict(merged), sort_keys=False).rstrip(), "```", ""]
     return "\n".join(sections)

@@ -11,6 +11,7 @@ from tasks.competition.log_loss import log_loss
 from tasks.core.atomic_output import atomic_file, write_json
 from tasks.core.errors import run_stage
 from tasks.core.params import load_params
+from tasks.core.paths import load_paths
 from tasks.heads.predictions import TEST_FILE, VALID_FILE, undecodable_test_ids
 
 METRICS_FILE = "clip.json"
@@ -55,15 +56,15 @@ def clip_metrics(valid: pd.DataFrame, bounds: tuple[float, float]) -> dict[str, 
 
 
 def main() -> None:
-    params = load_params()
-    predictions = Path(params.paths.predictions)
+    params, paths = load_params(), load_paths()
+    predictions = Path(paths.predictions)
     valid = pd.read_csv(predictions / VALID_FILE)
     test = pd.read_csv(predictions / TEST_FILE)
     bounds = resolve_bounds(valid, params.clip.bounds)
-    with atomic_file(Path(params.paths.submission)) as tmp:
+    with atomic_file(Path(paths.submission)) as tmp:
         submission_frame(test, bounds).to_csv(tmp, index=False, float_format="%.6f")
     metrics = clip_metrics(valid, bounds)
-    write_json(Path(params.paths.metrics) / METRICS_FILE, metrics)
+    write_json(Path(paths.metrics) / METRICS_FILE, metrics)
     print(
         f"clip: [{bounds[0]:.6g}, {bounds[1]:.6g}], validation log loss "
         f"{metrics['val_log_loss_raw']:.4f} -> {metrics['val_log_loss_clipped']:.4f}"

@@ -11,6 +11,7 @@ from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import DownloadParams, load_params
+from tasks.core.paths import load_paths
 
 # linux/fs.h's FICLONE, _IOW(0x94, 9, int): make a file share another's blocks copy-on-write (btrfs, XFS).
 _FICLONE = 0x40049409
@@ -57,7 +58,7 @@ def download(params: DownloadParams, target: Path) -> None:
 
 def main() -> None:
     params = load_params()
-    download(params.download, Path(params.paths.raw_archive))
+    download(params.download, Path(load_paths().raw_archive))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from tasks.competition.archive import CLASSES
 from tasks.core.atomic_output import atomic_dir, write_json
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import FeaturesParams, load_params
+from tasks.core.paths import load_paths
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
 from tasks.photos.undecodable import (
     REPORT_FILE,
@@ -194,7 +195,7 @@ def features(
 
 def main() -> None:
     params = load_params()
-    paths = params.paths
+    paths = load_paths()
     counts = features(
         Path(paths.split),
         Path(paths.organized),

@@ -10,6 +10,7 @@ import pandas as pd
 from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import load_params
+from tasks.core.paths import load_paths
 from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
 from tasks.heads.predictions import TEST_FILE, VALID_FILE
 from tasks.photos.undecodable import UNDECODABLE_P_DOG, read_report, undecodable_ids
@@ -59,16 +60,16 @@ def main() -> None:
     from tasks.photos.validation_views import write_views
     from tasks.vgg.filter_grid import FIRST_CONV, write_filter_grid
 
-    params = load_params()
+    params, paths = load_params(), load_paths()
     subsets = [DATASET_SUBSETS[params.train.dataset][1], "test"]
-    data = load_head_data(Path(params.paths.features), subsets, params.train.head, params.features)
+    data = load_head_data(Path(paths.features), subsets, params.train.head, params.features)
     (valid_set, test_set), (x_valid, x_test) = data.feature_sets, data.inputs
-    head = keras.models.load_model(params.paths.model)
+    head = keras.models.load_model(paths.model)
     p_valid = head.predict(x_valid, verbose=0)[:, 1]
     p_test = head.predict(x_test, verbose=0)[:, 1]
-    undecodable = frozenset(undecodable_ids(read_report(Path(params.paths.features)), "test"))
+    undecodable = frozenset(undecodable_ids(read_report(Path(paths.features)), "test"))
     valid, test = prediction_frames(valid_set.ids, valid_set.targets, p_valid, test_set.ids, p_test, undecodable)
-    out, metrics = Path(params.paths.predictions), Path(params.paths.metrics)
+    out, metrics = Path(paths.predictions), Path(paths.metrics)
     with atomic_file(out / VALID_FILE) as tmp:
         valid.to_csv(tmp, index=False)
     with atomic_file(out / TEST_FILE) as tmp:

@@ -29,6 +29,7 @@ from tasks.competition.archive import (
 from tasks.core.atomic_output import atomic_dir
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import ReorganizeParams, load_params
+from tasks.core.paths import load_paths
 from tasks.photos.manifest import TEST_SUBSET, PhotoEntry, natural_key, write_manifest
 
 _CHUNK = 1 << 20
@@ -172,7 +173,7 @@ def reorganize(archive_path: Path, target: Path, index: Path, limits: Reorganize
 
 def main() -> None:
     params = load_params()
-    paths = params.paths
+    paths = load_paths()
     counts = reorganize(Path(paths.raw_archive), Path(paths.organized), Path(paths.organized_index), params.reorganize)
     print("reorganize: " + ", ".join(f"{folder} {n}" for folder, n in counts.items()))
 

@@ -15,6 +15,7 @@ from tasks.competition.archive import CLASSES
 from tasks.core.atomic_output import write_json
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import SplitParams, load_params
+from tasks.core.paths import load_paths
 from tasks.photos.class_balance import MIN_CLASS_SHARE, describe, missing_classes, rare_class_warning, smallest_share
 from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
@@ -137,8 +138,9 @@ def split(index: Path, target: Path, params: SplitParams) -> Counts:
 
 def main() -> None:
     params = load_params()
-    counts = split(Path(params.paths.organized_index), Path(params.paths.split), params.split)
-    write_json(Path(params.paths.metrics) / METRICS_FILE, balance_metrics(counts))
+    paths = load_paths()
+    counts = split(Path(paths.organized_index), Path(paths.split), params.split)
+    write_json(Path(paths.metrics) / METRICS_FILE, balance_metrics(counts))
     print("split: " + ", ".join(f"{subset} {sum(n.values())}" for subset, n in counts.items()))
     for subset in CHECKED:
         warning = rare_class_warning(subset, counts[subset])

@@ -13,6 +13,7 @@ from tasks.competition.submission_format import read_submission, validate_submis
 from tasks.core.atomic_output import write_json
 from tasks.core.errors import run_stage
 from tasks.core.params import PARAMS_FILE, Params, load_params
+from tasks.core.paths import Paths, load_paths
 from tasks.heads.predictions import TEST_FILE, undecodable_test_ids
 from tasks.lineage.digests import file_digest
 from tasks.lineage.record import record_lineage
@@ -51,11 +52,11 @@ def send(params: Params, csv_path: Path, csv_sha256: str, message: str) -> tuple
     return record, True
 
 
-def submit(params: Params, raw_params: dict) -> dict:
+def submit(params: Params, paths: Paths, raw_params: dict) -> dict:
     """Validate the submission, send it if submit.enabled, and return the receipt."""
-    csv_path = Path(params.paths.submission)
+    csv_path = Path(paths.submission)
     frame = read_submission(csv_path)
-    validate_submission(frame, test_ids(Path(params.paths.split)), name=str(csv_path))
+    validate_submission(frame, test_ids(Path(paths.split)), name=str(csv_path))
     git = git_state()
     commit = git["commit"]
     digest = params_digest(raw_params)
@@ -71,7 +72,7 @@ def submit(params: Params, raw_params: dict) -> dict:
         "validated": True,
         "sent": False,
         # Rows whose photo is undecodable: their `label` is the fallback P(dog), not a prediction.
-        "undecodable_test_ids": undecodable_test_ids(pd.read_csv(Path(params.paths.predictions) / TEST_FILE)),
+        "undecodable_test_ids": undecodable_test_ids(pd.read_csv(Path(paths.predictions) / TEST_FILE)),
     }
     if params.submit.enabled:
         message = submission_message(params.submit.message, commit, digest, csv_sha256)
@@ -94,10 +95,9 @@ def describe(receipt: dict) -> str:
 
 def main() -> None:
     raw_params = yaml.safe_load(PARAMS_FILE.read_text())
-    params = load_params()
-    receipt = submit(params, raw_params)
-    write_json(Path(params.paths.receipt), receipt)
-    paths = params.paths
+    params, paths = load_params(), load_paths()
+    receipt = submit(params, paths, raw_params)
+    write_json(Path(paths.receipt), receipt)
     record_lineage("submit", Path(paths.submission), Path(paths.submission_lineage), Path(paths.submission_run))
     print(f"submit: {receipt['rows']} rows {describe(receipt)}")
     if receipt["undecodable_test_ids"]:

@@ -12,6 +12,7 @@ from tasks.competition.log_loss import accuracy, log_loss
 from tasks.core.atomic_output import atomic_file, write_json
 from tasks.core.errors import run_stage
 from tasks.core.params import PhaseParams, TrainParams, load_params
+from tasks.core.paths import load_paths
 from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
 from tasks.heads.model_file import save_model
 from tasks.lineage.record import record_lineage
@@ -97,19 +98,18 @@ def fit_head(
 def main() -> None:
     from tasks.heads.models import inference_copy
 
-    params = load_params()
+    params, paths = load_params(), load_paths()
     subsets = list(DATASET_SUBSETS[params.train.dataset])
     for subset in subsets:  # before VGG16 is built and the dense layers run: the targets alone decide
-        require_targets_of_each_class(subset, read_feature_set(Path(params.paths.features), subset).targets)
-    data = load_head_data(Path(params.paths.features), subsets, params.train.head, params.features)
+        require_targets_of_each_class(subset, read_feature_set(Path(paths.features), subset).targets)
+    data = load_head_data(Path(paths.features), subsets, params.train.head, params.features)
     (train_set, valid_set), (x, x_valid) = data.feature_sets, data.inputs
     result = fit_head(x, train_set.targets, x_valid, valid_set.targets, params.train, data.vgg)
-    metrics_dir = Path(params.paths.metrics)
-    save_model(inference_copy(result.model), Path(params.paths.model))
+    metrics_dir = Path(paths.metrics)
+    save_model(inference_copy(result.model), Path(paths.model))
     with atomic_file(metrics_dir / HISTORY_FILE) as tmp:
         result.history.to_csv(tmp, index=False)
     write_json(metrics_dir / METRICS_FILE, result.metrics)
-    paths = params.paths
     record_lineage("train", Path(paths.model), Path(paths.model_lineage), Path(paths.model_run))
     print(
         "train: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items())

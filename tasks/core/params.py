@@ -1,8 +1,9 @@
 """params.yaml loaded once, at a stage's edge, into typed, validated, frozen pydantic models.
 
-params.yaml holds every value; the models hold none. They say what each key may be (types, ranges, the
-rules that tie keys together) and refuse a file that breaks any of it at load, before any work, with one
-line per problem naming the key: `params.yaml: <key> ...: what to do`.
+params.yaml holds every knob (where the stages read and write is dvc.yaml's: tasks/core/paths.py); the models
+hold none. They say what each key may be (types, ranges, the rules that tie keys together) and refuse a file that
+breaks any of it at load, before any work, with one line per problem naming the key:
+`params.yaml: <key> ...: what to do`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from tasks.core.errors import StageError
+from tasks.core.paths import VARS_KEY
 from tasks.vgg.layers import CUTS, POOL5
 
 PARAMS_FILE = Path("params.yaml")
@@ -106,23 +108,6 @@ class Section(BaseModel):
     # Unknown keys are typos, refused; frozen, because params never change during a run. No field has a
     # default: params.yaml is the one place values live, so a missing key is an error, not a silent fallback.
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PathsParams(Section):
-    raw_archive: StrictStr
-    organized: StrictStr
-    organized_index: StrictStr  # reorganize's list of its photos with their md5s (tasks/photos/manifest.py)
-    split: StrictStr  # split's manifest: which photo is in which subset
-    features: StrictStr
-    model: StrictStr
-    predictions: StrictStr
-    submission: StrictStr
-    receipt: StrictStr
-    metrics: StrictStr
-    model_lineage: StrictStr  # lineage records (tasks/lineage/record.py): written beside what they describe
-    model_run: StrictStr  # run facts of the run that wrote a record: kept apart so the record is deterministic
-    submission_lineage: StrictStr
-    submission_run: StrictStr
 
 
 class SyntheticParams(Section):
@@ -265,7 +250,6 @@ class SubmitParams(Section):
 
 
 class Params(Section):
-    paths: PathsParams
     download: DownloadParams
     reorganize: ReorganizeParams
     split: SplitParams
@@ -366,6 +350,11 @@ def _problem(error: ErrorDetails) -> str:
         return error["msg"]
     if kind == "missing":
         return f"missing key {key}: add it to params.yaml (the code holds no defaults)"
+    if kind == "extra_forbidden" and key == VARS_KEY:
+        return (
+            f"{VARS_KEY} is not a params section: where the stages read and write is declared in dvc.yaml's vars "
+            f"(DVC lists every params.yaml key as a param); remove {VARS_KEY} from params.yaml"
+        )
     if kind == "extra_forbidden":
         return f"unknown key {key}; known keys here: {', '.join(holder.model_fields)}"
     if kind == "float_type" and isinstance(value, str) and _DOTLESS_EXPONENT.fullmatch(value):

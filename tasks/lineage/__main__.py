@@ -13,19 +13,16 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import yaml
-
 from tasks.core.errors import StageError, run_stage
-from tasks.core.params import PARAMS_FILE
+from tasks.core.paths import Paths, load_paths
 from tasks.lineage.check import verify
 from tasks.lineage.dvc_project import read_project
 from tasks.lineage.show import render
 
 
-def record_path_for(target: Path, params_data: dict) -> Path:
+def record_path_for(target: Path, paths: Paths) -> Path:
     """The lineage record of a model or submission path (or the record itself when given one)."""
-    paths = params_data["paths"]
-    records = {paths["model"]: paths["model_lineage"], paths["submission"]: paths["submission_lineage"]}
+    records = {paths.model: paths.model_lineage, paths.submission: paths.submission_lineage}
     name = target.as_posix()
     if name in records.values():
         return target
@@ -86,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", type=Path, help="models/head.keras or data/submission/submission.csv (or its record)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
-    record_path = record_path_for(args.path, yaml.safe_load(PARAMS_FILE.read_text()))
+    record_path = record_path_for(args.path, load_paths())
     if not record_path.is_file():
         raise StageError(f"{record_path} not found: reproduce or pull the pipeline first (`dvc repro --pull`)")
     record = json.loads(record_path.read_text())

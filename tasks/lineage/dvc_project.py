@@ -1,7 +1,8 @@
 """The pipeline as DVC itself reads it: dvc.yaml's stages with `${...}` resolved, dvc.lock, and the local cache.
 
-The project's one reader of dvc.yaml and dvc.lock. DVC's own loader resolves the templates (from params.yaml, as
-`dvc repro` does) and validates both files, so a lineage record names exactly the paths DVC tracks. Nothing here
+The project's one reader of dvc.yaml's stages and of dvc.lock (tasks/core/paths.py reads only dvc.yaml's vars). DVC's
+own loader resolves the templates (from dvc.yaml's vars and params.yaml, as `dvc repro` does) and validates both
+files, so a lineage record names exactly the paths DVC tracks. Nothing here
 takes DVC's repository lock, so a stage that `dvc repro` is running (and holding that lock) can read the project.
 """
 

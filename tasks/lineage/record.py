@@ -12,11 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tasks.core.atomic_output import write_json
 from tasks.core.errors import StageError
-from tasks.core.params import PARAMS_FILE
+from tasks.core.paths import Paths, load_paths
 from tasks.lineage.digests import file_digest, path_digest
 from tasks.lineage.dvc_project import DvcProject, read_params, read_project
 from tasks.lineage.run_context import PACKAGES, package_version, run_context
@@ -130,7 +128,7 @@ def without_run_facts(lock: dict[str, dict], run_facts: frozenset[str]) -> dict[
 
 
 def build_record(
-    stage: str, artifact: Path, record_path: Path, run_path: Path, params_data: dict, project: DvcProject
+    stage: str, artifact: Path, record_path: Path, run_path: Path, paths: Paths, project: DvcProject
 ) -> dict:
     """The lineage record of artifact, an output of stage, which has just run (so it is not yet in dvc.lock).
 
@@ -177,12 +175,12 @@ def build_record(
     }
     if stage != TRAIN_STAGE and TRAIN_STAGE in links:
         # The model's record is a dep of this stage in dvc.yaml: should it ever change, DVC reruns this stage.
-        model_lineage = Path(params_data["paths"]["model_lineage"])
+        model_lineage = Path(paths.model_lineage)
         record["model"] = {"lineage_path": model_lineage.as_posix(), "lineage": json.loads(model_lineage.read_text())}
     return record
 
 
-def run_facts_for(record: dict, record_path: Path, params_data: dict) -> dict:
+def run_facts_for(record: dict, record_path: Path, paths: Paths) -> dict:
     """This run's facts (time, git, versions, hardware, flow run), naming the record it wrote by its md5.
 
     A downstream stage's facts keep a copy of the training run's facts as they were when it ran: a later rerun of
@@ -190,16 +188,16 @@ def run_facts_for(record: dict, record_path: Path, params_data: dict) -> dict:
     """
     facts: dict[str, Any] = {"record": {"path": record_path.as_posix(), "md5": file_digest(record_path)["md5"]}}
     if "model" in record:
-        model_run = Path(params_data["paths"]["model_run"])
+        model_run = Path(paths.model_run)
         facts["model_run"] = json.loads(model_run.read_text()) if model_run.is_file() else None
     return facts | run_context()
 
 
 def record_lineage(stage: str, artifact: Path, record_path: Path, run_path: Path) -> dict:
     """Write artifact's lineage record to record_path and this run's facts to run_path; return the record."""
-    params_data = yaml.safe_load(PARAMS_FILE.read_text())
-    record = build_record(stage, artifact, record_path, run_path, params_data, read_project())
+    paths = load_paths()
+    record = build_record(stage, artifact, record_path, run_path, paths, read_project())
     write_json(record_path, record)
-    write_json(run_path, run_facts_for(record, record_path, params_data))
+    write_json(run_path, run_facts_for(record, record_path, paths))
     print(f"{stage}: lineage of {artifact} written to {record_path}, this run's facts to {run_path}")
     return record

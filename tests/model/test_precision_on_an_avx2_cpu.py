@@ -16,7 +16,7 @@ from tasks.vgg.feature_store import read_feature_set
 from tests.support.cpu import QEMU, cpu_flags, openvino_runs_bf16, run_on_avx2_only_cpu
 from tests.support.params import features_params, reorganize_params
 from tests.support.photos import organized_photos, split_photos
-from tests.support.workspace import PROJECT, merged
+from tests.support.workspace import PROJECT, merged, write_paths
 
 pytestmark = pytest.mark.skipif(QEMU is None, reason="needs qemu-x86_64 (apt install qemu-user): a CPU without AVX-512")
 
@@ -28,10 +28,11 @@ PHOTO_LIMIT = reorganize_params().max_photo_bytes
 def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_path: Path):
     organized_photos(tmp_path, per_class=3, test_count=1)
     split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2))
-    paths = {"organized": "organized", "split": "split.csv", "features": "features", "metrics": "metrics"}
+    write_paths(
+        tmp_path, {"organized": "organized", "split": "split.csv", "features": "features", "metrics": "metrics"}
+    )
     params = merged(
-        yaml.safe_load((PROJECT / "params.yaml").read_text()),
-        {"paths": paths, "features": SMALL | {"precision": "mixed_bfloat16"}},
+        yaml.safe_load((PROJECT / "params.yaml").read_text()), {"features": SMALL | {"precision": "mixed_bfloat16"}}
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 

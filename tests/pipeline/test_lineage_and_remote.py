@@ -279,20 +279,21 @@ def test_records_verify_after_train_reruns_on_the_same_inputs(origin: Path, tmp_
 
 def test_a_record_is_refused_when_the_inputs_are_not_what_dvc_lock_chains(origin: Path, tmp_path: Path, monkeypatch):
     from tasks.core.errors import StageError
+    from tasks.core.paths import load_paths
     from tasks.lineage.dvc_project import read_project
     from tasks.lineage.record import build_record
 
     workspace = tmp_path / "copy"
     shutil.copytree(origin, workspace, symlinks=True)
     monkeypatch.chdir(workspace)
-    params = yaml.safe_load(Path("params.yaml").read_text())
+    paths = load_paths()
     project = read_project()
     without_features = dataclasses.replace(project, lock={n: e for n, e in project.lock.items() if n != "features"})
     with pytest.raises(StageError, match=r"dvc.lock has no entry for stage features, which makes data/features"):
-        build_record("train", Path(MODEL), Path(MODEL_RECORD), Path(MODEL_RUN), params, without_features)
+        build_record("train", Path(MODEL), Path(MODEL_RECORD), Path(MODEL_RUN), paths, without_features)
     _replace(Path("data/features/train/pool5.npy"), _flip_last_byte)
     with pytest.raises(StageError, match=r"data/features is not what dvc.lock records for stage features"):
-        build_record("train", Path(MODEL), Path(MODEL_RECORD), Path(MODEL_RUN), params, project)
+        build_record("train", Path(MODEL), Path(MODEL_RECORD), Path(MODEL_RUN), paths, project)
 
 
 def _clone(origin: Path, target: Path) -> Path:

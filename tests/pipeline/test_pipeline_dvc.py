@@ -8,7 +8,8 @@ import pandas as pd
 import yaml
 
 from tasks.competition.synthetic import build_synthetic_archive
-from tasks.core.params import NO_LOCAL_ARCHIVE, load_params
+from tasks.core.params import NO_LOCAL_ARCHIVE
+from tasks.core.paths import DVC_FILE, load_paths
 from tasks.vgg.feature_store import read_feature_set
 from tests.support.bad_inputs import one_class_archive
 from tests.support.workspace import dvc, make_workspace, stages_ran, write_params
@@ -152,14 +153,13 @@ def test_split_reports_class_counts_as_a_dvc_metric(workspace: Path):
 def test_a_small_image_size_runs_the_dag_through_train(tmp_path: Path):
     workspace = make_workspace(tmp_path / "ws", {"features": {"image_size": 32}})
     assert stages_ran(dvc(workspace, "repro", "train").stdout) == ALL_STAGES[:5]
-    paths = load_params(workspace / "params.yaml").paths
+    paths = load_paths(workspace / DVC_FILE)
     assert read_feature_set(workspace / paths.features, "train").features.shape == (18, 1, 1, 512)  # 24 less 6 valid
     trained = json.loads((workspace / paths.metrics / "train.json").read_text())
     assert trained["train_photos"] == 18 and 0.0 <= trained["val_accuracy"] <= 1.0 and trained["val_log_loss"] > 0
     # train rebuilds VGG16 at the features' size, so DVC must rerun it when the size changes
-    assert (
-        yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"][
-            "features.image_size"
-        ]
-        == 32
-    )
+    locked = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]
+    assert locked["train"]["params"]["params.yaml"]["features.image_size"] == 32
+    # paths are templated from dvc.yaml's vars, not locked as params: only params.yaml's knobs are
+    assert {file for stage in locked.values() for file in stage["params"]} == {"params.yaml"}
+    assert not [key for stage in locked.values() for key in stage["params"]["params.yaml"] if key.startswith("paths")]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.workspace import PROJECT, WORKSPACE_FILES, dvc, merged, run_tool, stages_ran, tool_env
+from bench.workspace import PROJECT, WORKSPACE_FILES, dvc, merged, run_tool, stages_ran, tool_env, write_paths
 from bench.workspace import make_workspace as copy_project
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "stages_ran",
     "tool_env",
     "write_params",
+    "write_paths",
 ]
 
 # The tests also run the Prefect flow inside their workspaces.

@@ -13,47 +13,51 @@ import pytest
 import yaml
 
 from tasks.core.errors import StageError
+from tasks.core.paths import DVC_FILE, VARS_KEY, load_paths
 from tasks.lineage.dvc_project import read_lock, read_params, read_project
 from tests.support.workspace import PROJECT, run_tool
 
-PARAMS = {
-    "paths": {
-        "raw": "data/raw.txt",
-        "model": "models/model.bin",
-        "record": "models/model.lineage.json",
-        "run": "models/model.run.json",
-        "metrics": "metrics",
-    },
-    "make": {"size": 3},
-    "train": {"epochs": 2, "lr": 0.1},
+PROJECT_PATHS = load_paths(PROJECT / DVC_FILE).model_dump()
+# The project's paths (train's record reads them), the ones this pipeline writes moved to where it writes them.
+PATHS = PROJECT_PATHS | {
+    "raw_archive": "data/raw.txt",
+    "model": "models/model.bin",
+    "model_lineage": "models/model.lineage.json",
+    "model_run": "models/model.run.json",
+    "metrics": "metrics",
 }
+PARAMS = {"make": {"size": 3}, "train": {"epochs": 2, "lr": 0.1}}
 MODEL, RECORD, RUN = Path("models/model.bin"), Path("models/model.lineage.json"), Path("models/model.run.json")
 # train ends by writing its lineage record as tasks/train.py does: inside the stage, while `dvc repro` holds DVC's lock.
 RECORDER = (
     "from pathlib import Path; from tasks.lineage.record import record_lineage as r;"
-    " r('train', Path('${paths.model}'), Path('${paths.record}'), Path('${paths.run}'))"
+    " r('train', Path('${paths.model}'), Path('${paths.model_lineage}'), Path('${paths.model_run}'))"
 )
-# A two-stage pipeline naming every path through `${paths.*}`, in each form dvc.yaml allows (plain and with flags).
-TEMPLATED = """
+# A two-stage pipeline naming every path through `${paths.*}` of its own vars, as the project's dvc.yaml does, in
+# each form dvc.yaml allows (plain and with flags).
+TEMPLATED = (
+    (
+        yaml.safe_dump({"vars": [{VARS_KEY: PATHS}]}, sort_keys=False)
+        + """
 stages:
   make:
-    cmd: mkdir -p data && echo made > ${paths.raw}
+    cmd: mkdir -p data && echo made > ${paths.raw_archive}
     params: [make.size]
     outs:
-      - ${paths.raw}
+      - ${paths.raw_archive}
   train:
     cmd: >-
-      mkdir -p models ${paths.metrics} && cp ${paths.raw} ${paths.model}
+      mkdir -p models ${paths.metrics} && cp ${paths.raw_archive} ${paths.model}
       && echo '{"accuracy": 1.0}' > ${paths.metrics}/train.json && echo epoch > ${paths.metrics}/history.csv
       && PYTHON -c "RECORDER"
     deps:
-      - ${paths.raw}
+      - ${paths.raw_archive}
     params: [train]
     outs:
       - ${paths.model}
-      - ${paths.record}:
+      - ${paths.model_lineage}:
           cache: false
-      - ${paths.run}:
+      - ${paths.model_run}:
           cache: false
           type: run-facts
     metrics:
@@ -62,7 +66,11 @@ stages:
     plots:
       - ${paths.metrics}/history.csv:
           cache: false
-""".replace("PYTHON", sys.executable).replace("RECORDER", RECORDER)
+"""
+    )
+    .replace("PYTHON", sys.executable)
+    .replace("RECORDER", RECORDER)
+)
 
 
 def dvc_repo(root: Path, dvc_yaml: str, params: dict = PARAMS) -> Path:
@@ -88,16 +96,16 @@ def reproduce(root: Path, monkeypatch: pytest.MonkeyPatch, *targets: str) -> Non
             repo.reproduce(target)
 
 
-def literal(dvc_yaml: str, params: dict) -> str:
+def literal(dvc_yaml: str, values: dict) -> str:
     """dvc_yaml with each `${SECTION.KEY}` written out by plain text replacement: what the resolution must give."""
-    dvc_yaml = re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: params[m[1]][m[2]], dvc_yaml)
+    dvc_yaml = re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: values[m[1]][m[2]], dvc_yaml)
     assert "${" not in dvc_yaml
     return dvc_yaml
 
 
 def test_templated_stages_read_as_if_the_paths_were_written_out(tmp_path: Path):
     templated = read_project(dvc_repo(tmp_path / "templated", TEMPLATED))
-    written_out = read_project(dvc_repo(tmp_path / "literal", literal(TEMPLATED, PARAMS)))
+    written_out = read_project(dvc_repo(tmp_path / "literal", literal(TEMPLATED, {VARS_KEY: PATHS})))
     assert templated.stages == written_out.stages
     train = templated.stage("train")
     assert train.deps == ("data/raw.txt",)
@@ -112,11 +120,11 @@ def test_templated_stages_read_as_if_the_paths_were_written_out(tmp_path: Path):
         templated.stage("predict")
 
 
-def test_the_projects_dvc_yaml_resolves_to_the_paths_in_params_yaml(tmp_path: Path):
+def test_the_projects_dvc_yaml_resolves_to_the_paths_in_its_vars(tmp_path: Path):
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     text = (PROJECT / "dvc.yaml").read_text()
     stages = read_project(dvc_repo(tmp_path / "project", text, params)).stages
-    expected = yaml.safe_load(literal(text, params))["stages"]
+    expected = yaml.safe_load(literal(text, params | {VARS_KEY: PROJECT_PATHS}))["stages"]
     paths = lambda entries: tuple(e if isinstance(e, str) else next(iter(e)) for e in entries or [])  # noqa: E731
     assert list(stages) == list(expected)
     for name, spec in stages.items():
@@ -211,7 +219,21 @@ def test_a_record_opens_the_repository_once_and_parses_dvc_yaml_once(tmp_path: P
 def test_no_stage_of_the_project_depends_on_its_run_facts(tmp_path: Path):
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     project = read_project(dvc_repo(tmp_path / "project", (PROJECT / "dvc.yaml").read_text(), params))
-    paths = params["paths"]
+    paths = PROJECT_PATHS
     assert project.run_facts() == {paths["model_run"], paths["submission_run"], paths["receipt"]}
     for spec in project.stages.values():
         assert not project.run_facts() & set(spec.deps), spec.name  # a rerun would make that stage stale
+
+
+def test_dvc_lists_no_path_as_a_param(tmp_path: Path):
+    """`dvc exp show` and `dvc params diff` list the params DVC gathers: params.yaml's knobs, never a path."""
+    from dvc.repo import Repo
+
+    from tasks.core.params import Params
+
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    root = dvc_repo(tmp_path / "project", (PROJECT / DVC_FILE).read_text(), params)
+    with Repo(root) as repo:
+        shown = repo.params.show()[""]["data"]
+    # a `vars` file's keys would be listed as that file's params, as params.yaml's `paths` section was
+    assert {file: list(entry["data"]) for file, entry in shown.items()} == {"params.yaml": list(Params.model_fields)}

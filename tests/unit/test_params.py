@@ -64,6 +64,14 @@ def test_project_params_load_into_typed_values():
         params.train.head = "conv"  # params never change during a run
 
 
+def test_a_paths_section_is_refused_pointing_to_dvc_yaml():
+    # Where `dvc exp run -S paths.model=...` or a params.yaml from before the move would put it: DVC would list it.
+    assert refusal({"paths": {"model": "elsewhere.keras"}}) == (
+        "params.yaml: paths is not a params section: where the stages read and write is declared in dvc.yaml's vars "
+        "(DVC lists every params.yaml key as a param); remove paths from params.yaml"
+    )
+
+
 @pytest.mark.parametrize("key", leaf_keys(project_yaml()))
 def test_every_key_is_required_and_a_missing_one_is_named(key):
     assert f"params.yaml: missing key {key}: add it to params.yaml" in refusal_of(without(project_yaml(), key))
@@ -85,7 +93,7 @@ def test_a_missing_key_inside_a_list_item_is_named_with_its_index():
         ),
         (
             {"trian": {}},
-            "params.yaml: unknown key trian; known keys here: paths, download, reorganize, split, features, train",
+            "params.yaml: unknown key trian; known keys here: download, reorganize, split, features, train, clip",
         ),
         (
             {"download": {"synthetic": {"sed": 1}}},
@@ -407,8 +415,7 @@ def test_every_problem_gets_its_own_line():
         "params.yaml: features.xla must be bool, got 'no'",
         "params.yaml: features.image_size is 100; it must be a multiple of 32 and at least 32 "
         "(VGG16 halves it five times)",
-        "params.yaml: unknown key trian; known keys here: paths, download, reorganize, split, features, train, "
-        "clip, submit",
+        "params.yaml: unknown key trian; known keys here: download, reorganize, split, features, train, clip, submit",
     ]
 
 

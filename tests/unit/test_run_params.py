@@ -27,7 +27,7 @@ def test_dotted_keys_override_only_what_they_name():
         ({"trian.epochs": 5}, "params.yaml has no section trian"),
         ({"train.batch_size.x": 5}, "no section train.batch_size"),
         ({"train": {"epochs": 5}}, "names a whole section"),
-        ({"paths.model": "elsewhere.keras"}, "the paths section lays out the DAG"),
+        ({"paths.model": "elsewhere.keras"}, "paths are not params but lay out the DAG in dvc.yaml's vars"),
         ({"train..epochs": 5}, "not a dotted params.yaml key"),
     ],
 )

@@ -7,7 +7,8 @@ import yaml
 
 from flows.run_params import validated_params
 from flows.run_report import lineage_markdown, metric_rows, weights_identity
-from tests.support.workspace import project_params
+from tasks.core.paths import DVC_FILE, load_paths
+from tests.support.workspace import PROJECT, project_params
 
 
 def test_metric_rows_name_each_scalar_by_file_and_key(tmp_path: Path):
@@ -32,14 +33,15 @@ def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_pat
     from dvc.repo import Repo
 
     Repo.init(tmp_path, no_scm=True).close()  # dvc.lock is read through DVC, which needs a repository around it
-    merged, params = validated_params(project_params(), {"train.batch_size": 4})
-    out = {"path": params.paths.raw_archive, "hash": "md5", "md5": "abc123", "size": 3}
+    merged, _ = validated_params(project_params(), {"train.batch_size": 4})
+    paths = load_paths(PROJECT / DVC_FILE)
+    out = {"path": paths.raw_archive, "hash": "md5", "md5": "abc123", "size": 3}
     lock = {"schema": "2.0", "stages": {"download": {"cmd": "python -m tasks.download", "outs": [out]}}}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     text = lineage_markdown(
         run_name="brave-lemur",
         workspace=tmp_path,
-        params=params,
+        paths=paths,
         merged=merged,
         overrides={"train.batch_size": 4},
         outcomes={"download": "up to date"},
@@ -49,8 +51,8 @@ def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_pat
         experiment_commit="e4e4",
         metrics=[{"metric": "train.val_accuracy", "value": 0.5}],
     )
-    assert f"`{params.paths.raw_archive}` md5 `abc123`" in text
-    assert f"`{params.paths.features}` md5 `not in dvc.lock`" in text
+    assert f"`{paths.raw_archive}` md5 `abc123`" in text
+    assert f"`{paths.features}` md5 `not in dvc.lock`" in text
     assert "`c0ffee` plus uncommitted changes to tasks/train.py" in text
     assert "`brave-lemur` at `e4e4`" in text and "| download | up to date |" in text
     assert (

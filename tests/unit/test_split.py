@@ -219,12 +219,12 @@ def test_the_stage_warns_of_a_rare_class_and_records_every_subsets_classes(
 
     from tasks import split as stage
     from tasks.photos.manifest import PhotoEntry, write_manifest
-    from tests.support.workspace import PROJECT, merged
+    from tests.support.workspace import PROJECT, merged, write_paths
 
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    paths = {"organized_index": "organized.csv", "split": "split.csv", "metrics": "metrics"}
+    write_paths(in_tmp, {"organized_index": "organized.csv", "split": "split.csv", "metrics": "metrics"})
     sizes = {"valid_size": 20, "sample_train_size": 40, "sample_valid_size": 10}
-    (in_tmp / "params.yaml").write_text(yaml.safe_dump(merged(params, {"paths": paths, "split": sizes})))
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(merged(params, {"split": sizes})))
     pool = train_pool(95, 5)
     write_manifest(
         in_tmp / "organized.csv",

@@ -113,7 +113,7 @@ def test_a_removed_dep_is_named_with_its_stage(tmp_path: Path):
     dvc_yaml = tmp_path / "dvc.yaml"
     text = dvc_yaml.read_text()
     line = "      - tasks/photos/manifest.py\n"
-    split_block = text.index("  split:")
+    split_block = text.index("\n  split:\n")  # the stage, not the path of the same name in vars
     at = text.index(line, split_block)
     dvc_yaml.write_text(text[:at] + text[at + len(line) :])
     assert drift(tmp_path) == [
