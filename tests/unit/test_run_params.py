@@ -23,7 +23,7 @@ from flows.run_params import (
     validated_params,
 )
 from tasks.core.errors import StageError
-from tasks.core.params import parse_params
+from tasks.core.params import load_params, parse_params
 from tests.support.workspace import PROJECT, project_params
 
 EXPERIMENT = ["train.head=last_layer", "train.phases=[{lr:0.001,epochs:3}]", "clip.bounds=[0.02,0.98]"]
@@ -152,3 +152,12 @@ def test_the_command_line_refuses_a_bad_s_before_any_prefect_server_starts(tmp_p
     assert capsys.readouterr().err == (
         "override rejected: train.head is 'resnet'; expected one of: linear, last_layer, dense, conv\n"
     )
+
+
+def test_dvcs_s_writes_a_small_float_that_the_stages_refuse(tmp_path: Path):
+    """A limit of `dvc exp run -S` (docs/failures.md has a way round): it writes 1e-05, which PyYAML reads as text."""
+    shutil.copy2(PROJECT / "params.yaml", tmp_path / "params.yaml")
+    dvc_apply_overrides(tmp_path / "params.yaml", ["train.phases=[{lr:1e-5,epochs:3}]"])
+    assert "  - lr: 1e-05\n" in (tmp_path / "params.yaml").read_text()
+    with pytest.raises(StageError, match=r"train.phases\[0\].lr must be float, got '1e-05': YAML reads an exponent"):
+        load_params(tmp_path / "params.yaml")
