@@ -125,3 +125,9 @@ def test_the_server_refuses_a_bad_override_when_the_run_is_created(tmp_path: Pat
         good = server.run_deployment("lesson2/local", workspace, {"overrides": {"train": {"head": "last_layer"}}})
         run = server.api("GET", f"/flow_runs/{good}")
         assert run["state_type"] == "SCHEDULED" and run["parameters"]["overrides"] == {"train": {"head": "last_layer"}}
+        # The -S strings as docs/deployments.md passes them; the flow checks them when it starts.
+        server.cli(
+            "deployment", "run", "lesson2/local", "--param", 'set_params=["train.head=last_layer"]', cwd=workspace
+        )
+        runs = server.api("POST", "/flow_runs/filter", {})
+        assert sorted(str(r["parameters"].get("set_params")) for r in runs) == ["None", "['train.head=last_layer']"]
