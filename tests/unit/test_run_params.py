@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
+from prefect.exceptions import ParameterTypeError
 from prefect.utilities.callables import parameter_schema
 from prefect.utilities.schema_tools import ValidationError, validate
 
@@ -161,3 +162,11 @@ def test_dvcs_s_writes_a_small_float_that_the_stages_refuse(tmp_path: Path):
     assert "  - lr: 1e-05\n" in (tmp_path / "params.yaml").read_text()
     with pytest.raises(StageError, match=r"train.phases\[0\].lr must be float, got '1e-05': YAML reads an exponent"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_typed_override_is_checked_key_by_key_as_the_run_starts():
+    """What the JSON schema can't say (a VGG16 cut, a size VGG16 can halve) Prefect checks with the params' rules."""
+    with pytest.raises(ParameterTypeError, match=r"overrides.features.image_size: features.image_size is 33; it must"):
+        lesson2.validate_parameters({"overrides": {"features": {"image_size": 33}}})
+    validated = lesson2.validate_parameters({"overrides": {"train": {"head": "last_layer"}}})
+    assert typed_overrides(validated["overrides"]) == {"train.head": "last_layer"}
