@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -34,7 +35,7 @@ from flows.experiment import (
     save_experiment,
 )
 from flows.interruption import INTERRUPTED_STATUS, run_in_own_session, stop_requests
-from flows.run_params import params_file, read_params_file, validated_params
+from flows.run_params import ParamsOverride, params_file, read_params_file, run_overrides, validated_params
 from flows.run_report import lineage_markdown, locked_hashes, metric_rows
 from flows.run_workspace import RUNS_DIR, dvc_cache_dir, remove_stale_runs, run_workspace
 from flows.workspace_lock import WorkspaceBusy, hold_workspace
@@ -175,21 +176,27 @@ def _run_stages(run_dir: Path, stop: threading.Event) -> tuple[dict[str, str], S
 
 @flow(name="lesson2")
 def lesson2(
-    workspace: str = ".", overrides: dict[str, Any] | None = None, record_experiment: bool = True
+    workspace: str = ".",
+    overrides: ParamsOverride | None = None,
+    set_params: list[str] | None = None,
+    record_experiment: bool = True,
 ) -> dict[str, str]:
-    """Reproduce the DAG in workspace with params.yaml keys overridden for this run (e.g. {"train.head": "last_layer"}).
+    """Reproduce the DAG in workspace with params.yaml keys overridden for this run.
 
-    A run with overrides runs in its own worktree (flows/run_workspace.py): the workspace's files stay as they are.
-    Records the run as a DVC experiment named after the flow run; returns each stage's outcome. A stage that fails
-    (or Ctrl-C) ends the flow Failed (Cancelled), its message `stage <stage> failed: <the stage's error line>`.
+    overrides: params.yaml's sections and keys, each optional and typed as params.yaml's (Prefect's form and schema),
+    e.g. {"train": {"head": "last_layer"}}. set_params: the same as `dvc exp run -S` takes them, e.g.
+    ["train.head=last_layer", "train.phases=[{lr:0.001,epochs:3}]"]. A run with overrides runs in its own worktree
+    (flows/run_workspace.py): the workspace's files stay as they are. Records the run as a DVC experiment named after
+    the flow run; returns each stage's outcome. A stage that fails (or Ctrl-C) ends the flow Failed (Cancelled), its
+    message `stage <stage> failed: <the stage's error line>`.
     """
     quiet_failed_state_echo()
     root = Path(workspace)
     run_name = flow_run.get_name() or "lesson2"
-    overrides = dict(overrides or {})
     try:
+        dotted = run_overrides(overrides, set_params)
         with stop_requests() as stop, hold_workspace(root, f"flow run {run_name}"):
-            return _run(root, run_name, overrides, record_experiment, stop)
+            return _run(root, run_name, dotted, record_experiment, stop)
     except (StageError, WorkspaceBusy) as err:  # explained in a sentence (a refused override, a busy workspace)
         return Failed(data=err, message=str(err))
 
@@ -200,14 +207,14 @@ def _run(
     """The flow's body, holding the workspace: check, run the stages where they belong, record, publish."""
     logger = get_run_logger()
     # Everything that can be refused is checked here, before any stage touches the workspace.
-    _, data = read_params_file(root)
+    original, data = read_params_file(root)
     merged, _ = validated_params(data, overrides)
     name = None
     if record_experiment:
         name = free_name(root, experiment_name(run_name), (flow_run.get_id() or "run")[:8])
     for stale in remove_stale_runs(root):
         logger.info("removed the worktree %s that a killed run left under %s", stale, RUNS_DIR)
-    own = params_file(merged) if overrides else None
+    own = params_file(original, overrides) if overrides else None
     with run_workspace(root, experiment_name(run_name), own) as run_dir:
         if run_dir != root:
             logger.info("overrides: this run's stages run in its own worktree %s", run_dir)
@@ -226,10 +233,10 @@ def _run(
     return outcomes
 
 
-def run_here(workspace: str) -> tuple[int, str]:
+def run_here(workspace: str, set_params: list[str]) -> tuple[int, str]:
     """Run the flow in this process; its exit status and verdict: each stage's outcome, or why it stopped."""
     try:
-        state = lesson2(workspace=workspace, return_state=True)
+        state = lesson2(workspace=workspace, set_params=set_params or None, return_state=True)
     except KeyboardInterrupt:  # Ctrl-C before the flow could take it over (while Prefect's server starts)
         return INTERRUPTED_STATUS, "interrupted (Ctrl-C) before the flow started; nothing ran"
     if state.is_completed():
@@ -239,16 +246,48 @@ def run_here(workspace: str) -> tuple[int, str]:
     return (INTERRUPTED_STATUS if state.is_cancelled() else 1), state.message or state.name
 
 
+def command_line(argv: list[str]) -> argparse.Namespace:
+    """`python -m flows.lesson2 [WORKSPACE] [-S KEY=VALUE ...]`, -S as `dvc exp run -S` takes it."""
+    parser = argparse.ArgumentParser(prog="python -m flows.lesson2", description="Run the lesson2 flow once.")
+    parser.add_argument("workspace", nargs="?", default=".", help="the project checkout to run in (default: .)")
+    parser.add_argument(
+        "-S",
+        "--set-param",
+        dest="set_params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params.yaml key for this run only, as `dvc exp run -S` does, e.g. -S train.head=last_layer "
+        "-S 'train.phases=[{lr:0.001,epochs:3}]'; the run runs in its own git worktree",
+    )
+    return parser.parse_args(argv)
+
+
+def refused_overrides(workspace: str, set_params: list[str]) -> str | None:
+    """Why the -S overrides would be refused, checked before Prefect's temporary server starts (30 s); None if not."""
+    try:
+        _, data = read_params_file(Path(workspace))
+        validated_params(data, run_overrides(None, set_params))
+    except StageError as err:
+        return str(err)
+    return None
+
+
 def main() -> None:
     """`make run`: the flow in a session of its own, so that Ctrl-C reaches it as one orderly stop (interruption.py).
 
     The verdict is printed last, after the flow's process has exited (Prefect's temporary server logs its stop then).
     """
+    args = command_line(sys.argv[1:])
     if VERDICT_FD in os.environ:  # the flow's own process, started below
         with os.fdopen(int(os.environ.pop(VERDICT_FD)), "w") as verdict:
-            status, said = run_here(sys.argv[1] if len(sys.argv) > 1 else ".")
+            status, said = run_here(args.workspace, args.set_params)
             verdict.write(said)
         sys.exit(status)
+    refused = refused_overrides(args.workspace, args.set_params) if args.set_params else None
+    if refused:
+        print(refused, file=sys.stderr)
+        sys.exit(1)
     status, said = run_in_own_session([sys.executable, "-m", "flows.lesson2", *sys.argv[1:]], VERDICT_FD)
     if said:  # nothing when the flow's process died before it could say (killed, or a crash with its traceback)
         print(said, file=sys.stdout if status == 0 else sys.stderr)

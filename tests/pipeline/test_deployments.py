@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -12,6 +14,7 @@ from tests.support.prefect_server import prefect_server
 from tests.support.workspace import PROJECT, dvc, make_workspace, run_tool
 
 STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+PREFECT = [sys.executable, "-m", "prefect", "--no-prompt"]
 RUN_TIMEOUT = 480  # a first run on 2 busy cores; a run that hangs fails the test instead of the suite
 
 
@@ -40,7 +43,7 @@ def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everythi
     run_tool(["git", "add", "prefect.yaml"], workspace)
     run_tool(["git", "commit", "-qm", "deployments"], workspace)
     committed_params = (workspace / "params.yaml").read_text()
-    overrides = {"overrides": {"train.phases": [{"lr": 0.1, "epochs": 1}], "clip.bounds": [0.02, 0.98]}}
+    overrides = {"overrides": {"train": {"phases": [{"lr": 0.1, "epochs": 1}]}, "clip": {"bounds": [0.02, 0.98]}}}
 
     with prefect_server(tmp_path / "prefect-home") as server:
         server.cli("work-pool", "create", "local", "--type", "process", cwd=workspace)
@@ -86,3 +89,45 @@ def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everythi
         assert all(f"{stage}: up to date, skipped by DVC" in logs for stage in STAGES)
         assert "Running stage" not in logs
         assert {run["name"], again["name"]} <= set(experiments(workspace))
+
+
+def test_the_server_refuses_a_bad_override_when_the_run_is_created(tmp_path: Path):
+    """The flow's typed `overrides` is the deployment's parameter schema: the server checks a run against it when
+    `prefect deployment run` creates it, so a bad value never reaches a worker (none runs here)."""
+    workspace = make_workspace(tmp_path / "ws")
+    shutil.copy2(PROJECT / "prefect.yaml", workspace / "prefect.yaml")
+    with prefect_server(tmp_path / "prefect-home") as server:
+        server.cli("work-pool", "create", "local", "--type", "process", cwd=workspace)
+        server.cli("deploy", "--name", "local", cwd=workspace)
+        (deployment,) = server.api("POST", "/deployments/filter", {})
+        assert deployment["enforce_parameter_schema"] is True
+        schema = deployment["parameter_openapi_schema"]  # what the UI draws its form from
+        assert schema["definitions"]["TrainOverride"]["properties"]["head"]["anyOf"][0]["enum"] == [
+            "linear",
+            "last_layer",
+            "dense",
+            "conv",
+        ]
+
+        bad = subprocess.run(
+            [*PREFECT, "deployment", "run", "lesson2/local", "--param", 'overrides={"train": {"head": "resnet"}}'],
+            cwd=workspace,
+            env=server.env,
+            capture_output=True,
+            text=True,
+        )
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        said = " ".join((bad.stdout + bad.stderr).split())
+        assert "Error creating flow run: Validation failed for field 'overrides.train.head'. " in said
+        assert "Failure reason: 'resnet' is not one of ['linear', 'last_layer', 'dense', 'conv']" in said
+        assert server.api("POST", "/flow_runs/filter", {}) == []  # no run was created
+
+        good = server.run_deployment("lesson2/local", workspace, {"overrides": {"train": {"head": "last_layer"}}})
+        run = server.api("GET", f"/flow_runs/{good}")
+        assert run["state_type"] == "SCHEDULED" and run["parameters"]["overrides"] == {"train": {"head": "last_layer"}}
+        # The -S strings as docs/deployments.md passes them; the flow checks them when it starts.
+        server.cli(
+            "deployment", "run", "lesson2/local", "--param", 'set_params=["train.head=last_layer"]', cwd=workspace
+        )
+        runs = server.api("POST", "/flow_runs/filter", {})
+        assert sorted(str(r["parameters"].get("set_params")) for r in runs) == ["None", "['train.head=last_layer']"]

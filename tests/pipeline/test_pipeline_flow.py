@@ -136,7 +136,7 @@ def test_a_bad_override_fails_the_flow_before_any_stage_runs(workspace: Path, pr
     from tasks.core.errors import StageError
 
     before = (workspace / "params.yaml").read_bytes()
-    state = lesson2(workspace=str(workspace), overrides={"train.epoch": 5}, return_state=True)
+    state = lesson2(workspace=str(workspace), set_params=["train.epoch=5"], return_state=True)
     assert state.is_failed()
     with pytest.raises(StageError, match=r"override rejected: unknown key train.epoch"):
         state.result()
@@ -259,9 +259,9 @@ def test_kill_9_of_an_overridden_run_leaves_params_yaml_as_committed(tmp_path: P
 
     workspace = make_workspace(tmp_path / "ws", SLOW_FEATURES)
     params = (workspace / "params.yaml").read_bytes()
-    overrides = {"train.batch_size": 4, "clip.bounds": [0.02, 0.98]}
+    overrides = ["train.batch_size=4", "clip.bounds=[0.02,0.98]"]  # as `dvc exp run -S` takes them
     log = tmp_path / "killed.log"
-    code = f"from flows.lesson2 import lesson2; lesson2(overrides={overrides!r})"
+    code = f"from flows.lesson2 import lesson2; lesson2(set_params={overrides!r})"
     with flow_process(workspace, ["-c", code], log) as process:
         in_worktree = lambda: list(workspace.glob(f"{RUNS_DIR}/*/data/.features.*.tmp/*"))  # noqa: E731
         wait_for(in_worktree, process, log, "a features temp folder in the run's worktree", "the flow", timeout=400)
@@ -272,7 +272,7 @@ def test_kill_9_of_an_overridden_run_leaves_params_yaml_as_committed(tmp_path: P
     assert run_tool(["git", "status", "--porcelain"], workspace).stdout == ""  # nothing in the workspace changed
     assert len(list((workspace / RUNS_DIR).iterdir())) == 1  # the dead run's worktree, left behind
 
-    state = lesson2(workspace=str(workspace), overrides=overrides, return_state=True)
+    state = lesson2(workspace=str(workspace), set_params=overrides, return_state=True)
     assert state.is_completed(), state.message
     assert (workspace / "params.yaml").read_bytes() == params
     assert run_tool(["git", "status", "--porcelain"], workspace).stdout == ""

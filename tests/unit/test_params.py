@@ -224,8 +224,8 @@ def test_the_seed_bound_is_numpys():
 def test_a_learning_rate_written_in_params_yaml_must_be_a_positive_finite_number(tmp_path: Path, written, line):
     """Written as YAML spells it (.nan, .inf), so the refusal is checked on what PyYAML really hands the model."""
     text = (PROJECT / "params.yaml").read_text()
-    assert "    - {lr: 0.1, epochs: 3}" in text
-    (tmp_path / "params.yaml").write_text(text.replace("{lr: 0.1, epochs: 3}", f"{{lr: {written}, epochs: 3}}"))
+    assert "\n  - lr: 0.1\n" in text
+    (tmp_path / "params.yaml").write_text(text.replace("\n  - lr: 0.1\n", f"\n  - lr: {written}\n"))
     with pytest.raises(StageError) as err:
         load_params(tmp_path / "params.yaml")
     assert str(err.value) == f"params.yaml: {line}"
