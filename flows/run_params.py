@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, create_model
 
 from tasks.core.errors import StageError
-from tasks.core.params import PARAMS_FILE, Params, Section, parse_params
+from tasks.core.params import PARAMS_FILE, Params, Section, parse_params, read_params_text
 
 # Not params: dvc.yaml's vars declare the paths that lay out the DAG; moving outputs changes the project, not a run.
 FIXED_SECTIONS = frozenset({"paths"})
@@ -151,7 +151,7 @@ def read_params_file(workspace: Path) -> tuple[bytes, dict[str, Any]]:
     except FileNotFoundError:
         raise StageError(f"{path} not found: is {workspace} a checkout of this project?") from None
     try:
-        data = yaml.safe_load(original)
+        data = read_params_text(original.decode())
     except yaml.YAMLError as err:
         raise StageError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
@@ -160,23 +160,11 @@ def read_params_file(workspace: Path) -> tuple[bytes, dict[str, Any]]:
 
 
 def _round_trip_yaml() -> Any:
-    """ruamel.yaml's round trip as DVC's `dvc exp run -S` writes params.yaml, floats readable by PyYAML too."""
+    """ruamel.yaml's round trip set up as DVC's `dvc exp run -S` writes params.yaml (the stages read 1e-05 too)."""
     from ruamel.yaml import YAML
-    from ruamel.yaml.representer import RoundTripRepresenter
 
-    class Representer(RoundTripRepresenter):
-        """A float as YAML 1.1 (PyYAML, the stages' reader) reads it: 1.0e-05, not 1e-05, which it takes as text."""
-
-    def represent_float(representer: RoundTripRepresenter, value: float) -> Any:
-        text = repr(value)
-        if "e" not in text or "." in text or not (value == value and abs(value) != float("inf")):
-            return RoundTripRepresenter.represent_float(representer, value)
-        return representer.represent_scalar("tag:yaml.org,2002:float", text.replace("e", ".0e", 1))
-
-    Representer.add_representer(float, represent_float)  # on the subclass: DVC's own dumps stay as they are
     round_trip = YAML()  # DVC's settings (dvc/utils/serialize/_yaml.py): round trip, block style
     round_trip.default_flow_style = False
-    round_trip.Representer = Representer
     return round_trip
 
 

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from tasks.competition.submission_format import read_submission, validate_submission
 from tasks.core.atomic_output import write_json
 from tasks.core.errors import run_stage
-from tasks.core.params import PARAMS_FILE, Params, load_params
+from tasks.core.params import PARAMS_FILE, Params, load_params, read_params_text
 from tasks.core.paths import Paths, load_paths
 from tasks.heads.predictions import TEST_FILE, undecodable_test_ids
 from tasks.lineage.digests import file_digest
@@ -94,7 +93,7 @@ def describe(receipt: dict) -> str:
 
 
 def main() -> None:
-    raw_params = yaml.safe_load(PARAMS_FILE.read_text())
+    raw_params = read_params_text(PARAMS_FILE.read_text())
     params, paths = load_params(), load_paths()
     receipt = submit(params, paths, raw_params)
     write_json(Path(paths.receipt), receipt)

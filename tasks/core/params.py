@@ -301,8 +301,6 @@ class Params(Section):
         return self
 
 
-# YAML 1.1 (PyYAML) reads 1e-3 as text: a float written with an exponent needs a dot (1.0e-3)
-_DOTLESS_EXPONENT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 # pydantic's error kinds -> the words of the one-line message
 _TYPE_NAMES = {
     "int_type": "int",
@@ -357,8 +355,6 @@ def _problem(error: ErrorDetails) -> str:
         )
     if kind == "extra_forbidden":
         return f"unknown key {key}; known keys here: {', '.join(holder.model_fields)}"
-    if kind == "float_type" and isinstance(value, str) and _DOTLESS_EXPONENT.fullmatch(value):
-        return f"{key} must be float, got {value!r}: YAML reads an exponent without a dot as text; write it as 1.0e-3"
     if kind in _TYPE_NAMES:
         return f"{key or 'the file'} must be {_TYPE_NAMES[kind]}, got {value!r}"
     if kind == "literal_error":
@@ -385,10 +381,26 @@ def parse_params(data: Any) -> Params:
         raise StageError("\n".join(f"params.yaml: {_problem(e)}" for e in err.errors())) from None
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading 1e-05 as a float, as YAML 1.2 and DVC do (`dvc exp run -S` writes floats so)."""
+
+
+# YAML 1.1 (PyYAML's) wants a dot before an exponent (1.0e-5) and reads 1e-5 as text; DVC (ruamel, YAML 1.2)
+# writes and reads it as a number, so without this, `dvc exp run -S` with lr 1e-5 gave a params.yaml no stage took.
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def read_params_text(text: str) -> Any:
+    """params.yaml's text as data, floats read as DVC reads them; yaml.YAMLError if it is not YAML."""
+    return yaml.load(text, Loader=ParamsLoader)
+
+
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_params_text(path.read_text())
     except FileNotFoundError:
         raise StageError(f"{path} not found: run stages from the project root") from None
     except yaml.YAMLError as err:

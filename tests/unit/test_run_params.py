@@ -24,7 +24,7 @@ from flows.run_params import (
     validated_params,
 )
 from tasks.core.errors import StageError
-from tasks.core.params import load_params, parse_params
+from tasks.core.params import load_params, parse_params, read_params_text
 from tests.support.workspace import PROJECT, project_params
 
 EXPERIMENT = ["train.head=last_layer", "train.phases=[{lr:0.001,epochs:3}]", "clip.bounds=[0.02,0.98]"]
@@ -104,13 +104,13 @@ def test_an_override_changes_only_its_own_lines_of_params_yaml(tmp_path: Path):
     assert after[before.index(changed[0][0])].endswith(changed[0][0].split("#", 1)[1])  # train.head's comment kept
 
 
-def test_a_small_learning_rate_is_written_as_pyyaml_reads_a_float():
-    """ruamel.yaml writes 1e-05, which PyYAML (the stages' reader) takes as text: the run's file says 1.0e-05."""
+def test_a_small_learning_rate_is_written_as_dvc_writes_it_and_the_stages_read_it():
+    """The run's params.yaml says 1e-05, as `dvc exp run -S` writes it, and the stages' loader reads a float."""
     written = params_file(
         (PROJECT / "params.yaml").read_bytes(), parse_set_params(["train.phases=[{lr:1e-5,epochs:3}]"])
     )
-    assert "  - lr: 1.0e-05\n" in written.decode()
-    assert parse_params(yaml.safe_load(written)).train.phases[0].lr == 1e-5
+    assert "  - lr: 1e-05\n" in written.decode()
+    assert parse_params(read_params_text(written.decode())).train.phases[0].lr == 1e-5
 
 
 def flow_schema() -> dict:
@@ -155,13 +155,13 @@ def test_the_command_line_refuses_a_bad_s_before_any_prefect_server_starts(tmp_p
     )
 
 
-def test_dvcs_s_writes_a_small_float_that_the_stages_refuse(tmp_path: Path):
-    """A limit of `dvc exp run -S` (docs/failures.md has a way round): it writes 1e-05, which PyYAML reads as text."""
+def test_dvcs_s_writes_a_small_float_that_the_stages_read_as_one(tmp_path: Path):
+    """`dvc exp run -S` writes lr 1e-5 as 1e-05 (no dot), which YAML 1.1 reads as text; the stages read a float."""
     shutil.copy2(PROJECT / "params.yaml", tmp_path / "params.yaml")
     dvc_apply_overrides(tmp_path / "params.yaml", ["train.phases=[{lr:1e-5,epochs:3}]"])
     assert "  - lr: 1e-05\n" in (tmp_path / "params.yaml").read_text()
-    with pytest.raises(StageError, match=r"train.phases\[0\].lr must be float, got '1e-05': YAML reads an exponent"):
-        load_params(tmp_path / "params.yaml")
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["train"]["phases"][0]["lr"] == "1e-05"
+    assert load_params(tmp_path / "params.yaml").train.phases[0].lr == 1e-5
 
 
 def test_a_typed_override_is_checked_key_by_key_as_the_run_starts():
