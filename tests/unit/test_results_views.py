@@ -1,5 +1,6 @@
 """What a person checks after a run: the five validation views, the first-layer filters, auto clipping, and grade."""
 
+import json
 import math
 import subprocess
 import sys
@@ -153,20 +154,38 @@ def write_csv(path: Path, rows: dict) -> Path:
     return path
 
 
-def test_grade_agrees_with_a_hand_computation(tmp_path: Path):
-    submission = write_csv(tmp_path / "sub.csv", {"id": [3, 1, 2], "label": [0.2, 0.9, 0.6]})
-    labels = write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]})
-    by_hand = -(math.log(0.9) + math.log(1 - 0.6) + math.log(1 - 0.2)) / 3
-    assert grade(pd.read_csv(submission), read_labels(labels)) == pytest.approx(by_hand, rel=1e-12)
+def run_grade(*args: object) -> str:
+    """`python -m tasks.competition.grade` with args; its stdout."""
     result = subprocess.run(
-        [sys.executable, "-m", "tasks.competition.grade", str(submission), str(labels)],
+        [sys.executable, "-m", "tasks.competition.grade", *map(str, args)],
         cwd=PROJECT,
         env=tool_env(),
         capture_output=True,
         text=True,
         check=True,
     )
-    assert float(result.stdout) == pytest.approx(by_hand, abs=1e-6)
+    return result.stdout
+
+
+def test_grade_agrees_with_a_hand_computation_and_says_what_it_means(tmp_path: Path):
+    submission = write_csv(tmp_path / "sub.csv", {"id": [3, 1, 2], "label": [0.2, 0.9, 0.6]})
+    labels = write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]})
+    by_hand = -(math.log(0.9) + math.log(1 - 0.6) + math.log(1 - 0.2)) / 3
+    score = grade(pd.read_csv(submission), read_labels(labels))
+    assert score.log_loss == pytest.approx(by_hand, rel=1e-12)
+    assert (score.photos, score.accuracy, score.chance_log_loss) == (3, pytest.approx(2 / 3), math.log(2))
+    assert run_grade(submission, labels).splitlines() == [
+        f"log loss  {by_hand:.6f}  on 3 photos (lower is better)",
+        "chance    0.693147  (ln 2: P(dog) = 0.5 for every photo)",
+        "accuracy  0.666667  (2 of 3; P(dog) > 0.5 counts as dog)",
+    ]
+    machine = json.loads(run_grade(submission, labels, "--json"))
+    assert machine == {
+        "log_loss": pytest.approx(by_hand, rel=1e-12),
+        "photos": 3,
+        "accuracy": pytest.approx(2 / 3),
+        "chance_log_loss": pytest.approx(math.log(2)),
+    }
 
 
 def test_grade_applies_submits_format_checks_and_explains_bad_labels(tmp_path: Path):
