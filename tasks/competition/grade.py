@@ -14,7 +14,8 @@ import pandas as pd
 from tasks.competition.archive import CLASSES
 from tasks.competition.log_loss import accuracy, log_loss
 from tasks.competition.submission_format import read_submission, validate_submission
-from tasks.core.errors import StageError, run_stage
+from tasks.core.errors import StageError
+from tasks.core.tool_run import run_tool
 
 
 def read_labels(path: Path) -> pd.DataFrame:
@@ -71,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage("grade", main)
+    run_tool("grade", main)

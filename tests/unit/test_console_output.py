@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tasks.core.errors import READER_LEFT
+from tasks.core.tool_run import READER_LEFT
 from tasks.features import Photo, Progress, duration, extract
 from tasks.vgg.conv_backends import ConvRunner
 from tests.support.params import features_params
@@ -73,13 +73,13 @@ def test_the_conv_pass_prints_a_few_lines_not_one_per_batch(tmp_path: Path, caps
 
 # A tool whose output is far larger than a pipe holds (64 KiB): the reader leaving is seen on every run.
 CHATTY = textwrap.dedent("""
-    from tasks.core.errors import run_stage
+    from tasks.core.tool_run import run_tool
 
     def main():
         for i in range(100_000):
             print(f"line {i} of the record")
 
-    run_stage("chatty", main)
+    run_tool("chatty", main)
 """)
 
 
