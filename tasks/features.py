@@ -7,6 +7,7 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +40,8 @@ METRICS_FILE = "undecodable.json"
 PRECISION_FILE = "precision.json"
 SAMPLE_SUBSETS = {"sample_train": "train", "sample_valid": "valid"}  # sample subset -> the subset it is cut from
 _HASH_CHUNK = 1 << 20
+# At most one progress line this often (and the last): a line per batch is ~2,300 lines at full size.
+PROGRESS_SECONDS = 5.0
 
 
 class Photo(NamedTuple):
@@ -123,21 +126,63 @@ def preprocessed_batches(
         pending, start_of_pending = submitted, start
 
 
+def duration(seconds: float) -> str:
+    """seconds as a person reads a wait: 42s, 9m 05s, 1h 02m."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole // 60 % 60:02d}m"
+
+
+class Progress:
+    """One conv pass's progress lines: photos done, rate and time left, at most one per `every` seconds, and the last.
+
+    clock is injected so that tests step time instead of sleeping.
+    """
+
+    def __init__(
+        self, subset: str, total: int, every: float = PROGRESS_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.subset, self.total, self.every, self.clock = subset, total, every, clock
+        self.began = self.shown = clock()
+
+    def line(self, done: int) -> str | None:
+        """The line to show after done photos, or None while the last one is under `every` seconds old."""
+        now = self.clock()
+        if done < self.total and now - self.shown < self.every:
+            return None
+        self.shown = now
+        elapsed = now - self.began
+        rate = done / elapsed if elapsed > 0 else float("inf")
+        so_far = f"features: {self.subset} {done:,}/{self.total:,} photos"
+        if done >= self.total:
+            return f"{so_far} in {duration(elapsed)}, {rate:.1f} photos/s"
+        return f"{so_far} ({done / self.total:.0%}), {rate:.1f} photos/s, {duration((self.total - done) / rate)} left"
+
+
 def extract(
-    conv: ConvRunner, photos: list[Photo], params: FeaturesParams, max_photo_bytes: int, out: np.ndarray, subset: str
+    conv: ConvRunner,
+    photos: list[Photo],
+    params: FeaturesParams,
+    max_photo_bytes: int,
+    out: np.ndarray,
+    subset: str,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[int, str]:
     """Fill out (N, *cut shape) with the conv base's output for each photo, reporting progress on stdout.
 
     Returns the rows whose photo is undecodable, with the reason; their rows hold a blank frame's features.
     """
-    done, began = 0, time.perf_counter()
+    done, progress = 0, Progress(subset, len(photos), clock=clock)
     undecodable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         for batch in preprocessed_batches(photos, params, max_photo_bytes, pool, undecodable):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
-            rate = done / (time.perf_counter() - began)
-            print(f"features: {subset} {done}/{len(photos)} photos, {rate:.1f} photos/s", flush=True)
+            if line := progress.line(done):
+                print(line, flush=True)
     return undecodable
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from tasks.competition.log_loss import log_loss
+from tasks.competition.archive import CLASSES
+from tasks.competition.log_loss import accuracy, log_loss
 from tasks.competition.submission_format import read_submission, validate_submission
-from tasks.core.errors import StageError, run_stage
+from tasks.core.errors import StageError
+from tasks.core.tool_run import run_tool
 
 
 def read_labels(path: Path) -> pd.DataFrame:
@@ -27,21 +32,44 @@ def read_labels(path: Path) -> pd.DataFrame:
     return frame
 
 
-def grade(submission: pd.DataFrame, labels: pd.DataFrame, name: str = "submission") -> float:
-    """Log loss of submission's P(dog) against labels, after submit's format checks against the labelled ids."""
+class Grade(NamedTuple):
+    """A submission's score: log loss, the photos scored, accuracy, and the log loss of answering 0.5 for all."""
+
+    log_loss: float
+    photos: int
+    accuracy: float
+    chance_log_loss: float
+
+    def lines(self) -> str:
+        """The score as a person reads it: the log loss next to its chance baseline, then accuracy."""
+        right = round(self.accuracy * self.photos)
+        return (
+            f"log loss  {self.log_loss:.6f}  on {self.photos:,} photos (lower is better)\n"
+            f"chance    {self.chance_log_loss:.6f}  (ln {len(CLASSES)}: P(dog) = 0.5 for every photo)\n"
+            f"accuracy  {self.accuracy:.6f}  ({right:,} of {self.photos:,}; P(dog) > 0.5 counts as dog)"
+        )
+
+
+def grade(submission: pd.DataFrame, labels: pd.DataFrame, name: str = "submission") -> Grade:
+    """Score submission's P(dog) against labels, after submit's format checks against the labelled ids."""
     validate_submission(submission, set(labels["id"].tolist()), name=name)
     merged = labels.merge(submission, on="id", suffixes=("_true", "_pred"))
-    return log_loss(merged["label_true"].to_numpy(), merged["label_pred"].to_numpy(dtype=np.float64))
+    target, p_dog = merged["label_true"].to_numpy(), merged["label_pred"].to_numpy(dtype=np.float64)
+    # Answering 1/k for every photo scores ln k whatever the labels: the line a model must beat.
+    return Grade(log_loss(target, p_dog), len(merged), accuracy(target, p_dog), math.log(len(CLASSES)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tasks.competition.grade", description=__doc__.splitlines()[0])
     parser.add_argument("submission", type=Path, help="id,label CSV with label = P(dog)")
     parser.add_argument("labels", type=Path, help="id,label CSV with label = 1 for dog, 0 for cat")
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object: log_loss, photos, accuracy, chance_log_loss"
+    )
     args = parser.parse_args()
     score = grade(read_submission(args.submission), read_labels(args.labels), name=str(args.submission))
-    print(f"{score:.6f}")
+    print(json.dumps(score._asdict()) if args.json else score.lines())
 
 
 if __name__ == "__main__":
-    run_stage("grade", main)
+    run_tool("grade", main)

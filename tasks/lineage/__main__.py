@@ -13,8 +13,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from tasks.core.errors import StageError, run_stage
+from tasks.core.errors import StageError
 from tasks.core.paths import Paths, load_paths
+from tasks.core.tool_run import run_tool
 from tasks.lineage.check import verify
 from tasks.lineage.dvc_project import read_project
 from tasks.lineage.show import render
@@ -94,4 +95,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_stage("lineage", lambda: sys.exit(main()))
+    run_tool("lineage", lambda: sys.exit(main()))

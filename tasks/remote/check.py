@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from urllib.parse import urlparse
 
-from tasks.core.errors import StageError, run_stage
+from tasks.core.errors import StageError
+from tasks.core.tool_run import run_tool
 
 
 def remote_config(name: str | None) -> tuple[str, dict]:
@@ -82,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage("remote_check", main)
+    run_tool("remote_check", main)

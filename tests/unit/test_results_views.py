@@ -1,5 +1,6 @@
 """What a person checks after a run: the five validation views, the first-layer filters, auto clipping, and grade."""
 
+import json
 import math
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from tasks.clip import AUTO_BOUNDS, auto_bounds, clip_metrics, resolve_bounds
 from tasks.competition.grade import grade, read_labels
 from tasks.competition.log_loss import log_loss
 from tasks.core.errors import StageError
-from tasks.photos.validation_views import VIEWS, choose_views, write_views
+from tasks.photos.validation_views import LETTERBOX, VIEWS, Group, choose_views, letterboxed, view_groups, write_views
 from tasks.predict import confusion_frame
 from tasks.vgg.filter_grid import filter_images, write_filter_grid
 from tests.support.workspace import PROJECT, tool_env
@@ -62,6 +63,52 @@ def test_the_five_grids_are_written_with_their_tile_counts(tmp_path: Path):
     assert empty["random_incorrect"] == 0 and (tmp_path / "none" / "random_incorrect.png").is_file()
 
 
+def test_the_confident_views_show_each_class_in_its_own_labelled_panel():
+    title, groups = view_groups("confident_incorrect", [1, 4, 8, 9], TARGET, P_DOG)
+    assert title == "most confident incorrect, by true class"
+    assert groups == [
+        Group("cats called dog: 2 of 2, surest first (P(dog) nearest 1)", [1, 4]),
+        Group("dogs called cat: 2 of 2, surest first (P(dog) nearest 0)", [8, 9]),
+    ]
+    _, groups = view_groups(
+        "confident_correct", choose_views(TARGET, P_DOG, tiles=1)["confident_correct"], TARGET, P_DOG
+    )
+    assert groups == [
+        Group("cats called cat: 1 of 3, surest first (P(dog) nearest 0)", [2]),
+        Group("dogs called dog: 1 of 3, surest first (P(dog) nearest 1)", [6]),
+    ]
+    _, groups = view_groups("confident_incorrect", [], TARGET[:1], P_DOG[:1])
+    assert [g.heading for g in groups] == ["cats called dog: none", "dogs called cat: none"]
+    assert view_groups("random_incorrect", [1, 8], TARGET, P_DOG) == (
+        "incorrect, at random",
+        [Group("incorrect photos: 2 of 4, at random", [1, 8])],
+    )
+
+
+def test_a_photo_keeps_its_aspect_ratio_between_bars(tmp_path: Path):
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(tmp_path / "wide.png")
+    Image.new("RGB", (10, 20), (0, 0, 255)).save(tmp_path / "tall.png")
+    wide, tall = letterboxed(tmp_path / "wide.png", 20), letterboxed(tmp_path / "tall.png", 20)
+    assert wide.shape == tall.shape == (20, 20, 3)
+    assert (wide[:5] == LETTERBOX).all() and (wide[15:] == LETTERBOX).all()  # 40x20 fits as 20x10: bars above, below
+    assert (wide[5:15] == (255, 0, 0)).all()
+    assert (tall[:, :5] == LETTERBOX).all() and (tall[:, 15:] == LETTERBOX).all()  # 10x20 fits as is: bars beside
+    assert (tall[:, 5:15] == (0, 0, 255)).all()
+
+
+def test_the_same_predictions_give_the_same_png_bytes(tmp_path: Path):
+    paths = []
+    for i, dog in enumerate(TARGET):
+        Image.new("RGB", (30 + 10 * i, 40), (200, 100, 50) if dog else (50, 100, 200)).save(tmp_path / f"{i}.jpg")
+        paths.append(str(tmp_path / f"{i}.jpg"))
+    write_views(paths, TARGET, P_DOG, tmp_path / "a")
+    write_views(paths, TARGET, P_DOG, tmp_path / "b")
+    for view in VIEWS:
+        png = (tmp_path / "a" / f"{view}.png").read_bytes()
+        assert png == (tmp_path / "b" / f"{view}.png").read_bytes()
+        assert b"Software" not in png and b"atplotlib" not in png  # no version stamp to differ between machines
+
+
 def test_first_layer_filters_are_drawn_as_rgb_tiles(tmp_path: Path):
     kernel = np.random.default_rng(0).normal(size=(3, 3, 3, 64))
     kernel[..., 0] = 0.0
@@ -107,20 +154,38 @@ def write_csv(path: Path, rows: dict) -> Path:
     return path
 
 
-def test_grade_agrees_with_a_hand_computation(tmp_path: Path):
-    submission = write_csv(tmp_path / "sub.csv", {"id": [3, 1, 2], "label": [0.2, 0.9, 0.6]})
-    labels = write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]})
-    by_hand = -(math.log(0.9) + math.log(1 - 0.6) + math.log(1 - 0.2)) / 3
-    assert grade(pd.read_csv(submission), read_labels(labels)) == pytest.approx(by_hand, rel=1e-12)
+def run_grade(*args: object) -> str:
+    """`python -m tasks.competition.grade` with args; its stdout."""
     result = subprocess.run(
-        [sys.executable, "-m", "tasks.competition.grade", str(submission), str(labels)],
+        [sys.executable, "-m", "tasks.competition.grade", *map(str, args)],
         cwd=PROJECT,
         env=tool_env(),
         capture_output=True,
         text=True,
         check=True,
     )
-    assert float(result.stdout) == pytest.approx(by_hand, abs=1e-6)
+    return result.stdout
+
+
+def test_grade_agrees_with_a_hand_computation_and_says_what_it_means(tmp_path: Path):
+    submission = write_csv(tmp_path / "sub.csv", {"id": [3, 1, 2], "label": [0.2, 0.9, 0.6]})
+    labels = write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]})
+    by_hand = -(math.log(0.9) + math.log(1 - 0.6) + math.log(1 - 0.2)) / 3
+    score = grade(pd.read_csv(submission), read_labels(labels))
+    assert score.log_loss == pytest.approx(by_hand, rel=1e-12)
+    assert (score.photos, score.accuracy, score.chance_log_loss) == (3, pytest.approx(2 / 3), math.log(2))
+    assert run_grade(submission, labels).splitlines() == [
+        f"log loss  {by_hand:.6f}  on 3 photos (lower is better)",
+        "chance    0.693147  (ln 2: P(dog) = 0.5 for every photo)",
+        "accuracy  0.666667  (2 of 3; P(dog) > 0.5 counts as dog)",
+    ]
+    machine = json.loads(run_grade(submission, labels, "--json"))
+    assert machine == {
+        "log_loss": pytest.approx(by_hand, rel=1e-12),
+        "photos": 3,
+        "accuracy": pytest.approx(2 / 3),
+        "chance_log_loss": pytest.approx(math.log(2)),
+    }
 
 
 def test_grade_applies_submits_format_checks_and_explains_bad_labels(tmp_path: Path):
