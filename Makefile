@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Prefect's temporary server (make run) gets 20 s to start by default: not enough on a busy 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: run test test-fast lint dag bench gpu-wheels remote-check
+.PHONY: run test test-fast lint dag plots bench gpu-wheels remote-check
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(BOOTSTRAP_PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -42,6 +42,11 @@ lint: $(VENV)/.synced
 
 dag: $(VENV)/.synced
 	$(PY) -m dvc dag
+
+# The learning curves, learning rate, confusion matrix and pictures as one page, dvc_plots/index.html, that draws with
+# no network: DVC's own page loads Vega from a CDN (tasks/plots/offline_page.py inlines it from the venv instead).
+plots: $(VENV)/.synced
+	$(PY) -m tasks.plots.offline_page
 
 # Issue 7's figures, measured side by side in one run (7.5 min on 2 idle cores): bench/RESULTS.md. On the real photos at
 # ../shared/data/real-sample when that is there, else synthetic ones. `python -m bench.run --quick`: a smoke run.

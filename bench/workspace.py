@@ -81,7 +81,9 @@ def make_workspace(root: Path, params: dict, files: tuple[str, ...] = WORKSPACE_
     run_tool(["git", "config", "user.email", "workspace@example.invalid"], root)
     run_tool(["git", "config", "user.name", "workspace"], root)
     dvc(root, "init", "-q")
+    # DVC's settings and the plot templates dvc.yaml names: after `dvc init`, which refuses an existing .dvc/.
     shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
+    shutil.copytree(PROJECT / ".dvc" / "plots", root / ".dvc" / "plots")
     run_tool(["git", "add", "-A"], root)
     run_tool(["git", "commit", "-qm", "workspace"], root)
     return root

@@ -73,6 +73,8 @@ def fit_phases(model, x, y, params: TrainParams, loss: str, validation=None, met
     )
     history = pd.DataFrame(fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    # The rate each epoch was set to, as params.yaml writes it: Keras logs its float32 copy (0.1 as 0.10000000149...).
+    history["learning_rate"] = rates
     return history
 
 

@@ -80,7 +80,8 @@ def test_phases_change_the_learning_rate_at_the_boundary(cached):
     )
     result, _ = fit(cached, params)
     assert result.history["epoch"].tolist() == [1, 2, 3]
-    np.testing.assert_allclose(result.history["learning_rate"], [0.1, 0.1, 0.01], rtol=1e-6)
+    # Exactly as params.yaml wrote them (Keras' float32 copies would read 0.10000000149...): the plot labels them.
+    assert result.history["learning_rate"].tolist() == [0.1, 0.1, 0.01]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(result.history.columns)
 
 
