@@ -184,7 +184,7 @@ def submission_report(workspace: Path, run_dir: Path, path: str, experiment: Exp
     if default_remote(run_dir):
         try:
             link = published_link(run_dir, path, md5, SUBMISSION_LINK_LIFETIME_S)
-        except Exception as err:
+        except Exception as err:  # any refusal of the remote's (endpoint, key, bucket): the run is done; no link
             get_run_logger().warning("submission not published to the DVC remote: %s", err)
         if link:
             expires = datetime.now(UTC) + timedelta(seconds=SUBMISSION_LINK_LIFETIME_S)
