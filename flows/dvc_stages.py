@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import subprocess
@@ -179,6 +180,18 @@ def _dvc_stage(repo, stage: str):
     return found
 
 
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """The logger's INFO records dropped during the block: a dry restore logs "checking out outputs" as if it did."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def predicted_outcome(workspace: Path, stage: str, pull: bool) -> str:
     """What `dvc repro --single-item [--pull] stage` will do, decided by DVC's API the way its reproduce decides it
     (dvc/stage/__init__.py Stage.reproduce, dvc/stage/run.py run_stage): UP_TO_DATE when nothing changed; RESTORED
@@ -206,7 +219,7 @@ def predicted_outcome(workspace: Path, stage: str, pull: bool) -> str:
         try:
             # restore() makes the cached stage at the relative path "dvc.yaml": it takes the repository to be the
             # working directory, as it is for the dvc CLI (not for a run in its own worktree).
-            with contextlib.chdir(workspace):
+            with contextlib.chdir(workspace), _quiet("dvc.stage.cache"):
                 repo.stage_cache.restore(target, dry=True)
         except RunCacheNotFoundError:
             return RAN

@@ -22,6 +22,8 @@ GLOG_LEVELS = {
     "E": logging.WARNING,
     "F": logging.ERROR,
 }
+# absl's preface to TensorFlow's first C++ log line, once per process: it says where logs go, nothing about the stage.
+ABSL_PREFACE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 # Level names at the start of a line: Python's logging (`WARNING name: ...`, `WARNING:absl:...`), DVC's (`ERROR: ...`).
 LEVEL_PREFIX = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)[: ]")
 # Python's warnings module: "/path/file.py:12: UserWarning: message".
@@ -53,6 +55,8 @@ class StderrLevels:
             return logging.ERROR
         if line.startswith(f"error: {self.stage}: "):
             return logging.ERROR  # the stage's own one-line error (tasks/core/errors.py)
+        if line == ABSL_PREFACE:
+            return logging.DEBUG
         if glog := GLOG_LINE.match(line):
             return GLOG_LEVELS[glog.group(1)]
         if prefix := LEVEL_PREFIX.match(line):

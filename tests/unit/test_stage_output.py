@@ -14,6 +14,7 @@ def _levels(lines: list[str]) -> list[int]:
 
 def test_tensorflow_and_logging_lines_keep_their_own_level():
     lines = {
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR": DEBUG,
         "I0000 00:00:1733241600.1 4242 cpu_feature_guard.cc:210] This TensorFlow binary is optimized": DEBUG,
         "W0000 00:00:1733241600.1 4242 gpu_device.cc:2344] Cannot dlopen some GPU libraries": WARNING,
         # logged at E by TensorFlow on every CPU host, and the stage carries on: not an error of the stage
