@@ -245,8 +245,13 @@ def reproduce_stage(
 
     Raises StageFailed, whose message is `stage <stage> failed: <its error line>`, or StageInterrupted after Ctrl-C.
     """
+    from dvc.exceptions import DvcException
+
     pull = default_remote(workspace) is not None
-    outcome = predicted_outcome(workspace, stage, pull)
+    try:
+        outcome = predicted_outcome(workspace, stage, pull)
+    except DvcException as err:  # e.g. another `dvc repro` writing this stage's outputs: its rwlock names it
+        raise StageFailed(f"stage {stage} failed: ERROR: {err}", explained=True) from err
     if outcome == UP_TO_DATE:
         return StageRun(stage, outcome, output="")
     args = ["repro", "--single-item", stage]

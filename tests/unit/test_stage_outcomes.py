@@ -75,3 +75,19 @@ def test_the_push_hint_needs_a_remote(repo: Path):
     from flows.lesson2 import push_reminder
 
     assert push_reminder(repo, {"first": RAN}) is None  # no remote: nothing to push to
+
+
+def test_a_stage_another_dvc_is_writing_fails_naming_it_before_anything_runs(repo: Path):
+    import json
+    import os
+
+    from flows.dvc_stages import StageFailed
+
+    # What a running `dvc repro` leaves in DVC's rwlock while its stage's command runs: it writes a.txt.
+    holder = {"pid": os.getppid(), "cmd": "dvc repro first"}  # a live process that is not this one
+    rwlock = {"write": {str(repo / "a.txt"): holder}, "read": {}}
+    (repo / ".dvc" / "tmp").mkdir(exist_ok=True)
+    (repo / ".dvc" / "tmp" / "rwlock").write_text(json.dumps(rwlock))
+    with pytest.raises(StageFailed, match=r"stage first failed: ERROR: .*a.txt' is busy, it is being blocked by"):
+        reproduce_stage(repo, "first", on_line=lambda _: None)
+    assert not (repo / "ran.log").exists()
