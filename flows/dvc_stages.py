@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import queue
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from pathlib import Path
+from typing import IO
 
 from flows.interruption import interrupt_passes_to, interrupt_tree
+
+# What DVC does with a stage, in the words the flow reports it with (its outcomes, the task runs' state names).
+RAN = "ran"  # DVC ran the stage's command
+RESTORED = "restored"  # DVC checked its outputs out of the cache (run-cache, dvc.lock's hashes) or pulled them
+UP_TO_DATE = "up to date"  # nothing changed: DVC has nothing to do
+# `dvc repro` says this after every stage it ran or restored, remote or not; the flow says it once, at the end, and
+# only when the workspace has a remote (lesson2.push_reminder).
+PUSH_HINT = "Use `dvc push` to send your updates to remote storage."
 
 
 @dataclass(frozen=True)
 class StageRun:
-    """What happened to one stage: DVC ran it, or found it up to date."""
+    """What happened to one stage (RAN, RESTORED or UP_TO_DATE, as DVC's API predicted it), and DVC's output."""
 
     stage: str
-    ran: bool
+    outcome: str
     output: str
+
+    @property
+    def ran(self) -> bool:
+        return self.outcome == RAN
 
 
 class StageFailed(RuntimeError):
@@ -76,36 +93,65 @@ def stage_environment() -> dict[str, str]:
     return env
 
 
-def stream_dvc(workspace: Path, args: list[str], on_line: Callable[[str], None] = print) -> tuple[int, list[str], bool]:
-    """Run the dvc CLI in workspace, handing each line of its output to on_line as it comes.
+def _read_into(stream: IO[str], is_stderr: bool, lines: queue.Queue) -> None:
+    """Put each line of stream on lines, tagged with its stream, then None once it ends."""
+    for line in stream:
+        lines.put((is_stderr, line.rstrip("\n")))
+    lines.put(None)
+
+
+def _both_streams(process: subprocess.Popen) -> Iterator[tuple[bool, str]]:
+    """(is_stderr, line) for each line of the process's stdout and stderr, in the order they come."""
+    lines: queue.Queue = queue.Queue()
+    readers = [
+        threading.Thread(target=_read_into, args=(stream, is_stderr, lines), daemon=True)
+        for stream, is_stderr in ((process.stdout, False), (process.stderr, True))
+    ]
+    for reader in readers:
+        reader.start()
+    open_streams = len(readers)
+    while open_streams:
+        item = lines.get()
+        if item is None:
+            open_streams -= 1
+        else:
+            yield item
+
+
+def stream_dvc(
+    workspace: Path,
+    args: list[str],
+    on_line: Callable[[str], None] = print,
+    on_stderr: Callable[[str], None] | None = None,
+) -> tuple[int, list[str], bool]:
+    """Run the dvc CLI in workspace, handing each line of its stdout to on_line, of its stderr to on_stderr (by default
+    on_line too), as they come. The stage's command writes to the same two streams.
 
     A Ctrl-C here goes on to dvc and its stage's command (interrupt_passes_to), as in a terminal; so does anything
     that ends this process early (Prefect's termination signal), so dvc never runs on unwatched. After an interrupt,
     what the stage prints while dying (a KeyboardInterrupt traceback) is kept in the lines but not handed on.
-    Returns the exit status, every line, and whether it was interrupted.
+    Returns the exit status, every line of both streams in the order they came, and whether it was interrupted.
     """
     command = [sys.executable, "-m", "dvc", *args]
     lines: list[str] = []
-    with subprocess.Popen(
+    process = subprocess.Popen(
         command,
         cwd=workspace,
         env=stage_environment(),
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,  # apart, so that a stage's stderr is logged by what each line says (stage_output.py)
         text=True,
-    ) as process:
-        assert process.stdout is not None
-        with interrupt_passes_to(process) as interrupted:
-            try:
-                for line in process.stdout:
-                    line = line.rstrip("\n")
-                    lines.append(line)
-                    if not interrupted.is_set():
-                        on_line(line)
-            except BaseException:
-                interrupt_tree(process.pid)
-                process.wait()
-                raise
+    )
+    with process, interrupt_passes_to(process) as interrupted:
+        try:
+            for is_stderr, line in _both_streams(process):
+                lines.append(line)
+                if not interrupted.is_set():
+                    (on_stderr or on_line)(line) if is_stderr else on_line(line)
+        except BaseException:
+            interrupt_tree(process.pid)
+            process.wait()
+            raise
     return process.returncode, lines, interrupted.is_set()
 
 
@@ -127,15 +173,92 @@ def diagnosed(stage: str, reported: list[str]) -> bool:
     return any(line.startswith((f"error: {stage}: ", "ERROR: ")) for line in reported)
 
 
-def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] = print) -> StageRun:
-    """Run `dvc repro --single-item stage`, streaming its output line by line.
+def _dvc_stage(repo, stage: str):
+    """The stage named stage in the repo's dvc.yaml, as DVC's API holds it (by name: a target would be read relative
+    to this process's working directory, which is not the run's worktree)."""
+    (found,) = (candidate for candidate in repo.index.stages if candidate.name == stage)
+    return found
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """The logger's INFO records dropped during the block: a dry restore logs "checking out outputs" as if it did."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def predicted_outcome(workspace: Path, stage: str, pull: bool) -> str:
+    """What `dvc repro --single-item [--pull] stage` will do, decided by DVC's API the way its reproduce decides it
+    (dvc/stage/__init__.py Stage.reproduce, dvc/stage/run.py run_stage): UP_TO_DATE when nothing changed; RESTORED
+    when dvc.lock's outputs can be pulled (pull, outputs missing but nothing else changed) or the run-cache holds a
+    run on these very inputs whose outputs are in the cache (StageCache.restore, dry: it checks, restores nothing);
+    else RAN. With a remote, DVC may still find a run in the remote's run-cache and restore a stage predicted RAN.
+    """
+    from dvc.repo import Repo
+    from dvc.stage.cache import RunCacheNotFoundError
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    with Repo(str(workspace)) as repo, repo.lock:  # DVC reads a stage's deps and outs under its repository lock
+        target = _dvc_stage(repo, stage)
+        if not target.changed():
+            return UP_TO_DATE
+        if pull and not target.changed(allow_missing=True):
+            return RESTORED
+        if not target.deps_cached():
+            # A dry restore() neither records the deps as they are now, which is what the run-cache is keyed by (a
+            # real one does, in run_stage), nor forgets dvc.lock's outputs, which belong to the old deps: do both here,
+            # on this throwaway copy of the stage, so that it looks the run-cache up as the real one will.
+            target.save_deps()
+            for out in target.outs:
+                out.hash_info = HashInfo()
+        try:
+            # restore() makes the cached stage at the relative path "dvc.yaml": it takes the repository to be the
+            # working directory, as it is for the dvc CLI (not for a run in its own worktree).
+            with contextlib.chdir(workspace), _quiet("dvc.stage.cache"):
+                repo.stage_cache.restore(target, dry=True)
+        except RunCacheNotFoundError:
+            return RAN
+        return RESTORED
+
+
+def unchanged_after(workspace: Path, stage: str) -> bool:
+    """Whether DVC now finds the stage up to date: what a stage that ran or was restored must leave behind."""
+    from dvc.repo import Repo
+
+    with Repo(str(workspace)) as repo, repo.lock:
+        return not _dvc_stage(repo, stage).changed()
+
+
+def reproduce_stage(
+    workspace: Path,
+    stage: str,
+    on_line: Callable[[str], None] = print,
+    on_stderr: Callable[[str], None] | None = None,
+) -> StageRun:
+    """Reproduce one stage through `dvc repro --single-item stage`, streaming its output line by line; a stage DVC's
+    API finds up to date is not handed to dvc at all (it would only say so and pull the run-cache).
 
     Raises StageFailed, whose message is `stage <stage> failed: <its error line>`, or StageInterrupted after Ctrl-C.
     """
+    from dvc.exceptions import DvcException
+
+    pull = default_remote(workspace) is not None
+    try:
+        outcome = predicted_outcome(workspace, stage, pull)
+    except DvcException as err:  # e.g. another `dvc repro` writing this stage's outputs: its rwlock names it
+        raise StageFailed(f"stage {stage} failed: ERROR: {err}", explained=True) from err
+    if outcome == UP_TO_DATE:
+        return StageRun(stage, outcome, output="")
     args = ["repro", "--single-item", stage]
-    if default_remote(workspace):
+    if pull:
         args.append("--pull")  # restore from the shared cache and run-cache what another clone already ran
-    returncode, lines, interrupted = stream_dvc(workspace, args, on_line)
+    said = lambda line: None if line == PUSH_HINT else on_line(line)  # noqa: E731
+    returncode, lines, interrupted = stream_dvc(workspace, args, said, on_stderr)
     output = "\n".join(lines)
     if returncode != 0 and interrupted:
         raise StageInterrupted(
@@ -145,4 +268,22 @@ def reproduce_stage(workspace: Path, stage: str, on_line: Callable[[str], None] 
     if returncode != 0:
         reported = error_lines(stage, lines)
         raise StageFailed(f"stage {stage} failed: " + "\n".join(reported), explained=diagnosed(stage, reported))
-    return StageRun(stage, ran=f"Running stage '{stage}'" in output, output=output)
+    if not unchanged_after(workspace, stage):
+        raise StageFailed(f"stage {stage} failed: dvc repro succeeded, but DVC still finds the stage changed")
+    return StageRun(stage, outcome, output=output)
+
+
+def published_link(workspace: Path, path: str, md5: str, lifetime_s: int) -> str | None:
+    """A presigned URL of the output at path in the workspace's default remote, after pushing it there: a link that a
+    browser anywhere opens for lifetime_s, with no credentials of its own. None when the remote cannot presign one
+    (a directory, SSH, ...), and then nothing is pushed."""
+    from dvc.repo import Repo
+
+    with Repo(str(workspace)) as repo:
+        remote = repo.cloud.get_remote_odb(None, "push")
+        try:
+            link = remote.fs.sign(remote.oid_to_path(md5), expiration=lifetime_s)
+        except NotImplementedError:
+            return None
+        repo.push(targets=[str(workspace / path)])  # that one output, so the link opens; `dvc push` does the rest
+    return link

@@ -5,23 +5,31 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
 from flows.dvc_stages import (
+    PUSH_HINT,
+    RAN,
+    RESTORED,
+    UP_TO_DATE,
     StageFailed,
     StageInterrupted,
     StageRun,
+    default_remote,
     execution_order,
+    published_link,
     reproduce_stage,
     stage_graph,
 )
@@ -36,8 +44,9 @@ from flows.experiment import (
 )
 from flows.interruption import INTERRUPTED_STATUS, run_in_own_session, stop_requests
 from flows.run_params import ParamsOverride, params_file, read_params_file, run_overrides, validated_params
-from flows.run_report import lineage_markdown, locked_hashes, metric_rows
+from flows.run_report import lineage_markdown, locked_hashes, metric_rows, pictures_markdown, submission_markdown
 from flows.run_workspace import RUNS_DIR, dvc_cache_dir, remove_stale_runs, run_workspace
+from flows.stage_output import StderrLevels
 from flows.workspace_lock import WorkspaceBusy, hold_workspace
 from tasks.core.errors import StageError
 from tasks.core.paths import DVC_FILE, load_paths
@@ -48,11 +57,21 @@ NETWORK_RETRIES = 2
 # A failed task's message when the stage died without an error line from it or DVC (killed, or a crash): only such a
 # failure is worth retrying; an error line is a diagnosis, and the stages' network calls retry by themselves.
 UNEXPLAINED = "without an error line"
-UP_TO_DATE = "Up to date"  # the task run's state name when DVC skipped the stage
+# The task run's state name for each outcome, which Prefect's UI shows on the run. All three are of type COMPLETED (the
+# stage's outputs are there and current), and Prefect 3.9's UI colours a state by its type alone, so all three are
+# green: the name and the run's length (an up-to-date stage takes no time) tell them apart.
+STATE_NAMES = {RAN: "Ran", RESTORED: "Restored", UP_TO_DATE: "Up to date"}
+STATE_MESSAGES = {
+    RAN: "DVC ran the stage",
+    RESTORED: "DVC restored the stage's outputs from its cache (run-cache or remote) without running it",
+    UP_TO_DATE: "DVC found the stage up to date: nothing ran",
+}
 # Artifact keys: every run adds a version under the same key, so Prefect shows each as a history across runs.
 METRICS_KEY = "lesson2-metrics"
 LINEAGE_KEY = "lesson2-lineage"
 SUBMISSION_KEY = "lesson2-submission"
+PICTURES_KEY = "lesson2-pictures"
+SUBMISSION_LINK_LIFETIME_S = 7 * 24 * 3600  # the longest an S3 presigned URL lives (SigV4)
 VERDICT_FD = "LESSON2_VERDICT_FD"  # set by main() for the flow's own process: where it writes its verdict
 
 
@@ -60,17 +79,17 @@ def _reproduce(workspace: str, stage: str) -> State:
     logger = get_run_logger()
     # A stage's failure is a State, not a raised exception: its one line is already in the log, streamed with the
     # rest of its output, and a traceback through Prefect's engine would only bury it. The flow's state repeats it.
+    levels = StderrLevels(stage)
     try:
-        run = reproduce_stage(Path(workspace), stage, on_line=logger.info)
+        run = reproduce_stage(
+            Path(workspace), stage, on_line=logger.info, on_stderr=lambda line: logger.log(levels.level(line), line)
+        )
     except StageInterrupted as err:
         return Cancelled(data=err, message=f"stage {stage} interrupted")
     except StageFailed as err:
         return Failed(data=err, message=f"stage {stage} failed" + ("" if err.explained else f" {UNEXPLAINED}"))
-    logger.info("%s: %s", stage, "ran" if run.ran else "up to date, skipped by DVC")
-    # The state's name is what Prefect's UI shows for the task run, so a reused stage reads differently at a glance.
-    if run.ran:
-        return Completed(data=run, message="DVC ran the stage")
-    return Completed(data=run, name=UP_TO_DATE, message="DVC found the stage up to date and skipped it")
+    logger.info("%s: %s", stage, STATE_MESSAGES[run.outcome])
+    return Completed(data=run, name=STATE_NAMES[run.outcome], message=STATE_MESSAGES[run.outcome])
 
 
 class _FailedStateEcho(logging.Filter):
@@ -144,14 +163,35 @@ def publish_artifacts(
         metrics=rows,
     )
     create_markdown_artifact(key=LINEAGE_KEY, markdown=summary, description=f"lineage of run {run_name}")
-    submission, description = (run_dir / paths.submission).resolve(), "submission"
-    if run_dir != workspace:  # the worktree goes when the run ends; the cache keeps the file under its md5
-        md5 = locked_hashes(run_dir).get(paths.submission, "")
-        submission = dvc_cache_dir(workspace) / "files" / "md5" / md5[:2] / md5[2:]
-        restore = f"`dvc exp apply {experiment.name}` puts it in the workspace" if experiment else "not recorded"
-        description = f"submission (its object in DVC's cache; {restore})"
-    create_link_artifact(
-        key=SUBMISSION_KEY, link=submission.as_uri(), link_text=paths.submission, description=description
+    pictures = pictures_markdown(run_name, run_dir / paths.metrics, paths.metrics)
+    create_markdown_artifact(key=PICTURES_KEY, markdown=pictures, description=f"curves and views of run {run_name}")
+    create_markdown_artifact(
+        key=SUBMISSION_KEY,
+        markdown=submission_report(workspace, run_dir, paths.submission, experiment),
+        description=f"submission of run {run_name}",
+    )
+
+
+def submission_report(workspace: Path, run_dir: Path, path: str, experiment: Experiment | None) -> str:
+    """The submission artifact's text: with an S3 remote, a presigned link to the CSV pushed there; else where the file
+    is on this host (a file:// link would open the reader's own disk, not this one) and how to get it."""
+    md5 = locked_hashes(run_dir).get(path, "")
+    location = (run_dir / path).resolve()
+    where = "the workspace"
+    if run_dir != workspace:  # the worktree goes when the run ends; DVC's cache keeps the file under its md5
+        location = dvc_cache_dir(workspace) / "files" / "md5" / md5[:2] / md5[2:]
+        where = "DVC's cache" + (f" (`dvc exp apply {experiment.name}` puts it in the workspace)" if experiment else "")
+    link, note = None, f"On the worker, in {where}. With a DVC remote on S3 (docs/remote.md) this is a download link."
+    if default_remote(run_dir):
+        try:
+            link = published_link(run_dir, path, md5, SUBMISSION_LINK_LIFETIME_S)
+        except Exception as err:  # any refusal of the remote's (endpoint, key, bucket): the run is done; no link
+            get_run_logger().warning("submission not published to the DVC remote: %s", err)
+        if link:
+            expires = datetime.now(UTC) + timedelta(seconds=SUBMISSION_LINK_LIFETIME_S)
+            note = f"pushed to the DVC remote; the link works until {expires:%Y-%m-%d %H:%M} UTC"
+    return submission_markdown(
+        label=path, host=socket.gethostname(), location=location, md5=md5 or "not in dvc.lock", link=link, note=note
     )
 
 
@@ -165,7 +205,7 @@ def _run_stages(run_dir: Path, stop: threading.Event) -> tuple[dict[str, str], S
         state = stage_task(stage)(str(run_dir), stage, return_state=True)
         if state.is_completed():
             run: StageRun = state.result()
-            outcomes[stage] = "ran" if run.ran else "up to date"
+            outcomes[stage] = run.outcome
             continue
         err = state.result(raise_on_failure=False)  # the task's StageFailed, as it returned it
         message = str(err) if isinstance(err, StageFailed) else f"stage {stage}: {state.name} ({state.message})"
@@ -230,7 +270,18 @@ def _run(
         if experiment:
             logger.info("recorded as DVC experiment %s (%s)", experiment.name, experiment.commit)
         publish_artifacts(root, run_dir, run_name, merged, overrides, outcomes, experiment)
+        if reminder := push_reminder(run_dir, outcomes):
+            logger.info(reminder)
     return outcomes
+
+
+def push_reminder(run_dir: Path, outcomes: Mapping[str, str]) -> str | None:
+    """DVC's push hint, once per run (each `dvc repro` prints it, and the flow drops it there): only when the workspace
+    has a remote to push to and a stage left something new in the cache."""
+    remote = default_remote(run_dir)
+    if remote is None or set(outcomes.values()) <= {UP_TO_DATE}:
+        return None
+    return f"{PUSH_HINT} (remote {remote}: `dvc push --run-cache` shares the run-cache too)"
 
 
 def run_here(workspace: str, set_params: list[str]) -> tuple[int, str]:

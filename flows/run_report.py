@@ -1,7 +1,11 @@
-"""What a run leaves for people in Prefect: its metrics as rows, and a markdown lineage of the model it made."""
+"""What a run leaves for people in Prefect: its metrics as rows, a markdown lineage of the model it made, its
+learning curves and pictures, and where its submission is."""
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -80,3 +84,86 @@ def lineage_markdown(
         sections += ["Overridden for this run: " + ", ".join(f"`{k}={v!r}`" for k, v in overrides.items()), ""]
     sections += ["```yaml", yaml.safe_dump(dict(merged), sort_keys=False).rstrip(), "```", ""]
     return "\n".join(sections)
+
+
+# Pictures go into the artifact itself, as data: URIs, which Prefect's UI (3.9's default UI) draws in a markdown
+# artifact: they need no file server, no remote and no network, and show wherever the UI is opened. The views are
+# kept out of DVC's cache (dvc.yaml: cache: false), so no remote holds them anyway. The server keeps every version of
+# an artifact in its database with no size limit of its own, so each picture is scaled to at most this many pixels a
+# side and stored as whichever of PNG and JPEG is smaller: a run's pictures come to about 200 KB instead of 1.3 MB.
+PICTURE_MAX_SIDE = 1024
+JPEG_QUALITY = 85
+
+
+def _encoded(picture: Any, fmt: str) -> bytes:
+    """picture as PNG or as JPEG (transparency flattened onto white, which JPEG cannot hold)."""
+    from PIL import Image
+
+    if fmt == "JPEG" and picture.mode != "RGB":
+        flat = Image.new("RGB", picture.size, "white")
+        flat.paste(picture, mask=picture.convert("RGBA").getchannel("A"))
+        picture = flat
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {"optimize": True}))
+    return buffer.getvalue()
+
+
+def embedded_picture(path: Path, max_side: int = PICTURE_MAX_SIDE) -> str:
+    """A data: URI of the picture at path, scaled to fit max_side, as the smaller of PNG and JPEG."""
+    from PIL import Image  # Keras' and TensorFlow's dependency, already in the environment
+
+    with Image.open(path) as opened:
+        picture = opened.copy()
+    picture.thumbnail((max_side, max_side))
+    fmt, data = min(((fmt, _encoded(picture, fmt)) for fmt in ("PNG", "JPEG")), key=lambda pair: len(pair[1]))
+    return f"data:image/{fmt.lower()};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def history_table(path: Path) -> list[str]:
+    """train_history.csv (one row per epoch) as a markdown table, numbers to four significant digits."""
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return ["(no epochs recorded)"]
+
+    def cell(value: str) -> str:
+        try:
+            return f"{float(value):.4g}"
+        except ValueError:
+            return value
+
+    header, *body = rows
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return lines + ["| " + " | ".join(cell(value) for value in row) + " |" for row in body]
+
+
+def pictures_markdown(run_name: str, metrics_dir: Path, metrics_label: str) -> str:
+    """The run's learning curves as a table and every picture under metrics_dir embedded, each under its name."""
+    sections = [f"# lesson2 run `{run_name}`: learning curves and pictures", ""]
+    history = metrics_dir / "train_history.csv"
+    sections += [f"## Learning curves (`{metrics_label}/train_history.csv`)", ""]
+    sections += [*history_table(history), ""] if history.is_file() else ["(not written)", ""]
+    for path in sorted(metrics_dir.rglob("*.png")):
+        label = f"{metrics_label}/{path.relative_to(metrics_dir).as_posix()}"
+        title = path.stem.replace("_", " ")
+        sections += [f"## {title} (`{label}`)", "", f"![{title}]({embedded_picture(path)})", ""]
+    return "\n".join(sections)
+
+
+def submission_markdown(
+    *, label: str, host: str, location: Path, md5: str, link: str | None, note: str, preview_rows: int = 5
+) -> str:
+    """Where the run's submission is and what it holds: a link that opens it when there is one, its first rows."""
+    with location.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, *body = rows or [[]]
+    sections = [f"# Submission `{label}`", ""]
+    sections += [f"[Download {label}]({link}) ({note})" if link else note, ""]
+    sections += _table(
+        ("what", "value"),
+        [("rows", str(len(body))), ("md5", f"`{md5}`"), ("on", f"`{host}:{location}`")],
+    )
+    if header:
+        sections += ["", f"First {min(preview_rows, len(body))} rows:", "", "```", ",".join(header)]
+        sections += [*(",".join(row) for row in body[:preview_rows]), "```"]
+    return "\n".join(sections) + "\n"

@@ -16,8 +16,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.dvc_stages import execution_order, reproduce_stage, stage_graph
-from tests.support.s3_remote import CREDENTIALS, add_remote, workspace_state
+from flows.dvc_stages import (
+    PUSH_HINT,
+    RESTORED,
+    UP_TO_DATE,
+    execution_order,
+    published_link,
+    reproduce_stage,
+    stage_graph,
+)
+from tests.support.s3_remote import BUCKET, CREDENTIALS, add_remote, workspace_state
 from tests.support.workspace import dvc, make_workspace, run_tool, stages_ran
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
@@ -317,7 +325,11 @@ def test_fresh_clone_restores_every_stage_from_the_remote_without_running_one(or
 def test_flow_stages_pull_from_the_remote_instead_of_running(origin: Path, tmp_path: Path):
     clone = _clone(origin, tmp_path / "flow-clone")
     runs = [reproduce_stage(clone, stage, on_line=lambda _: None) for stage in execution_order(stage_graph(clone))]
-    assert [run.stage for run in runs if run.ran] == []
+    # DVC's API said so before each stage (flows/dvc_stages.py predicted_outcome): pulled, not run
+    assert {run.stage: run.outcome for run in runs} == {
+        **dict.fromkeys(ALL_STAGES[:-1], RESTORED),
+        "submit": UP_TO_DATE,
+    }
     assert all("Pulling data for stage" in run.output for run in runs if run.stage != "submit")
     assert (clone / "data/features/train/pool5.npy").read_bytes() == (
         origin / "data/features/train/pool5.npy"
@@ -365,3 +377,23 @@ def test_credentials_stay_out_of_the_committed_config(origin: Path):
     config = (origin / ".dvc/config").read_text()
     assert "endpointurl" in config and "s3://" in config
     assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in config and CREDENTIALS["AWS_ACCESS_KEY_ID"] not in config
+
+
+def test_the_submission_link_opens_the_csv_it_pushed_to_the_remote(origin: Path, s3_endpoint: str):
+    """Last in this module: it takes the submission's object off the shared bucket (the link's push puts it back)."""
+    import urllib.request
+
+    import boto3
+
+    from flows.lesson2 import push_reminder
+
+    md5 = next(out["md5"] for out in lock_stage(origin, "clip")["outs"] if out["path"] == SUBMISSION)
+    key = f"cache/files/md5/{md5[:2]}/{md5[2:]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).delete_object(Bucket=BUCKET, Key=key)
+    link = published_link(origin, SUBMISSION, md5, lifetime_s=600)
+    assert link.startswith(f"{s3_endpoint}/{BUCKET}/{key}?") and "Signature" in link
+    with urllib.request.urlopen(link, timeout=30) as response:  # what a browser does with it: no credentials
+        assert response.read() == (origin / SUBMISSION).read_bytes()
+    # DVC's push hint, once per run and only with a remote, and only when a stage left something new
+    assert push_reminder(origin, {"train": "ran", "clip": "up to date"}).startswith(PUSH_HINT + " (remote storage")
+    assert push_reminder(origin, {"train": "up to date"}) is None

@@ -22,8 +22,8 @@ __all__ = [
     "write_paths",
 ]
 
-# The tests also run the Prefect flow inside their workspaces.
-TEST_FILES = (*WORKSPACE_FILES, "flows")
+# The tests also run the Prefect flow inside their workspaces, with the checkout's Prefect settings.
+TEST_FILES = (*WORKSPACE_FILES, "flows", "prefect.toml")
 
 # Small enough that a full DAG run takes well under a minute on 2 cores, at the pipeline's 224x224.
 TINY_PARAMS = {

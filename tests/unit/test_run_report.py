@@ -1,12 +1,22 @@
-"""What a run publishes: metric rows from metrics/*.json and a lineage summary built from dvc.lock and the params."""
+"""What a run publishes: metric rows from metrics/*.json, a lineage summary built from dvc.lock and the params, its
+pictures and curves, and where its submission is."""
 
+import base64
+import io
 import json
 from pathlib import Path
 
 import yaml
 
 from flows.run_params import validated_params
-from flows.run_report import lineage_markdown, metric_rows, weights_identity
+from flows.run_report import (
+    PICTURE_MAX_SIDE,
+    lineage_markdown,
+    metric_rows,
+    pictures_markdown,
+    submission_markdown,
+    weights_identity,
+)
 from tasks.core.paths import DVC_FILE, load_paths
 from tests.support.workspace import PROJECT, project_params
 
@@ -58,3 +68,35 @@ def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_pat
     assert (
         "`train.batch_size=4`" in text and "batch_size: 4" in text and "raw_archive" not in text.split("## Params")[1]
     )
+
+
+def test_pictures_are_embedded_scaled_and_curves_are_a_table(tmp_path: Path):
+    from PIL import Image
+
+    (tmp_path / "views").mkdir()
+    noise = Image.effect_noise((2400, 1200), 90).convert("RGBA")  # a photo grid: JPEG beats PNG by far
+    noise.save(tmp_path / "views" / "confident_correct.png")
+    Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(tmp_path / "first_layer_filters.png")  # flat: PNG stays smaller
+    (tmp_path / "train_history.csv").write_text("epoch,accuracy,learning_rate\n1,0.481249988,0.10000000149\n")
+    text = pictures_markdown("brave-lemur", tmp_path, "metrics")
+    assert "| epoch | accuracy | learning_rate |" in text and "| 1 | 0.4812 | 0.1 |" in text
+    assert "## confident correct (`metrics/views/confident_correct.png`)" in text
+    assert "![confident correct](data:image/jpeg;base64," in text
+    assert "![first layer filters](data:image/png;base64," in text
+    uri = text.split("![confident correct](")[1].split(")")[0]
+    with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as shown:
+        assert shown.size == (PICTURE_MAX_SIDE, PICTURE_MAX_SIDE // 2)  # aspect ratio kept
+
+
+def test_the_submission_is_described_where_it_is_and_linked_only_when_a_link_opens(tmp_path: Path):
+    csv_file = tmp_path / "submission.csv"
+    csv_file.write_text("id,label\n" + "".join(f"{i},0.5\n" for i in range(1, 9)))
+    text = submission_markdown(
+        label="data/submission/submission.csv", host="worker", location=csv_file, md5="ab12", link=None, note="here"
+    )
+    assert "](" not in text and "| rows | 8 |" in text and f"`worker:{csv_file}`" in text
+    assert "id,label\n1,0.5\n2,0.5\n3,0.5\n4,0.5\n5,0.5\n```" in text
+    linked = submission_markdown(
+        label="s.csv", host="w", location=csv_file, md5="ab12", link="https://s3/x?sig", note="until Monday"
+    )
+    assert "[Download s.csv](https://s3/x?sig) (until Monday)" in linked
