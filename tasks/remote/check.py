@@ -11,6 +11,7 @@ import sys
 from urllib.parse import urlparse
 
 from tasks.core.errors import StageError, run_stage
+from tasks.core.project_root import enter_project_root
 
 
 def remote_config(name: str | None) -> tuple[str, dict]:
@@ -79,6 +80,17 @@ def check_remote(name: str | None = None) -> str:
 
 def main() -> None:
     print(check_remote(sys.argv[1] if len(sys.argv) > 1 else None))
+
+
+def main_from_root() -> None:
+    """main() from the project's root, wherever it was started in the checkout."""
+    enter_project_root([])
+    main()
+
+
+def cli() -> None:
+    """The console script `lesson2-remote-check`: the same check from any folder of the checkout."""
+    run_stage("remote_check", main_from_root)
 
 
 if __name__ == "__main__":
