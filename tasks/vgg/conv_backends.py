@@ -64,7 +64,8 @@ def require_backend(backend: Backend) -> None:
     if missing:
         raise StageError(
             f"features.backend is {backend}, but this environment lacks {' and '.join(missing)}: install the "
-            f"{backend} extra with `uv sync --inexact --extra {backend}` (make test's environment has every backend)"
+            f"{backend} extra with `uv sync --inexact --no-dev --extra {backend}` "
+            "(make test's environment has every backend)"
         )
 
 

@@ -127,5 +127,5 @@ def test_a_backend_not_installed_names_its_extra_and_the_command(monkeypatch, ba
         make_conv_runner(None, backend, "float32", xla=False)
     assert str(refused.value) == (
         f"features.backend is {backend}, but this environment lacks {absent}: install the {backend} extra with "
-        f"`uv sync --inexact --extra {backend}` (make test's environment has every backend)"
+        f"`uv sync --inexact --no-dev --extra {backend}` (make test's environment has every backend)"
     )
