@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import time
-from importlib.metadata import version
 
 import numpy as np
 
-from tasks.lineage.run_context import cpu_model, cpu_simd
+from tasks.lineage.run_context import cpu_model, cpu_simd, package_version
 
 PACKAGES = ("tensorflow", "keras", "onnxruntime", "openvino", "numpy", "pillow", "dvc")
 
@@ -26,7 +25,8 @@ def machine_details() -> dict[str, str]:
         "os": platform.platform(),
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    details.update({p: version(p) for p in PACKAGES})
+    # TensorFlow is the tensorflow-cpu distribution where the cpu extra installed it; a backend may not be installed.
+    details.update({p: package_version((p, f"{p}-cpu")) or "not installed" for p in PACKAGES})
     return details
 
 

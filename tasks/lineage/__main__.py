@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tasks.core.errors import StageError
 from tasks.core.paths import Paths, load_paths
+from tasks.core.project_root import enter_project_root
 from tasks.core.tool_run import run_tool
 from tasks.lineage.check import verify
 from tasks.lineage.dvc_project import read_project
@@ -92,6 +93,21 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(record, indent=2) if args.json else render(record, runs_of(record)))
         return 0
     return report_verify(record, record_path, args.json)
+
+
+def from_any_folder(argv: list[str]) -> list[str]:
+    """argv with its path (the second word that is not an option) rewritten for the project's root, now the cwd."""
+    words = [i for i, word in enumerate(argv) if not word.startswith("-")]
+    if len(words) < 2:
+        enter_project_root([])
+        return argv
+    at = words[1]
+    return [*argv[:at], *enter_project_root([argv[at]]), *argv[at + 1 :]]
+
+
+def cli() -> None:
+    """The console script `lesson2-lineage`: `python -m tasks.lineage` from any folder of the checkout."""
+    run_tool("lineage", lambda: sys.exit(main(from_any_folder(sys.argv[1:]))))
 
 
 if __name__ == "__main__":

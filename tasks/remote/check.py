@@ -11,6 +11,7 @@ import sys
 from urllib.parse import urlparse
 
 from tasks.core.errors import StageError
+from tasks.core.project_root import enter_project_root
 from tasks.core.tool_run import run_tool
 
 
@@ -80,6 +81,17 @@ def check_remote(name: str | None = None) -> str:
 
 def main() -> None:
     print(check_remote(sys.argv[1] if len(sys.argv) > 1 else None))
+
+
+def main_from_root() -> None:
+    """main() from the project's root, wherever it was started in the checkout."""
+    enter_project_root([])
+    main()
+
+
+def cli() -> None:
+    """The console script `lesson2-remote-check`: the same check from any folder of the checkout."""
+    run_tool("remote_check", main_from_root)
 
 
 if __name__ == "__main__":

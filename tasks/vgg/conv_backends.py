@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -52,6 +53,22 @@ def precision_warning(backend: Backend, asked: Precision, used: Precision) -> st
     )
 
 
+# What each backend besides Keras imports, installed by the extra of the backend's name (pyproject.toml): make run's
+# environment has Keras only, make test's every backend.
+BACKEND_MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
+
+
+def require_backend(backend: Backend) -> None:
+    """Refuse a backend whose runtime is not installed, in one line naming its extra and the command that adds it."""
+    missing = [name for name in BACKEND_MODULES.get(backend, ()) if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StageError(
+            f"features.backend is {backend}, but this environment lacks {' and '.join(missing)}: install the "
+            f"{backend} extra with `uv sync --inexact --no-dev --extra {backend}` "
+            "(make test's environment has every backend)"
+        )
+
+
 ONNX_OPSET = 17
 ONNX_IR_VERSION = 8  # what opset 17 needs; newer onnx packages default to IRs that runtimes reject
 
@@ -61,6 +78,7 @@ def make_conv_runner(conv, backend: Backend, precision: Precision, xla: bool) ->
 
     params.py refuses the combinations that can't run (xla off keras, onnxruntime below float32) at load.
     """
+    require_backend(backend)
     if backend == "keras":
         return _keras_runner(conv, precision, xla)
     if backend == "onnxruntime":

@@ -25,6 +25,7 @@ from flows.dvc_stages import (
     reproduce_stage,
     stage_graph,
 )
+from tasks.lineage.run_context import package_version
 from tests.support.s3_remote import BUCKET, CREDENTIALS, add_remote, workspace_state
 from tests.support.workspace import dvc, make_workspace, run_tool, stages_ran
 
@@ -118,7 +119,9 @@ def test_model_record_is_complete(origin: Path):
     assert "dvc.lock" in facts["git"]["changed"]
     assert facts["versions"] == {
         "python": platform.python_version(),
-        **{name: metadata.version(name) for name in ("tensorflow", "keras", "dvc", "prefect")},
+        # tensorflow-cpu on CPU hosts (the cpu extra), tensorflow on GPU ones
+        "tensorflow": package_version(("tensorflow", "tensorflow-cpu")),
+        **{name: metadata.version(name) for name in ("keras", "dvc", "prefect")},
     }
     assert facts["hardware"]["cpu_count"] == os.cpu_count() and facts["hardware"]["platform"] == platform.platform()
     assert isinstance(facts["hardware"]["gpus"], list)
@@ -158,6 +161,16 @@ def test_show_prints_the_chain_and_json(origin: Path):
     assert json.loads(lineage(origin, "show", MODEL, "--json").stdout) == json.loads(
         (origin / MODEL_RECORD).read_text()
     )
+
+
+def test_console_scripts_work_from_a_folder_inside_the_checkout(origin: Path):
+    """lesson2-lineage and lesson2-remote-check find the project's root; a path is taken from where they start."""
+    scripts = Path(sys.executable).parent
+    record = json.loads((origin / MODEL_RECORD).read_text())
+    for folder, path in (("models", "head.keras"), ("data/features", MODEL)):
+        shown = run_tool([str(scripts / "lesson2-lineage"), "show", path, "--json"], origin / folder)
+        assert json.loads(shown.stdout) == record
+    assert "credentials accepted" in run_tool([str(scripts / "lesson2-remote-check")], origin / "data").stdout
 
 
 def test_verify_passes_on_the_untouched_run(origin: Path):

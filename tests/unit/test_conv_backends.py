@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks.core.errors import StageError
 from tasks.core.params import SplitParams
 from tasks.features import PRECISION_FILE, features, subset_photos
 from tasks.photos.decode import load_photo
@@ -112,4 +113,19 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
     # float16 storage rounds to 2^-11 relative, far above the backends' own difference
     np.testing.assert_allclose(
         train.features.astype(np.float32), expected, rtol=2e-3, atol=1e-3 * np.abs(expected).max()
+    )
+
+
+@pytest.mark.parametrize(("backend", "absent"), [("onnxruntime", "onnxruntime"), ("openvino", "openvino")])
+def test_a_backend_not_installed_names_its_extra_and_the_command(monkeypatch, backend, absent):
+    """make run's environment has Keras only: the stage says which extra to add, before any conv work."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else find_spec(name, *a))
+    with pytest.raises(StageError) as refused:
+        make_conv_runner(None, backend, "float32", xla=False)
+    assert str(refused.value) == (
+        f"features.backend is {backend}, but this environment lacks {absent}: install the {backend} extra with "
+        f"`uv sync --inexact --no-dev --extra {backend}` (make test's environment has every backend)"
     )
