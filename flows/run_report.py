@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from flows.dvc_stages import RAN, RESTORED, UP_TO_DATE
 from tasks.core.paths import Paths
 from tasks.lineage.dvc_project import read_lock
 
@@ -46,6 +47,11 @@ def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
     return [f"| {header[0]} | {header[1]} |", "| --- | --- |", *(f"| {key} | {value} |" for key, value in rows)]
 
 
+# Prefect colours a task's state by its type alone, and Ran, Restored and Up to date are all COMPLETED (green): the
+# report gives each outcome a colour of its own, so a glance at the table tells work done from work skipped.
+OUTCOME_MARKS = {RAN: "🟢", RESTORED: "🔵", UP_TO_DATE: "⚪"}
+
+
 def lineage_markdown(
     *,
     run_name: str,
@@ -76,7 +82,8 @@ def lineage_markdown(
         ("DVC experiment", f"`{experiment}` at `{experiment_commit}`" if experiment else "not recorded"),
     ]
     sections = [f"# lesson2 run `{run_name}`", "", "## Lineage", "", *_table(("what", "identity"), lineage)]
-    sections += ["", "## Stages", "", *_table(("stage", "outcome"), list(outcomes.items()))]
+    stages = [(stage, f"{OUTCOME_MARKS.get(outcome, '')} {outcome}".strip()) for stage, outcome in outcomes.items()]
+    sections += ["", "## Stages", "", *_table(("stage", "outcome"), stages)]
     metric_table = _table(("metric", "value"), [(row["metric"], str(row["value"])) for row in metrics])
     sections += ["", "## Metrics", "", *(metric_table if metrics else ["(none written)"])]
     sections += ["", "## Params", ""]

@@ -54,7 +54,7 @@ def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_pat
         paths=paths,
         merged=merged,
         overrides={"train.batch_size": 4},
-        outcomes={"download": "up to date"},
+        outcomes={"download": "up to date", "reorganize": "restored", "split": "ran"},
         commit="c0ffee",
         changed=["tasks/train.py"],
         experiment="brave-lemur",
@@ -64,7 +64,8 @@ def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_pat
     assert f"`{paths.raw_archive}` md5 `abc123`" in text
     assert f"`{paths.features}` md5 `not in dvc.lock`" in text
     assert "`c0ffee` plus uncommitted changes to tasks/train.py" in text
-    assert "`brave-lemur` at `e4e4`" in text and "| download | up to date |" in text
+    assert "`brave-lemur` at `e4e4`" in text and "| download | ⚪ up to date |" in text
+    assert "| reorganize | 🔵 restored |" in text and "| split | 🟢 ran |" in text
     assert (
         "`train.batch_size=4`" in text and "batch_size: 4" in text and "raw_archive" not in text.split("## Params")[1]
     )
