@@ -17,7 +17,8 @@ RUN_STAMP := $(VENV)/.synced-run-$(TENSORFLOW)
 TEST_STAMP := $(VENV)/.synced-test-$(TENSORFLOW)
 # No bytecode compiled up front: measured on 2 busy cores, compiling make run's 13,700 files took 21-23 s, while the
 # first import of TensorFlow, Keras, DVC and Prefect compiles the 3,700 it needs in 6.5 s more and keeps them. Unless
-# Python may not write bytecode (PYTHONDONTWRITEBYTECODE): then every process would compile its imports again (+4.5 s).
+# Python may not write bytecode (PYTHONDONTWRITEBYTECODE): then every process would compile its imports again
+# (9.1-9.8 s against 3.7-4.3 s for the same import).
 SYNC = echo "make: installing $(1) from uv.lock into $(VENV) (seconds from uv's cache; a minute or more downloading)"; \
 	rm -f $(VENV)/.synced-*; \
 	$(BOOTSTRAP_PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -53,7 +54,7 @@ run: $(RUN_STAMP)
 	@echo "Model:      models/head.keras                 features: data/features/"
 	@$(PY) -m dvc metrics show
 
-# Lint first: it takes a second, the suite eight minutes on 2 cores. CI (.ci/run) runs this target.
+# Lint first: it takes a second, the suite about 15 minutes on 2 cores. CI (.ci/run) runs this target.
 test: lint
 	$(PY) -m pytest -q
 
@@ -71,7 +72,7 @@ dag: $(RUN_STAMP)
 
 # The learning curves, learning rate, confusion matrix and pictures as one page, dvc_plots/index.html, that draws with
 # no network: DVC's own page loads Vega from a CDN (tasks/plots/offline_page.py inlines it from the venv instead).
-plots: $(VENV)/.synced
+plots: $(RUN_STAMP)
 	$(PY) -m tasks.plots.offline_page
 
 # Issue 7's figures, measured side by side in one run (7.5 min on 2 idle cores): bench/RESULTS.md. On the real photos at

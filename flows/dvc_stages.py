@@ -34,10 +34,6 @@ class StageRun:
     outcome: str
     output: str
 
-    @property
-    def ran(self) -> bool:
-        return self.outcome == RAN
-
 
 class StageFailed(RuntimeError):
     """A stage's command failed; the message names the stage and ends with the stage's own error line.

@@ -48,3 +48,13 @@ def test_an_activated_environment_after_a_lock_change_bootstraps_with_the_system
     planned = make(tmp_path, env, "-n", "run")
     assert f"{bootstrap} -m uv sync --frozen --quiet --python {bootstrap} --no-dev --extra cpu" in planned
     assert str(venv / "bin" / "python3") not in planned.split("-m flows.lesson2")[0]
+
+
+def test_every_target_of_a_fresh_clone_can_be_planned(tmp_path: Path):
+    """Each target's prerequisites are rules of this Makefile (a stamp renamed and left behind stops a target cold)."""
+    for name in ("Makefile", "pyproject.toml", "uv.lock"):
+        shutil.copy2(PROJECT / name, tmp_path / name)
+    phony = next(line for line in (PROJECT / "Makefile").read_text().splitlines() if line.startswith(".PHONY:"))
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    for target in phony.split(":", 1)[1].split():
+        make(tmp_path, env, "-n", target)  # asserts make found a way to it, with no .venv there yet
