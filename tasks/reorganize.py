@@ -7,6 +7,7 @@ and again while streaming: first the three outer members (to a scratch folder), 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import shutil
 import zipfile
@@ -30,6 +31,7 @@ from tasks.core.atomic_output import atomic_dir
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import ReorganizeParams, load_params
 from tasks.core.paths import load_paths
+from tasks.photos.class_list import ClassList, sorted_classes, submission_layout, write_class_list
 from tasks.photos.manifest import TEST_SUBSET, PhotoEntry, natural_key, write_manifest
 
 _CHUNK = 1 << 20
@@ -135,8 +137,24 @@ def _extract_inner(archive_path: Path, scratch: Path, limits: ReorganizeParams) 
     return written
 
 
-def reorganize(archive_path: Path, target: Path, index: Path, limits: ReorganizeParams) -> dict[str, int]:
-    """Unpack the competition archive into target's class folders and list them in index; return counts per folder."""
+def sample_header(path: Path) -> list[str] | None:
+    """The header of the competition's sample submission, or None when there is none."""
+    if not path.is_file():
+        return None
+    with open(path, newline="") as handle:
+        return next(csv.reader(handle), None)
+
+
+def class_list_of(train: list[PhotoEntry], sample: Path) -> ClassList:
+    """The classes the train photos hold, and the submission layout the sample submission's header gives them."""
+    classes = sorted_classes((e.class_name for e in train), "the train photos")
+    return ClassList(classes, submission_layout(classes, sample_header(sample), sample.name))
+
+
+def reorganize(
+    archive_path: Path, target: Path, index: Path, classes_file: Path, limits: ReorganizeParams
+) -> dict[str, int]:
+    """Unpack the archive into target's class folders, list them in index, their classes in classes_file; count them."""
     check_archive(archive_path)
     with atomic_dir(target) as out:
         for folder in ("train/cats", "train/dogs", "test/unknown"):
@@ -164,6 +182,7 @@ def reorganize(archive_path: Path, target: Path, index: Path, limits: Reorganize
         }
         # Written before the folder is renamed into place: a failure leaves neither new. In the index, rows are sorted,
         # so the same archive gives the same bytes whatever order its members come in.
+        write_class_list(classes_file, class_list_of(train, out / SAMPLE_SUBMISSION))
         write_manifest(
             index,
             [*sorted(train, key=lambda e: (e.class_name, natural_key(e.id))), *sorted(test, key=lambda e: int(e.id))],
@@ -174,7 +193,13 @@ def reorganize(archive_path: Path, target: Path, index: Path, limits: Reorganize
 def main() -> None:
     params = load_params()
     paths = load_paths()
-    counts = reorganize(Path(paths.raw_archive), Path(paths.organized), Path(paths.organized_index), params.reorganize)
+    counts = reorganize(
+        Path(paths.raw_archive),
+        Path(paths.organized),
+        Path(paths.organized_index),
+        Path(paths.classes),
+        params.reorganize,
+    )
     print("reorganize: " + ", ".join(f"{folder} {n}" for folder, n in counts.items()))
 
 

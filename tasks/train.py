@@ -17,6 +17,7 @@ from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
 from tasks.heads.model_file import save_model
 from tasks.lineage.record import record_lineage
 from tasks.photos.class_balance import require_targets_of_each_class
+from tasks.photos.class_list import read_class_list
 from tasks.vgg.feature_store import read_feature_set
 
 HISTORY_FILE = "train_history.csv"
@@ -103,7 +104,8 @@ def main() -> None:
     params, paths = load_params(), load_paths()
     subsets = list(DATASET_SUBSETS[params.train.dataset])
     for subset in subsets:  # before VGG16 is built and the dense layers run: the targets alone decide
-        require_targets_of_each_class(subset, read_feature_set(Path(paths.features), subset).targets)
+        targets = read_feature_set(Path(paths.features), subset).targets
+        require_targets_of_each_class(subset, targets, read_class_list(Path(paths.classes)).classes)
     data = load_head_data(Path(paths.features), subsets, params.train.head, params.features)
     (train_set, valid_set), (x, x_valid) = data.feature_sets, data.inputs
     result = fit_head(x, train_set.targets, x_valid, valid_set.targets, params.train, data.vgg)

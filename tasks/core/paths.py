@@ -27,6 +27,7 @@ class Paths(BaseModel):
     raw_archive: StrictStr
     organized: StrictStr
     organized_index: StrictStr  # reorganize's list of its photos with their md5s (tasks/photos/manifest.py)
+    classes: StrictStr  # reorganize's class list: index <-> name, and the submission's header (photos/class_list.py)
     split: StrictStr  # split's manifest: which photo is in which subset
     features: StrictStr
     model: StrictStr

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.competition.archive import CLASSES
 from tasks.core.errors import StageError
 
 # A class under this share of a subset gets a warning (split's output and metrics/split.json), not a refusal: the
@@ -17,26 +16,27 @@ from tasks.core.errors import StageError
 MIN_CLASS_SHARE = 0.10
 
 
-def class_counts(targets: np.ndarray) -> dict[str, int]:
-    """Photos of each class among targets (0 cat, 1 dog; the unknown -1 counts for none)."""
-    return {name: int(np.count_nonzero(targets == index)) for index, name in enumerate(CLASSES)}
+def class_counts(targets: np.ndarray, classes: tuple[str, ...]) -> dict[str, int]:
+    """Photos of each class among targets (class indexes; the unknown -1 counts for none), every class a key."""
+    return {name: int(np.count_nonzero(targets == index)) for index, name in enumerate(classes)}
 
 
 def describe(counts: dict[str, int]) -> str:
     """`0 dogs and 40 cats`: each class's count, the rarest first, so the problem reads first."""
-    rarest_first = sorted(counts, key=lambda name: (counts[name], CLASSES.index(name)))
+    order = list(counts)
+    rarest_first = sorted(counts, key=lambda name: (counts[name], order.index(name)))
     return " and ".join(f"{counts[name]} {name}" for name in rarest_first)
 
 
 def missing_classes(counts: dict[str, int]) -> list[str]:
-    """The classes with no photo in counts, in CLASSES order."""
-    return [name for name in CLASSES if not counts.get(name)]
+    """The classes with no photo in counts (which holds every class), in class order."""
+    return [name for name, n in counts.items() if not n]
 
 
 def smallest_share(counts: dict[str, int]) -> float:
     """The rarest class's share of the subset (0.0 for an empty one)."""
     total = sum(counts.values())
-    return min(counts.get(name, 0) for name in CLASSES) / total if total else 0.0
+    return min(counts.values()) / total if total else 0.0
 
 
 def rare_class_warning(subset: str, counts: dict[str, int]) -> str | None:
@@ -44,20 +44,21 @@ def rare_class_warning(subset: str, counts: dict[str, int]) -> str | None:
     share = smallest_share(counts)
     if share >= MIN_CLASS_SHARE:
         return None
-    rarest = min(CLASSES, key=lambda name: counts.get(name, 0))
+    rarest = min(counts, key=lambda name: counts[name])
+    others = "other class" if len(counts) == 2 else "other classes"
     return (
         f"warning: {subset} holds {describe(counts)}: {rarest} are {share:.1%} of it, under {MIN_CLASS_SHARE:.0%}; "
-        f"the head will lean to the other class: add photos of {rarest} if you have them"
+        f"the head will lean to the {others}: add photos of {rarest} if you have them"
     )
 
 
-def require_targets_of_each_class(subset: str, targets: np.ndarray) -> None:
+def require_targets_of_each_class(subset: str, targets: np.ndarray, classes: tuple[str, ...]) -> None:
     """Refuse to train or validate on targets that lack a class.
 
     split refuses such a subset; this catches the one it could not see: every photo of a class left out by features
     as undecodable.
     """
-    counts = class_counts(targets)
+    counts = class_counts(targets, classes)
     lacking = missing_classes(counts)
     if lacking:
         raise StageError(

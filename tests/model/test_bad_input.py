@@ -87,7 +87,7 @@ def test_bad_archives_are_refused_by_name_and_nothing_is_written(tmp_path: Path,
     archive = root / "comp.zip"
     make(archive)
     with pytest.raises(StageError, match=message):
-        reorganize(archive, root / "organized", root / "organized.csv", reorganize_params())
+        reorganize(archive, root / "organized", root / "organized.csv", root / "classes.json", reorganize_params())
     assert sorted(p.name for p in root.iterdir()) == ["comp.zip"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]  # nothing escaped beside or above the output
     assert not Path("/tmp/1.jpg").exists() or Path("/tmp/1.jpg").read_bytes() != JPEG

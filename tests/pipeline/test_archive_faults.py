@@ -120,7 +120,9 @@ def setup(tmp_path_factory) -> tuple[Path, Path, Path]:
 def expected_index(setup, tmp_path_factory) -> bytes:
     """reorganize's index of the user's archive, made outside DVC."""
     scratch = tmp_path_factory.mktemp("expected")
-    reorganize(setup[1], scratch / "organized", scratch / "organized.csv", reorganize_params())
+    reorganize(
+        setup[1], scratch / "organized", scratch / "organized.csv", scratch / "classes.json", reorganize_params()
+    )
     return (scratch / "organized.csv").read_bytes()
 
 

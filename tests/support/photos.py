@@ -19,7 +19,7 @@ def organized_photos(root: Path, per_class: int = 12, test_count: int = 6, seed:
     root/organized.csv."""
     archive = root / "archive.zip"
     build_synthetic_archive(archive, seed, per_class, test_count)
-    reorganize(archive, root / "organized", root / "organized.csv", reorganize_params())
+    reorganize(archive, root / "organized", root / "organized.csv", root / "classes.json", reorganize_params())
     return root / "organized"
 
 
@@ -41,7 +41,7 @@ def reorganize_with(root: Path, replacements: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(archive, "w") as outer:
         for name, data in members.items():
             outer.writestr(name, data)
-    reorganize(archive, root / "organized", root / "organized.csv", reorganize_params())
+    reorganize(archive, root / "organized", root / "organized.csv", root / "classes.json", reorganize_params())
     return root / "organized"
 
 

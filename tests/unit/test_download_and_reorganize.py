@@ -79,7 +79,9 @@ def test_a_bad_local_archive_is_refused_and_nothing_is_written(tmp_path: Path):
 def test_reorganize_makes_class_folders_and_keeps_test_ids(tmp_path: Path):
     archive = tmp_path / "comp.zip"
     build_synthetic_archive(archive, seed=0, train_per_class=5, test_count=4)
-    counts = reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    counts = reorganize(
+        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+    )
     assert counts == {"train/cats": 5, "train/dogs": 5, "test/unknown": 4}
     organized = tmp_path / "organized"
     assert sorted(p.name for p in (organized / "train" / "dogs").iterdir()) == sorted(
@@ -87,13 +89,15 @@ def test_reorganize_makes_class_folders_and_keeps_test_ids(tmp_path: Path):
     )
     assert sorted(p.name for p in (organized / "test" / "unknown").iterdir()) == sorted(f"{i}.jpg" for i in range(1, 5))
     assert (organized / "sample_submission.csv").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip", "organized", "organized.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.json", "comp.zip", "organized", "organized.csv"]
 
 
 def test_reorganize_indexes_every_photo_with_its_md5_in_a_fixed_order(tmp_path: Path):
     archive = tmp_path / "comp.zip"
     build_synthetic_archive(archive, seed=0, train_per_class=11, test_count=12)
-    reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    reorganize(
+        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+    )
     index = read_manifest(tmp_path / "organized.csv")
     on_disk = sorted(p.relative_to(tmp_path / "organized").as_posix() for p in (tmp_path / "organized").rglob("*.jpg"))
     assert sorted(e.path for e in index) == on_disk
@@ -102,7 +106,9 @@ def test_reorganize_indexes_every_photo_with_its_md5_in_a_fixed_order(tmp_path: 
     assert [e.id for e in index if e.subset == "test"] == [str(i) for i in range(1, 13)]
     assert {(e.subset, e.class_name) for e in index} == {("train", "cats"), ("train", "dogs"), ("test", "unknown")}
     first = (tmp_path / "organized.csv").read_bytes()
-    reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    reorganize(
+        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+    )
     assert (tmp_path / "organized.csv").read_bytes() == first
 
 
@@ -132,7 +138,9 @@ def test_reorganize_refuses_bad_archives_and_leaves_nothing(tmp_path: Path, trai
     archive = tmp_path / "comp.zip"
     _archive_with_train_members(archive, train_names, test_names)
     with pytest.raises(StageError, match=message):
-        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+        reorganize(
+            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
 
 
@@ -175,7 +183,9 @@ def test_an_outer_member_held_twice_is_refused(tmp_path: Path):
     with pytest.raises(StageError, match=message):
         download(download_params(source="archive", archive_path=str(archive)), tmp_path / "raw" / "comp.zip")
     with pytest.raises(StageError, match=message):
-        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+        reorganize(
+            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
 
 
@@ -207,12 +217,16 @@ def test_members_zipfile_cannot_read_are_named_in_one_line(tmp_path: Path, kind:
 
     download(download_params(source="archive", archive_path=str(inner)), raw)  # download doesn't open inner zips
     with pytest.raises(StageError, match="^train.zip " + message.format(member="train/cat.1.jpg")):
-        reorganize(raw, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+        reorganize(
+            raw, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        )
     raw.unlink()
     with pytest.raises(StageError, match="^outer.zip " + message.format(member="train.zip")):
         download(download_params(source="archive", archive_path=str(outer)), raw)
     with pytest.raises(StageError, match="^outer.zip " + message.format(member="train.zip")):
-        reorganize(outer, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+        reorganize(
+            outer, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inner.zip", "outer.zip", "raw"]
     assert list((tmp_path / "raw").iterdir()) == []
 
@@ -231,7 +245,9 @@ def test_file_manager_files_are_skipped_and_backslashes_read_as_folders(tmp_path
         },
         {"test\\1.jpg": b"one", "test/Thumbs.db": b"\xd0\xcf\x11\xe0", "test/._1.jpg": b""},
     )
-    counts = reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    counts = reorganize(
+        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+    )
     assert counts == {"train/cats": 1, "train/dogs": 1, "test/unknown": 1}
     assert (tmp_path / "organized/train/dogs/dog.1.jpg").read_bytes() == b"dog"
     assert (tmp_path / "organized/test/unknown/1.jpg").read_bytes() == b"one"
@@ -252,5 +268,7 @@ def test_test_ids_must_fit_in_a_signed_64_bit_integer(tmp_path: Path):
         {"test/1.jpg": b"1", "test/123456789012345678901234.jpg": b"2"},
     )
     with pytest.raises(StageError, match=r"test photo '123456789012345678901234.jpg' has an id over"):
-        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+        reorganize(
+            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]

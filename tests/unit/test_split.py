@@ -200,9 +200,9 @@ def test_split_refuses_an_index_of_one_class_and_writes_nothing(tmp_path: Path):
 
 def test_train_refuses_targets_without_a_class():
     """train's own check: every photo of a class can also be lost after split, left out as undecodable."""
-    require_targets_of_each_class("valid", np.array([0, 1, 1]))
+    require_targets_of_each_class("valid", np.array([0, 1, 1]), ("cats", "dogs"))
     with pytest.raises(StageError) as refused:
-        require_targets_of_each_class("sample_valid", np.array([1, 1, 1]))
+        require_targets_of_each_class("sample_valid", np.array([1, 1, 1]), ("cats", "dogs"))
     assert str(refused.value) == (
         "the features of sample_valid hold 0 cats and 3 dogs; a head needs photos of every class to train and "
         "validate on: if photos of cats were left out as undecodable (`dvc metrics show` counts them), replace "

@@ -41,7 +41,9 @@ def test_a_photo_declaring_2_gib_is_refused_before_anything_is_written(tmp_path:
         match=r"^train.zip holds 'train/cat.1.jpg' of 2147483648 bytes unpacked, over reorganize.max_photo_bytes "
         r"\(50000000; a competition photo is under 1 MB\): if the archive is genuine, raise it in params.yaml$",
     ):
-        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+        reorganize(
+            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        )
     assert sorted(written) == sorted(REQUIRED_MEMBERS)  # the three outer members, then no photo at all
     _nothing_but(tmp_path, "comp.zip")
 
@@ -63,9 +65,11 @@ def test_a_deflated_photo_over_the_limit_is_refused(tmp_path: Path):
     )
     limits = reorganize_params(max_photo_bytes=1_000_000)
     with pytest.raises(StageError, match=r"'train/cat.1.jpg' of 3000000 bytes unpacked, over reorganize.max_photo"):
-        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", limits)
+        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", limits)
     _nothing_but(tmp_path, "comp.zip")
-    counts = reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+    counts = reorganize(
+        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+    )
     assert counts["train/cats"] == 1 and (tmp_path / "organized/train/cats/cat.1.jpg").stat().st_size == 3_000_000
 
 
@@ -83,12 +87,20 @@ def test_the_total_written_is_bounded_by_the_zips_then_the_photos(tmp_path: Path
     with pytest.raises(
         StageError, match=rf"comp.zip declares {zips} bytes unpacked, over reorganize.max_unpacked_bytes"
     ):
-        reorganize(archive, organized, index, reorganize_params(max_unpacked_bytes=zips - 1))
+        reorganize(archive, organized, index, tmp_path / "classes.json", reorganize_params(max_unpacked_bytes=zips - 1))
     with pytest.raises(StageError, match=rf"comp.zip \(its zips, then their photos\) declares {zips + photos} bytes"):
-        reorganize(archive, organized, index, reorganize_params(max_unpacked_bytes=zips + photos - 1))
+        reorganize(
+            archive,
+            organized,
+            index,
+            tmp_path / "classes.json",
+            reorganize_params(max_unpacked_bytes=zips + photos - 1),
+        )
     _nothing_but(tmp_path, "comp.zip")
-    reorganize(archive, organized, index, reorganize_params(max_unpacked_bytes=zips + photos))
-    _nothing_but(tmp_path, "comp.zip", "organized", "organized.csv")
+    reorganize(
+        archive, organized, index, tmp_path / "classes.json", reorganize_params(max_unpacked_bytes=zips + photos)
+    )
+    _nothing_but(tmp_path, "classes.json", "comp.zip", "organized", "organized.csv")
 
 
 def test_a_stream_longer_than_its_declared_size_is_refused_while_copying(tmp_path: Path):
@@ -102,7 +114,9 @@ def test_a_stream_longer_than_its_declared_size_is_refused_while_copying(tmp_pat
         members = {name: outer.read(name) for name in outer.namelist()}
     archive.write_bytes(zip_bytes({**members, "test.zip": liar}))
     with pytest.raises(StageError, match=r"an inner zip of .* is corrupt"):
-        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", reorganize_params())
+        reorganize(
+            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        )
 
 
 def test_features_reads_no_more_of_a_photo_than_the_limit(tmp_path: Path):
