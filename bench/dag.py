@@ -54,7 +54,7 @@ def _halve_train_lr(workspace: Path) -> None:
 def small_dag(root: Path, archive: Path) -> dict:
     """Whole DAG on the bench archive: first run, no-op repro, then a train lr change (which must not run features)."""
     workspace = make_workspace(
-        root, bench_params({"download": {"source": "archive", "archive_path": str(archive)}, **SMALL_DAG})
+        root, bench_params({"download": {"source": "archive", "path": str(archive)}, **SMALL_DAG})
     )
     first, _ = _timed_dvc(workspace, "repro")
     noop = min((_cpu_and_wall(workspace, "repro") for _ in range(2)), key=lambda t: t["wall"])

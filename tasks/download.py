@@ -1,4 +1,4 @@
-"""Stage download: put the competition archive at paths.raw_archive, from Kaggle, a local copy, or a seed."""
+"""Stage download: put the dataset, as one zip, at paths.raw_archive: from Kaggle, a local zip or folder, or a seed."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 
 from tasks.competition.archive import check_archive
-from tasks.competition.synthetic import build_synthetic_archive
+from tasks.competition.local_folder import dataset_files, pack_files
+from tasks.competition.synthetic import build_class_folders_archive, build_synthetic_archive
 from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError, run_stage
-from tasks.core.params import DownloadParams, load_params
+from tasks.core.params import NO_LOCAL_ARCHIVE, DownloadParams, SyntheticParams, load_params
 from tasks.core.paths import load_paths
 
 # linux/fs.h's FICLONE, _IOW(0x94, 9, int): make a file share another's blocks copy-on-write (btrfs, XFS).
@@ -40,14 +41,31 @@ def copy_archive(source: Path, target: Path) -> None:
         _copy_bytes(source, tmp)
 
 
-def download(params: DownloadParams, target: Path) -> None:
-    """Produce the competition archive at target from the configured source."""
-    if params.source == "synthetic":
-        with atomic_file(target) as tmp:
-            cfg = params.synthetic
+def write_synthetic(cfg: SyntheticParams, target: Path) -> None:
+    """The synthetic dataset: two colour classes as Dogs vs. Cats' archive (as it always was), else class folders."""
+    with atomic_file(target) as tmp:
+        if cfg.classes == 2 and not cfg.grayscale:
             build_synthetic_archive(tmp, cfg.seed, cfg.train_per_class, cfg.test_count)
+        else:
+            build_class_folders_archive(tmp, cfg.seed, cfg.classes, cfg.grayscale, cfg.train_per_class, cfg.test_count)
+
+
+def copy_folder(root: Path, test_root: Path | None, target: Path) -> None:
+    """Copy the user's folder (and test folder) into the zip target; every refusal comes before anything is written."""
+    files = dataset_files(root, test_root, target)
+    with atomic_file(target) as tmp:
+        pack_files(files, tmp)
+
+
+def download(params: DownloadParams, target: Path) -> None:
+    """Produce the raw zip at target from the configured source (params refuse `~`: DVC would not expand it)."""
+    if params.source == "synthetic":
+        write_synthetic(params.synthetic, target)
     elif params.source == "archive":
-        copy_archive(Path(params.archive_path), target)  # params refuse `~`: DVC would not expand it
+        copy_archive(Path(params.path), target)
+    elif params.source == "folder":
+        test_root = None if params.test_path == NO_LOCAL_ARCHIVE else Path(params.test_path)
+        copy_folder(Path(params.path), test_root, target)
     elif params.source == "kaggle":
         from tasks.kaggle.source import download_competition  # the client is heavy and authenticates on import
 

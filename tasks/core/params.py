@@ -87,7 +87,7 @@ Count = Annotated[StrictInt, Field(ge=0)]
 Finite = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 AtLeastOne = Annotated[StrictInt, Field(ge=1)]
 Seed = Annotated[StrictInt, Field(ge=0, le=SEED_LIMIT)]  # NumPy refuses negative seeds, and 32-bit ones only
-# YAML reads an empty value (`archive_path:`) as null; what was written there is the empty string.
+# YAML reads an empty value (`path:`) as null; what was written there is the empty string.
 Text = Annotated[StrictStr, BeforeValidator(lambda value: "" if value is None else value)]
 # Who runs the conv base: keras, or onnxruntime / openvino (CPU), which match Keras within float32 round-off.
 Backend = Literal["keras", "onnxruntime", "openvino"]
@@ -114,38 +114,54 @@ class SyntheticParams(Section):
     seed: Seed
     train_per_class: Count  # small enough for a CPU demo, big enough to train and validate on
     test_count: Count
+    # 2 (and colour) is the Dogs vs. Cats archive, byte for byte as it always was; more: class folders class_0...
+    classes: Annotated[StrictInt, Field(ge=2)]
+    grayscale: StrictBool  # single-channel photos of varied sizes and aspect ratios: a stand-in for CT scans
 
 
-# What params.yaml's download.archive_path names for the sources that read no local archive (synthetic, kaggle):
-# a committed file, since dvc.yaml lists archive_path as download's dependency and DVC needs a dependency to exist.
+# What params.yaml's download.path (and download.test_path) names when the source reads no local data: a committed
+# file, since dvc.yaml lists both paths as download's dependencies and DVC needs a dependency to exist.
 NO_LOCAL_ARCHIVE = "data/raw/no-local-archive"
+# What download.path must be for each source that reads it.
+_LOCAL_DATA = {"archive": "a local copy of the competition zip", "folder": "your folder of photos"}
+
+
+def _dvc_can_hash(key: str, path: str) -> None:
+    """Refuse a path DVC can't hash as download's dependency: empty (an assertion in DVC) or `~/...` (not expanded)."""
+    if not path:
+        raise _refuse(
+            f"{key} is empty, but dvc.yaml lists it as download's dependency, which must exist: "
+            f"set it to {NO_LOCAL_ARCHIVE}, the placeholder for sources that read no local data"
+        )
+    if path.startswith("~"):
+        raise _refuse(
+            f"{key} {path} starts with ~, which DVC does not expand "
+            "(it hashes the path as download's dependency): write the full path"
+        )
 
 
 class DownloadParams(Section):
-    source: Literal["synthetic", "archive", "kaggle"]
-    competition: StrictStr
-    archive_path: Text  # read only when source is archive; DVC hashes it as download's dependency for every source
+    source: Literal["synthetic", "archive", "folder", "kaggle"]
+    competition: StrictStr  # the Kaggle competition's slug, read only when source is kaggle
+    # The local data: a zip (source archive) or a folder (source folder); DVC hashes it as download's dependency
+    # for every source, so the others name the placeholder.
+    path: Text
+    test_path: Text  # source folder only: a separate folder of unlabelled test photos, packed as test/
     synthetic: SyntheticParams  # read only when source is synthetic
 
     @model_validator(mode="after")
-    def _archive_has_a_path(self) -> DownloadParams:
-        # DVC hashes archive_path as download's dependency for every source: an empty path stops DVC with an
-        # assertion, and `~/x.zip` is looked for under the project, so both are refused whatever the source.
-        if self.source == "archive" and self.archive_path in ("", NO_LOCAL_ARCHIVE):
-            shown = "empty" if not self.archive_path else f"the placeholder {NO_LOCAL_ARCHIVE}"
+    def _local_data_is_named(self) -> DownloadParams:
+        if self.source in _LOCAL_DATA and self.path in ("", NO_LOCAL_ARCHIVE):
+            shown = "empty" if not self.path else f"the placeholder {NO_LOCAL_ARCHIVE}"
             raise _refuse(
-                f"download.source is archive but download.archive_path is {shown}: "
-                "set it to a local copy of the competition zip"
+                f"download.source is {self.source} but download.path is {shown}: set it to {_LOCAL_DATA[self.source]}"
             )
-        if not self.archive_path:
+        _dvc_can_hash("download.path", self.path)
+        _dvc_can_hash("download.test_path", self.test_path)
+        if self.source != "folder" and self.test_path != NO_LOCAL_ARCHIVE:
             raise _refuse(
-                "download.archive_path is empty, but dvc.yaml lists it as download's dependency, which must exist: "
-                f"set it to {NO_LOCAL_ARCHIVE}, the placeholder for sources that read no local archive"
-            )
-        if self.archive_path.startswith("~"):
-            raise _refuse(
-                f"download.archive_path {self.archive_path} starts with ~, which DVC does not expand "
-                "(it hashes the file as download's dependency): write the full path"
+                f"download.test_path is {self.test_path} but only download.source folder reads it "
+                f"(source is {self.source}): set it back to {NO_LOCAL_ARCHIVE}"
             )
         return self
 
@@ -284,10 +300,16 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _synthetic_photos_suffice(self) -> Params:
-        # Only the synthetic source's size is known before any work; split checks the others once unpacked.
+        # Only the synthetic source's size and classes are known before any work; split checks the others.
         if self.download.source != "synthetic":
             return self
-        split, total = self.split, 2 * self.download.synthetic.train_per_class
+        split, synthetic = self.split, self.download.synthetic
+        classes, total = synthetic.classes, synthetic.classes * synthetic.train_per_class
+        if split.valid_size < classes:
+            raise _refuse(
+                f"split.valid_size is {split.valid_size} but download.synthetic.classes is {classes}: the "
+                f"validation set needs a photo of each class, so it must be at least {classes}"
+            )
         if split.valid_size >= total:
             raise _refuse(
                 f"split.valid_size is {split.valid_size} but download.synthetic makes only {total} "
@@ -298,6 +320,14 @@ class Params(Section):
                 f"split.sample_train_size is {split.sample_train_size} but only {total - split.valid_size} "
                 "train photos remain after split.valid_size: lower one of them"
             )
+        for key in ("sample_train_size", "sample_valid_size"):
+            size = getattr(split, key)
+            if self.train.dataset == "sample" and size < classes:
+                raise _refuse(
+                    f"split.{key} is {size} but train.dataset is sample, which needs a photo of each of the "
+                    f"{classes} classes of download.synthetic there: raise it to at least {classes}, "
+                    "or set train.dataset to full"
+                )
         return self
 
 

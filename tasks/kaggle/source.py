@@ -1,4 +1,8 @@
-"""Download a competition's archive through the official Kaggle client: atomic, zip-checked and resumable."""
+"""Download a competition's archive through the official Kaggle client: atomic, zip-checked and resumable.
+
+Any competition: its zip is kept as Kaggle sends it, whatever it holds (Dogs vs. Cats' inner train.zip and
+test.zip, or a plain tree of folders); reorganize reads the layout.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,9 @@ import logging
 import os
 import tempfile
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks.competition.archive import REQUIRED_MEMBERS
 from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError
 from tasks.kaggle.client import KaggleCalls, TransientError, login
@@ -37,18 +39,18 @@ def _fetch_archive(api: Any, competition: str, partial: Path) -> None:
             response.close()
 
 
-def _check_archive(path: Path, competition: str, expected: Sequence[str]) -> None:
-    """Raise StageError unless path is an intact zip holding the expected members."""
+def _check_archive(path: Path, competition: str) -> None:
+    """Raise StageError unless path is an intact zip holding some file."""
     try:
         with zipfile.ZipFile(path) as archive:
-            missing = [name for name in expected if name not in set(archive.namelist())]
+            empty = all(member.is_dir() for member in archive.infolist())
             corrupt = archive.testzip()
     except zipfile.BadZipFile:
         raise StageError(
             f"Kaggle sent something that is not a zip archive for '{competition}'; run again later."
         ) from None
-    if missing:
-        raise StageError(f"the archive of '{competition}' lacks {', '.join(missing)}; is it the right competition?")
+    if empty:
+        raise StageError(f"the archive of '{competition}' holds no files; is it the right competition?")
     if corrupt:
         raise StageError(f"the archive of '{competition}' is corrupt ({corrupt} fails its checksum); run again.")
 
@@ -57,7 +59,6 @@ def download_competition(
     competition: str,
     target: Path,
     *,
-    expected_members: Sequence[str] = REQUIRED_MEMBERS,
     attempts: int = 5,
     backoff_s: float = 2.0,
 ) -> None:
@@ -73,6 +74,6 @@ def download_competition(
     ):
         partial = Path(scratch) / target.name
         calls.run(f"downloading {competition}", lambda: _fetch_archive(api, competition, partial))
-        _check_archive(partial, competition, expected_members)
+        _check_archive(partial, competition)
         os.replace(partial, tmp)
     log.info("downloaded %s to %s (%d bytes)", competition, target, target.stat().st_size)

@@ -84,12 +84,14 @@ def describe(path: Path) -> dict:
 
 
 def source_of(download: dict) -> dict:
-    """Where the raw archive came from: the competition, a local file, or a synthetic seed and counts."""
+    """Where the raw archive came from: the competition, a local zip or folder, or a synthetic seed and counts."""
     kind = download.get("source")
     if kind == "synthetic":
         return {"kind": "synthetic", **download.get("synthetic", {})}
     if kind == "archive":
-        return {"kind": "archive", "path": download.get("archive_path")}
+        return {"kind": "archive", "path": download.get("path")}
+    if kind == "folder":
+        return {"kind": "folder", "path": download.get("path"), "test_path": download.get("test_path")}
     return {"kind": kind, "competition": download.get("competition")}
 
 

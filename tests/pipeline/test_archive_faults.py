@@ -112,7 +112,7 @@ def setup(tmp_path_factory) -> tuple[Path, Path, Path]:
     instrument = root / "instrument"
     instrument.mkdir()
     (instrument / "sitecustomize.py").write_text(textwrap.dedent(FREEZER).lstrip())
-    ws = make_workspace(root / "ws", {"download": {"source": "archive", "archive_path": str(mine)}})
+    ws = make_workspace(root / "ws", {"download": {"source": "archive", "path": str(mine)}})
     return ws, mine, instrument
 
 

@@ -131,7 +131,7 @@ def ws(tmp_path_factory) -> Path:
         {"train/cat.6.jpg": truncated_jpeg()},
         {"test/4.jpg": png_bomb(100_000, 100_000)},
     )
-    ws = make_workspace(root / "ws", {**PARAMS, "download": {**PARAMS["download"], "archive_path": str(archive)}})
+    ws = make_workspace(root / "ws", {**PARAMS, "download": {**PARAMS["download"], "path": str(archive)}})
     dvc(ws, "repro")
     return ws
 

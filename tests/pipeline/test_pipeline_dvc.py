@@ -91,7 +91,7 @@ def test_a_different_local_archive_reruns_download_and_everything_after_it(tmp_p
     archive = tmp_path / "downloads" / "dogs-vs-cats-redux-kernels-edition.zip"
     archive.parent.mkdir()
     build_synthetic_archive(archive, seed=0, train_per_class=12, test_count=6)
-    override = {"download": {"source": "archive", "archive_path": str(archive)}, "features": {"image_size": 32}}
+    override = {"download": {"source": "archive", "path": str(archive)}, "features": {"image_size": 32}}
     workspace = make_workspace(tmp_path / "ws", override)
     assert stages_ran(dvc(workspace, "repro").stdout) == ALL_STAGES
     assert "Data and pipelines are up to date" in dvc(workspace, "status").stdout
@@ -129,7 +129,7 @@ def test_a_failing_stage_stops_the_dag_with_its_message(workspace: Path):
 def test_an_archive_of_one_class_is_refused_at_split_naming_the_counts(workspace: Path, tmp_path: Path):
     """An archive of cats only used to give val_accuracy 1.0 and a submission worse than chance, with no message."""
     archive = one_class_archive(tmp_path / "cats-only.zip", "cat", train_per_class=12, test_count=6)
-    write_params(workspace, {"download": {"source": "archive", "archive_path": str(archive)}})
+    write_params(workspace, {"download": {"source": "archive", "path": str(archive)}})
     result = dvc(workspace, "repro", check=False)
     assert result.returncode != 0
     assert (

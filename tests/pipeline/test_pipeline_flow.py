@@ -136,7 +136,7 @@ def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_ha
     # Valid params, so the flow starts; the archive is download's dependency, so DVC finds it missing before the
     # stage runs and names it.
     missing = tmp_path / "nowhere" / "dogs-vs-cats-redux-kernels-edition.zip"
-    write_params(workspace, {"download": {"source": "archive", "archive_path": str(missing)}})
+    write_params(workspace, {"download": {"source": "archive", "path": str(missing)}})
     state = lesson2(workspace=str(workspace), return_state=True)
     assert state.is_failed()
     # DVC's API, asked before the stage runs (ran, restored or up to date?), finds the local archive missing: its line

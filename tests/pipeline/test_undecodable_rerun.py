@@ -45,7 +45,7 @@ def test_features_forced_twice_on_undecodable_photos_gives_identical_outputs(tmp
         },
         {"test/3.jpg": b""},
     )
-    ws = make_workspace(tmp_path / "ws", {**PARAMS, "download": {**PARAMS["download"], "archive_path": str(archive)}})
+    ws = make_workspace(tmp_path / "ws", {**PARAMS, "download": {**PARAMS["download"], "path": str(archive)}})
     dvc(ws, "repro", "features")
     first_lock, first_files = _features_lock(ws), _digests(ws / "data/features")
     report = pd.read_csv(ws / "data/features/undecodable.csv", dtype=str)

@@ -49,12 +49,12 @@ def test_synthetic_archive_has_the_competition_layout_and_is_deterministic(tmp_p
 
 
 def test_download_synthetic_and_local_archive(tmp_path: Path):
-    params = download_params(source="synthetic", synthetic=SyntheticParams(seed=0, train_per_class=3, test_count=2))
+    params = download_params(source="synthetic", synthetic=SyntheticParams(seed=0, train_per_class=3, test_count=2, classes=2, grayscale=False))
     made = tmp_path / "raw" / "comp.zip"
     download(params, made)
     check_archive(made)
     copied = tmp_path / "copy" / "comp.zip"
-    download(download_params(source="archive", archive_path=str(made)), copied)
+    download(download_params(source="archive", path=str(made)), copied)
     assert copied.read_bytes() == made.read_bytes()
     assert [p.name for p in copied.parent.iterdir()] == ["comp.zip"]
 
@@ -64,15 +64,15 @@ def test_a_bad_local_archive_is_refused_and_nothing_is_written(tmp_path: Path):
     bogus.write_text("this is not a zip")
     target = tmp_path / "raw" / "comp.zip"
     with pytest.raises(StageError, match="not a readable zip"):
-        download(download_params(source="archive", archive_path=str(bogus)), target)
+        download(download_params(source="archive", path=str(bogus)), target)
     with pytest.raises(StageError, match="does not exist"):
-        download(download_params(source="archive", archive_path=str(tmp_path / "missing.zip")), target)
+        download(download_params(source="archive", path=str(tmp_path / "missing.zip")), target)
     assert not target.exists()
     incomplete = tmp_path / "incomplete.zip"
     with zipfile.ZipFile(incomplete, "w") as archive:
         write_member(archive, "train.zip", b"")
     with pytest.raises(StageError, match=r"lacks test.zip, sample_submission.csv"):
-        download(download_params(source="archive", archive_path=str(incomplete)), target)
+        download(download_params(source="archive", path=str(incomplete)), target)
     assert not target.parent.exists() or list(target.parent.iterdir()) == []
 
 
@@ -157,7 +157,7 @@ def test_a_local_archive_is_copied_and_the_users_file_left_as_it_was(tmp_path: P
     mine.chmod(0o640)
     before = _identity(mine)
     copied = tmp_path / "raw" / "comp.zip"
-    download(download_params(source="archive", archive_path=str(mine)), copied)
+    download(download_params(source="archive", path=str(mine)), copied)
     assert _identity(mine) == before
     assert copied.read_bytes() == before[-1] and copied.stat().st_ino != before[0]
     copied.chmod(0o444)  # what DVC does to an output it links to its cache: the user's file must not follow
@@ -166,7 +166,7 @@ def test_a_local_archive_is_copied_and_the_users_file_left_as_it_was(tmp_path: P
 
 def test_an_archive_path_that_is_a_folder_is_called_a_folder(tmp_path: Path):
     with pytest.raises(StageError, match=r"competition archive .* is a folder, not a zip file: give the path"):
-        download(download_params(source="archive", archive_path=str(tmp_path)), tmp_path / "raw" / "comp.zip")
+        download(download_params(source="archive", path=str(tmp_path)), tmp_path / "raw" / "comp.zip")
     assert not (tmp_path / "raw").exists()
 
 
@@ -181,7 +181,7 @@ def test_an_outer_member_held_twice_is_refused(tmp_path: Path):
             write_member(outer, "train.zip", zip_bytes({"train/dog.1.jpg": b"jpeg"}))
     message = r"comp.zip holds train.zip more than once; which copy is meant is unclear: re-zip it with one of each"
     with pytest.raises(StageError, match=message):
-        download(download_params(source="archive", archive_path=str(archive)), tmp_path / "raw" / "comp.zip")
+        download(download_params(source="archive", path=str(archive)), tmp_path / "raw" / "comp.zip")
     with pytest.raises(StageError, match=message):
         reorganize(
             archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
@@ -215,14 +215,14 @@ def test_members_zipfile_cannot_read_are_named_in_one_line(tmp_path: Path, kind:
     outer.write_bytes(patched_headers(competition_zip(outer, photos, {"test/1.jpg": b"jpeg"}).read_bytes(), **fields))
     raw = tmp_path / "raw" / "comp.zip"
 
-    download(download_params(source="archive", archive_path=str(inner)), raw)  # download doesn't open inner zips
+    download(download_params(source="archive", path=str(inner)), raw)  # download doesn't open inner zips
     with pytest.raises(StageError, match="^train.zip " + message.format(member="train/cat.1.jpg")):
         reorganize(
             raw, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
     raw.unlink()
     with pytest.raises(StageError, match="^outer.zip " + message.format(member="train.zip")):
-        download(download_params(source="archive", archive_path=str(outer)), raw)
+        download(download_params(source="archive", path=str(outer)), raw)
     with pytest.raises(StageError, match="^outer.zip " + message.format(member="train.zip")):
         reorganize(
             outer, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()

@@ -123,7 +123,7 @@ def test_an_unknown_key_is_named_with_the_keys_known_there(override, message):
         ({"train": "fast"}, "train must be a mapping of keys to values, got 'fast'"),
         ({"train": {"phases": {"lr": 0.1}}}, "train.phases must be a list, got {'lr': 0.1}"),
         ({"train": {"optimizer": "adagrad"}}, "train.optimizer is 'adagrad'; expected one of: rmsprop, adam, sgd"),
-        ({"download": {"source": "ftp"}}, "download.source is 'ftp'; expected one of: synthetic, archive, kaggle"),
+        ({"download": {"source": "ftp"}}, "download.source is 'ftp'; expected one of: synthetic, archive, folder, kaggle"),
         ({"train": {"head": "resnet"}}, "train.head is 'resnet'; expected one of: linear, last_layer, dense, conv"),
         (
             {"features": {"precision": "float8"}},
@@ -270,28 +270,82 @@ def test_params_class_count_is_the_archives():
 # that keeps it (accepted), so the rule is neither missing nor stricter than it says.
 RULES = {
     "archive source needs a path": (
-        {"download": {"source": "archive", "archive_path": ""}},
-        "download.source is archive but download.archive_path is empty: set it to a local copy of the competition zip",
-        {"download": {"source": "archive", "archive_path": "comp.zip"}},
+        {"download": {"source": "archive", "path": ""}},
+        "download.source is archive but download.path is empty: set it to a local copy of the competition zip",
+        {"download": {"source": "archive", "path": "comp.zip"}},
     ),
-    # dvc.yaml lists download.archive_path as download's dependency whatever the source, so DVC must find a file.
+    # dvc.yaml lists download.path as download's dependency whatever the source, so DVC must find a file.
     "archive source needs a zip, not the placeholder": (
-        {"download": {"source": "archive", "archive_path": "data/raw/no-local-archive"}},
-        "download.source is archive but download.archive_path is the placeholder data/raw/no-local-archive: "
+        {"download": {"source": "archive", "path": "data/raw/no-local-archive"}},
+        "download.source is archive but download.path is the placeholder data/raw/no-local-archive: "
         "set it to a local copy of the competition zip",
-        {"download": {"source": "archive", "archive_path": "/home/me/comp.zip"}},
+        {"download": {"source": "archive", "path": "/home/me/comp.zip"}},
+    ),
+    "folder source needs a folder": (
+        {"download": {"source": "folder", "path": ""}},
+        "download.source is folder but download.path is empty: set it to your folder of photos",
+        {"download": {"source": "folder", "path": "/home/me/photos"}},
+    ),
+    "folder source needs a folder, not the placeholder": (
+        {"download": {"source": "folder"}},
+        "download.source is folder but download.path is the placeholder data/raw/no-local-archive: "
+        "set it to your folder of photos",
+        {"download": {"source": "folder", "path": "photos", "test_path": "unlabelled"}},
     ),
     "every source names a file DVC can hash": (
-        {"download": {"source": "synthetic", "archive_path": ""}},
-        "download.archive_path is empty, but dvc.yaml lists it as download's dependency, which must exist: "
-        "set it to data/raw/no-local-archive, the placeholder for sources that read no local archive",
-        {"download": {"source": "synthetic", "archive_path": "data/raw/no-local-archive"}},
+        {"download": {"source": "synthetic", "path": ""}},
+        "download.path is empty, but dvc.yaml lists it as download's dependency, which must exist: "
+        "set it to data/raw/no-local-archive, the placeholder for sources that read no local data",
+        {"download": {"source": "synthetic", "path": "data/raw/no-local-archive"}},
     ),
     "DVC does not expand ~": (
-        {"download": {"source": "archive", "archive_path": "~/comp.zip"}},
-        "download.archive_path ~/comp.zip starts with ~, which DVC does not expand "
-        "(it hashes the file as download's dependency): write the full path",
-        {"download": {"source": "archive", "archive_path": "/root/comp.zip"}},
+        {"download": {"source": "archive", "path": "~/comp.zip"}},
+        "download.path ~/comp.zip starts with ~, which DVC does not expand "
+        "(it hashes the path as download's dependency): write the full path",
+        {"download": {"source": "archive", "path": "/root/comp.zip"}},
+    ),
+    # download.test_path is download's dependency too: the placeholder stands for no test folder.
+    "no test folder is the placeholder, not empty": (
+        {"download": {"source": "folder", "path": "photos", "test_path": ""}},
+        "download.test_path is empty, but dvc.yaml lists it as download's dependency, which must exist: "
+        "set it to data/raw/no-local-archive, the placeholder for sources that read no local data",
+        {"download": {"source": "folder", "path": "photos", "test_path": "data/raw/no-local-archive"}},
+    ),
+    "DVC does not expand ~ in the test folder": (
+        {"download": {"source": "folder", "path": "photos", "test_path": "~/test"}},
+        "download.test_path ~/test starts with ~, which DVC does not expand",
+        {"download": {"source": "folder", "path": "photos", "test_path": "/root/test"}},
+    ),
+    "a test folder only with the folder source": (
+        {"download": {"source": "archive", "path": "comp.zip", "test_path": "unlabelled"}},
+        "download.test_path is unlabelled but only download.source folder reads it (source is archive): "
+        "set it back to data/raw/no-local-archive",
+        {"download": {"source": "folder", "path": "comp", "test_path": "unlabelled"}},
+    ),
+    "synthetic classes at least 2": (
+        {"download": {"synthetic": {"classes": 1}}},
+        "download.synthetic.classes is 1; it must be at least 2",
+        {"download": {"synthetic": {"classes": 3}}},
+    ),
+    "the validation set holds each synthetic class": (
+        {"download": {"synthetic": {"classes": 5}}, "split": {"valid_size": 4, "sample_valid_size": 4}},
+        "split.valid_size is 4 but download.synthetic.classes is 5: the validation set needs a photo of each class, "
+        "so it must be at least 5",
+        {"download": {"synthetic": {"classes": 5}}, "split": {"valid_size": 5, "sample_valid_size": 4}},
+    ),
+    "synthetic photos of every class count": (
+        {"download": {"synthetic": {"classes": 3, "train_per_class": 10}}, "split": {"valid_size": 30}},
+        "split.valid_size is 30 but download.synthetic makes only 30 train photos; lower it so some remain",
+        {
+            "download": {"synthetic": {"classes": 3, "train_per_class": 10}},
+            "split": {"valid_size": 29, "sample_train_size": 1},
+        },
+    ),
+    "the sample sets hold each synthetic class": (
+        {"download": {"synthetic": {"classes": 4}}, "split": {"sample_valid_size": 3}, "train": {"dataset": "sample"}},
+        "split.sample_valid_size is 3 but train.dataset is sample, which needs a photo of each of the 4 classes of "
+        "download.synthetic there: raise it to at least 4, or set train.dataset to full",
+        {"download": {"synthetic": {"classes": 4}}, "split": {"sample_valid_size": 4}, "train": {"dataset": "sample"}},
     ),
     "sample valid set drawn from the valid set": (
         {"split": {"sample_valid_size": 41}},
@@ -419,7 +473,7 @@ def test_an_archive_sources_size_is_left_to_split():
         merged(
             project_yaml(),
             {
-                "download": {"source": "archive", "archive_path": "comp.zip"},
+                "download": {"source": "archive", "path": "comp.zip"},
                 "split": {"valid_size": 5000, "sample_train_size": 5000},
             },
         )
