@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from tests.support.kaggle_fake import (
     CANARY_TOKEN,
     CANARY_USER,
     COMPETITION,
+    CompetitionArchive,
     FakeKaggle,
     build_competition_archive,
     log_loss,
@@ -30,6 +32,14 @@ from tests.support.kaggle_fake import (
 FAST = {"attempts": 3, "backoff_s": 0.01}  # real backoff starts at 2 s; the retry logic is the same
 FAST_POLL = {"poll_interval_s": 0.01, "poll_timeout_s": 5.0}
 ENV_PAIR = "KAGGLE_USERNAME and KAGGLE_KEY"
+
+
+def _empty_zip() -> bytes:
+    """A zip that holds a folder and no file."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("train/", b"")
+    return out.getvalue()
 
 
 def entries(directory: Path) -> list[str]:
@@ -293,10 +303,39 @@ def test_rate_limit_that_never_lifts_gives_up_after_the_bound(kaggle_server: Fak
     assert entries(tmp_path / "raw") == []
 
 
-def test_archive_without_the_expected_members_is_refused(kaggle_server: FakeKaggle, tmp_path: Path) -> None:
+def test_any_competition_downloads_whatever_its_zip_holds(kaggle_server: FakeKaggle, tmp_path: Path) -> None:
+    """A competition whose zip is a plain tree (no inner zips, no sample_submission.csv) is kept as sent."""
+    tree = io.BytesIO()
+    with zipfile.ZipFile(tree, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train/", b"")
+        for name in ("train/c0/img_1.jpg", "train/c9/img_2.jpg", "test/img_3.jpg", "labels.csv"):
+            archive.writestr(name, name.encode())
+    kaggle_server.archive = CompetitionArchive(tree.getvalue(), {})
+    kaggle_server.competition = "state-farm-distracted-driver-detection"
+    target = tmp_path / "raw" / "c.zip"
+    download_competition("state-farm-distracted-driver-detection", target, **FAST)
+    assert target.read_bytes() == tree.getvalue()
+    assert entries(target.parent) == [target.name]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            b"<html>not a zip</html>",
+            f"Kaggle sent something that is not a zip archive for '{COMPETITION}'; run again later.",
+        ),
+        (_empty_zip(), f"the archive of '{COMPETITION}' holds no files; is it the right competition?"),
+    ],
+    ids=["not a zip", "no files"],
+)
+def test_an_archive_that_is_no_dataset_is_refused(
+    kaggle_server: FakeKaggle, tmp_path: Path, data: bytes, message: str
+) -> None:
+    kaggle_server.archive = CompetitionArchive(data, {})
     with pytest.raises(StageError) as caught:
-        download_competition(COMPETITION, tmp_path / "raw" / "c.zip", expected_members=("train.zip", "labels.csv"))
-    assert str(caught.value) == f"the archive of '{COMPETITION}' lacks labels.csv; is it the right competition?"
+        download_competition(COMPETITION, tmp_path / "raw" / "c.zip", **FAST)
+    assert str(caught.value) == message
     assert entries(tmp_path / "raw") == []
 
 
