@@ -284,7 +284,10 @@ def test_an_undecodable_test_photo_gets_half_and_stays_in_the_submission():
         ({"clip": {"bounds": [0.5, 0.5]}}, "clip.bounds is [0.5, 0.5]; it needs 0 <= lo < hi <= 1"),
         ({"clip": {"bounds": [0.05, 1.5]}}, "clip.bounds is [0.05, 1.5]"),
         ({"train": {"dataset": "tiny"}}, "train.dataset is 'tiny'; expected one of: full, sample"),
-        ({"download": {"source": "s3"}}, "download.source is 's3'; expected one of: synthetic, archive, folder, kaggle"),
+        (
+            {"download": {"source": "s3"}},
+            "download.source is 's3'; expected one of: synthetic, archive, folder, kaggle",
+        ),
     ],
 )
 def test_params_are_refused_at_load_naming_the_key(override, message):

@@ -49,7 +49,10 @@ def test_synthetic_archive_has_the_competition_layout_and_is_deterministic(tmp_p
 
 
 def test_download_synthetic_and_local_archive(tmp_path: Path):
-    params = download_params(source="synthetic", synthetic=SyntheticParams(seed=0, train_per_class=3, test_count=2, classes=2, grayscale=False))
+    params = download_params(
+        source="synthetic",
+        synthetic=SyntheticParams(seed=0, train_per_class=3, test_count=2, classes=2, grayscale=False),
+    )
     made = tmp_path / "raw" / "comp.zip"
     download(params, made)
     check_archive(made)

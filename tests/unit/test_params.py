@@ -123,7 +123,10 @@ def test_an_unknown_key_is_named_with_the_keys_known_there(override, message):
         ({"train": "fast"}, "train must be a mapping of keys to values, got 'fast'"),
         ({"train": {"phases": {"lr": 0.1}}}, "train.phases must be a list, got {'lr': 0.1}"),
         ({"train": {"optimizer": "adagrad"}}, "train.optimizer is 'adagrad'; expected one of: rmsprop, adam, sgd"),
-        ({"download": {"source": "ftp"}}, "download.source is 'ftp'; expected one of: synthetic, archive, folder, kaggle"),
+        (
+            {"download": {"source": "ftp"}},
+            "download.source is 'ftp'; expected one of: synthetic, archive, folder, kaggle",
+        ),
         ({"train": {"head": "resnet"}}, "train.head is 'resnet'; expected one of: linear, last_layer, dense, conv"),
         (
             {"features": {"precision": "float8"}},
