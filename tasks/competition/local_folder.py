@@ -55,7 +55,7 @@ def _followed(link: Path, real_root: Path, key: str) -> None:
 def _unreadable(path: Path, err: OSError) -> StageError:
     """The line for a file or folder download may not read."""
     return StageError(
-        f"{path} can't be read ({err.strerror or err}): make it readable (chmod u+r), or move it out of the folder"
+        f"{path} can't be read ({err.strerror or err}): let yourself read it (chmod u+r), or move it out of the folder"
     )
 
 

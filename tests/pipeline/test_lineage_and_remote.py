@@ -71,6 +71,8 @@ def test_model_record_is_complete(origin: Path):
         "seed": 0,
         "train_per_class": 12,
         "test_count": 6,
+        "classes": 2,
+        "grayscale": False,
         "archive": {"path": raw["path"], "md5": raw["md5"], "size": raw["size"]},
     }
     assert record["split"] == {
