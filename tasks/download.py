@@ -36,6 +36,11 @@ def copy_archive(source: Path, target: Path) -> None:
     user's own file into a cache object (mode 0444, and DVC's cache corrupted by any later edit of it).
     A reflink shares blocks only until either file is written, so it is as safe as a copy.
     """
+    if source.is_dir():  # check_archive says so too; here the line can name the source that copies a folder
+        raise StageError(
+            f"competition archive {source} is a folder, not a zip file: give the path of the zip itself, "
+            "or set download.source to folder to copy the folder"
+        )
     check_archive(source)
     with atomic_file(target) as tmp:
         _copy_bytes(source, tmp)

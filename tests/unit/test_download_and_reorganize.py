@@ -168,7 +168,11 @@ def test_a_local_archive_is_copied_and_the_users_file_left_as_it_was(tmp_path: P
 
 
 def test_an_archive_path_that_is_a_folder_is_called_a_folder(tmp_path: Path):
-    with pytest.raises(StageError, match=r"competition archive .* is a folder, not a zip file: give the path"):
+    message = (
+        r"competition archive .* is a folder, not a zip file: give the path of the zip itself, "
+        r"or set download.source to folder to copy the folder$"
+    )
+    with pytest.raises(StageError, match=message):
         download(download_params(source="archive", path=str(tmp_path)), tmp_path / "raw" / "comp.zip")
     assert not (tmp_path / "raw").exists()
 

@@ -250,7 +250,8 @@ def test_a_file_or_folder_download_may_not_read_is_refused(what: str):
         run = subprocess.run(command, capture_output=True, text=True, cwd=repo, env=env, timeout=120)
         hidden.chmod(0o755)
         assert (run.stdout, run.stderr) == (
-            f"{hidden} can't be read (Permission denied): let yourself read it (chmod u+r), or move it out of the folder\n",
+            f"{hidden} can't be read (Permission denied): let yourself read it (chmod u+r), "
+            "or move it out of the folder\n",
             "",
         )
         assert not (work / "raw").exists()
