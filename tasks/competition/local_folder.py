@@ -62,7 +62,8 @@ def _unreadable(path: Path, err: OSError) -> StageError:
 def _walk(folder: Path, prefix: str, real_root: Path, key: str, above: frozenset[str]) -> Iterator[FolderFile]:
     """The files under folder (links inside the folder followed), as members under prefix; above: real folders."""
     try:
-        entries = list(os.scandir(folder))
+        with os.scandir(folder) as listing:
+            entries = list(listing)
     except OSError as err:
         raise _unreadable(folder, err) from None
     for entry in entries:
