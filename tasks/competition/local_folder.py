@@ -12,13 +12,22 @@ import shutil
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from tasks.competition.archive import ZIP_EPOCH, photo_name
+from tasks.competition.archive import ZIP_EPOCH
 from tasks.core.errors import StageError
 
 TEST_FOLDER = "test"  # where a separate test folder's photos go in the zip, as in the course layout
 _CHUNK_BYTES = 2**20
+# What file managers add beside photos (macOS Finder, Windows Explorer): left out, by the rule archive.py applies
+# to a zip's members, so a folder and the zip of it give the same photos.
+_FILE_MANAGER_FOLDER = "__MACOSX"
+_FILE_MANAGER_FILES = {".DS_Store", "Thumbs.db"}
+
+
+def is_file_manager_file(path: PurePosixPath) -> bool:
+    """Whether a path is a file manager's own file (.DS_Store, Thumbs.db, ._name, anything under __MACOSX/)."""
+    return _FILE_MANAGER_FOLDER in path.parts or path.name.startswith("._") or path.name in _FILE_MANAGER_FILES
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ def _walk(folder: Path, prefix: str, real_root: Path, key: str, above: frozenset
             if real in above:
                 raise StageError(f"{path} under {key} is a link to {real}, a folder above it: remove the link")
             yield from _walk(path, f"{member}/", real_root, key, above | {real})
-        elif entry.is_file() and photo_name(zipfile.ZipInfo(member)) is not None:  # file managers' own files: no
+        elif entry.is_file() and not is_file_manager_file(PurePosixPath(member)):
             if not os.access(path, os.R_OK):
                 raise _unreadable(path, PermissionError(13, "Permission denied"))
             yield FolderFile(path, member)
