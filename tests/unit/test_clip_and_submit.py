@@ -138,6 +138,9 @@ def test_auto_for_n_classes_tries_bounds_below_one_over_n_and_takes_the_lowest_l
         assert chosen < log_loss(target, p)
     modest = np.array([[0.5, 0.3, 0.2], [0.2, 0.6, 0.2], [0.1, 0.2, 0.7]])
     assert auto_bounds(np.array([0, 1, 2]), modest) == (0.0, 1.0)  # any clipping would cost: none is chosen
+    # Sure and always wrong: the flattest bound wins, and for 3 classes that is the largest tried below 1/3, not 0.49.
+    wrong = np.eye(3)[[1, 2, 0, 1]]
+    assert auto_bounds(np.array([0, 1, 2, 0]), wrong)[0] == AUTO_BOUNDS[AUTO_BOUNDS < 1 / 3].max()
 
 
 def test_bounds_that_would_flatten_n_classes_are_refused():
