@@ -175,3 +175,11 @@ def test_help_says_which_class_one_column_holds():
     assert "`id,class` (class names) or `id,label`" in text
     assert "--classes says (the pipeline's data/classes.json" in text
     assert "the second in natural order of the class names the answers hold (cats before dogs)" in text
+
+
+def test_zero_one_answers_against_two_class_columns_take_the_second_in_natural_order(tmp_path: Path):
+    submission = read_submission(write_csv(tmp_path / "sub.csv", {"id": [1, 2], "dog": [0.8, 0.6], "cat": [0.2, 0.6]}))
+    answers = read_labels(write_csv(tmp_path / "answers.csv", {"id": [1, 2], "label": [1, 0]}))
+    score = grade(submission, answers)  # cat, dog: 1 is dog; two columns are scored as Kaggle's N-class log loss
+    assert score.log_loss == pytest.approx(-(math.log(0.8) + math.log(0.6 / 1.2)) / 2, rel=1e-12)
+    assert (score.classes, score.positive, score.accuracy) == (("cat", "dog"), None, 1.0)  # the tie goes to cat
