@@ -17,12 +17,13 @@ from tasks.heads.predictions import TEST_FILE, undecodable_test_ids
 from tasks.lineage.digests import file_digest
 from tasks.lineage.record import record_lineage
 from tasks.lineage.run_context import git_state
+from tasks.photos.class_list import read_class_list
 from tasks.photos.manifest import TEST_SUBSET, in_subset, read_manifest
 
 
-def test_ids(manifest: Path) -> set[int]:
-    """The ids every submission must cover: one per test photo in the split manifest."""
-    return {int(e.id) for e in in_subset(read_manifest(manifest), TEST_SUBSET)}
+def test_ids(manifest: Path) -> set[str]:
+    """The ids every submission must cover: one per test photo in the split manifest, as the submission writes them."""
+    return {e.id for e in in_subset(read_manifest(manifest), TEST_SUBSET)}
 
 
 def params_digest(params: dict) -> str:
@@ -55,7 +56,8 @@ def submit(params: Params, paths: Paths, raw_params: dict) -> dict:
     """Validate the submission, send it if submit.enabled, and return the receipt."""
     csv_path = Path(paths.submission)
     frame = read_submission(csv_path)
-    validate_submission(frame, test_ids(Path(paths.split)), name=str(csv_path))
+    header = read_class_list(Path(paths.classes)).submission.header
+    validate_submission(frame, test_ids(Path(paths.split)), header, name=str(csv_path))
     git = git_state()
     commit = git["commit"]
     digest = params_digest(raw_params)
@@ -70,8 +72,10 @@ def submit(params: Params, paths: Paths, raw_params: dict) -> dict:
         "params_digest": digest,
         "validated": True,
         "sent": False,
-        # Rows whose photo is undecodable: their `label` is the fallback P(dog), not a prediction.
-        "undecodable_test_ids": undecodable_test_ids(pd.read_csv(Path(paths.predictions) / TEST_FILE)),
+        # Rows whose photo is undecodable: their probabilities are the fallback 1/N per class, not a prediction.
+        "undecodable_test_ids": undecodable_test_ids(
+            pd.read_csv(Path(paths.predictions) / TEST_FILE, dtype={"id": str})
+        ),
     }
     if params.submit.enabled:
         message = submission_message(params.submit.message, commit, digest, csv_sha256)

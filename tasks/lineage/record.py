@@ -18,6 +18,7 @@ from tasks.core.paths import Paths, load_paths
 from tasks.lineage.digests import file_digest, path_digest
 from tasks.lineage.dvc_project import DvcProject, read_params, read_project
 from tasks.lineage.run_context import PACKAGES, package_version, run_context
+from tasks.photos.class_list import read_class_list
 from tasks.photos.manifest import read_manifest
 
 SCHEMA = 2  # 2: run facts moved out of the record into their own file (run_facts)
@@ -114,6 +115,14 @@ def weights_identity(weights: str, seed: int, keras_version: str | None) -> dict
     return {"weights": weights, "identity": f"file {path}", "path": str(path), "sha256": file_digest(path)["sha256"]}
 
 
+def class_list_record(path: Path) -> dict:
+    """The classes in target order, the submission's header and the class each of its columns holds (class_list.py)."""
+    class_list = read_class_list(path)
+    layout = class_list.submission
+    submission = {"header": list(layout.header), "columns": list(layout.columns), "source": layout.source}
+    return {"classes": list(class_list.classes), "submission": submission}
+
+
 def locked_stages(project: DvcProject) -> dict[str, dict]:
     """dvc.lock's stages; a stage run outside `dvc repro` finds none and cannot chain its inputs."""
     if project.lock is None:
@@ -155,6 +164,8 @@ def build_record(
         "upstream": upstream,
         "run_facts": run_path.as_posix(),
     }
+    if paths.classes in spec.deps:  # the stages that read the class list (train, submit): index <-> name, on record
+        record["classes"] = class_list_record(Path(paths.classes))
     params_of = lambda name: links[name]["params"] if name in links else {}  # noqa: E731
     if SOURCE_STAGE in links:
         raw = links[SOURCE_STAGE]["outs"][0]

@@ -33,6 +33,22 @@ def _run_lines(label: str, facts: dict | None) -> list[str]:
     ]
 
 
+def class_lines(classes: dict) -> list[str]:
+    """The class list a record holds: each class with its target, and what the submission's columns hold."""
+    names = classes["classes"]
+    layout = classes["submission"]
+    header, columns = layout["header"], layout["columns"]
+    if len(header) == 2 and len(columns) == 1:  # two classes in one column: Dogs vs. Cats' `id,label`
+        holds = f"{header[1]} = P({columns[0]})"
+    else:
+        holds = "one probability column per class"
+    source = f", from {layout['source']}" if layout.get("source") else ""
+    return [
+        f"classes ({len(names)}, target = position): " + ", ".join(f"{i} {name}" for i, name in enumerate(names)),
+        f"submission header: {','.join(header)} ({holds}{source})",
+    ]
+
+
 def render(record: dict, runs: list[tuple[str, dict | None]]) -> str:
     """The chain from the artifact back to the raw archive, then each run's facts (label, facts), for a person."""
     art = record["artifact"]
@@ -49,6 +65,8 @@ def render(record: dict, runs: list[tuple[str, dict | None]]) -> str:
     if source:
         origin = ", ".join(f"{k} {v}" for k, v in source.items() if k != "archive")
         lines += ["", f"raw archive: {origin}; {_short(source['archive'])}"]
+    if "classes" in record:
+        lines += class_lines(record["classes"])
     if "split" in record:
         lines.append("split: " + ", ".join(_flat(record["split"])))
     if "features" in record:

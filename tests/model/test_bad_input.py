@@ -14,6 +14,7 @@ from tasks.competition.submission_format import validate_submission
 from tasks.core.errors import StageError
 from tasks.core.params import SplitParams, parse_params
 from tasks.heads.predictions import undecodable_test_ids
+from tasks.photos.class_list import ClassList, submission_layout
 from tasks.photos.decode import UndecodablePhoto, load_photo
 from tasks.photos.undecodable import decode_or_blank, read_report, undecodable_ids, undecodable_metrics
 from tasks.predict import prediction_frames
@@ -255,8 +256,9 @@ def test_an_undecodable_test_photo_gets_half_and_stays_in_the_submission():
     assert test["p_dog"].tolist() == [0.9, 0.5, 0.1] and test["undecodable"].tolist() == [False, True, False]
     written = pd.read_csv(io.StringIO(test.to_csv(index=False)))  # as clip and submit read it back
     assert undecodable_test_ids(written) == [2]
-    submission = submission_frame(written, (0.05, 0.95))
-    validate_submission(submission, {1, 2, 3})
+    dogs_vs_cats = ClassList(("cats", "dogs"), submission_layout(("cats", "dogs"), ["id", "label"], "sample.csv"))
+    submission = submission_frame(written, dogs_vs_cats, (0.05, 0.95))
+    validate_submission(submission, {"1", "2", "3"}, ("id", "label"))
     assert submission["label"].tolist() == [0.9, 0.5, 0.1]
     with pytest.raises(StageError, match="1 non-finite test predictions"):  # a NaN on a decoded photo still fails
         prediction_frames(

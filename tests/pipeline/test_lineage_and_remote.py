@@ -34,6 +34,11 @@ FLOW_RUN_ID = "0b9d6a52-6c1e-4bd4-9d5e-5f0c3a7e1f11"
 MODEL, MODEL_RECORD, MODEL_RUN = "models/head.keras", "models/head.lineage.json", "models/head.run.json"
 SUBMISSION, SUBMISSION_RECORD = "data/submission/submission.csv", "data/submission/lineage.json"
 SUBMISSION_RUN = "data/submission/run.json"
+# The class list reorganize found in the synthetic archive: targets cats 0, dogs 1; its sample's `id,label` is P(dogs).
+CLASSES = {
+    "classes": ["cats", "dogs"],
+    "submission": {"header": ["id", "label"], "columns": ["dogs"], "source": "sample_submission.csv"},
+}
 
 
 def lineage(workspace: Path, *args: str, check: bool = True):
@@ -80,6 +85,7 @@ def test_model_record_is_complete(origin: Path):
         "counts": {"train": 18, "valid": 6, "sample_train": 4, "sample_valid": 2, "test": 6},
     }
     assert record["features"]["outs"][0]["md5"] == lock_stage(origin, "features")["outs"][0]["md5"]
+    assert record["classes"] == CLASSES == json.loads((origin / "data/classes.json").read_text())
     assert record["features"]["vgg16"]["identity"] == f"none (random init), seed 0, keras {metadata.version('keras')}"
     upstream = {link["name"]: link for link in record["upstream"]}
     assert list(upstream) == ["download", "reorganize", "split", "features"]
@@ -141,6 +147,7 @@ def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: P
     )
     assert "receipt" not in record  # the receipt is a run fact (git state, Kaggle's reply): dvc.yaml marks it so
     assert record["model"]["lineage"] == json.loads((origin / MODEL_RECORD).read_text())
+    assert record["classes"] == CLASSES  # the submission's header and the class its column holds
     assert MODEL_RECORD in [dep["path"] for dep in record["stage"]["deps"]]  # so DVC reruns submit if it changes
     facts = json.loads((origin / SUBMISSION_RUN).read_text())
     assert facts["model_run"] == json.loads((origin / MODEL_RUN).read_text())  # training's facts as submit found them
@@ -160,6 +167,8 @@ def test_show_prints_the_chain_and_json(origin: Path):
     order = [text.index(f"<- {stage}:") for stage in reversed(ALL_STAGES)]
     assert order == sorted(order)  # submit first, download last: read from the submission back to the archive
     assert "raw archive: kind synthetic, seed 0" in text and FLOW_RUN_ID in text
+    assert "classes (2, target = position): 0 cats, 1 dogs" in text.splitlines()
+    assert "submission header: id,label (label = P(dogs), from sample_submission.csv)" in text.splitlines()
     assert json.loads(lineage(origin, "show", MODEL, "--json").stdout) == json.loads(
         (origin / MODEL_RECORD).read_text()
     )

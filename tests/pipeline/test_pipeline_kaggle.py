@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.competition.log_loss import log_loss
+from tasks.competition.log_loss import binary_log_loss
 from tasks.core.errors import StageError
 from tasks.download import download
 from tests.support.kaggle_fake import CANARY_KEY, CANARY_TOKEN
@@ -69,7 +69,7 @@ def test_dag_downloads_from_kaggle_submits_and_records_the_score(kaggle_server, 
     assert kaggle_server.submissions[0].content == csv
     frame = pd.read_csv(workspace / "data/submission/submission.csv")
     truth = frame["id"].map(kaggle_archive.test_labels)
-    assert receipt["kaggle"]["public_score"] == pytest.approx(log_loss(truth, frame["label"]), abs=1e-5)
+    assert receipt["kaggle"]["public_score"] == pytest.approx(binary_log_loss(truth, frame["label"]), abs=1e-5)
     assert receipt["kaggle"]["status"] == "complete"
     assert receipt["params_digest"][:12] in receipt["kaggle"]["message"]
     assert receipt["git_commit"][:12] in receipt["kaggle"]["message"]

@@ -1,24 +1,16 @@
-"""What a person checks after a run: the five validation views, the first-layer filters, auto clipping, and grade."""
+"""What a person checks after a run: the five validation views, the first-layer filters, and auto clipping."""
 
-import json
-import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
 from tasks.clip import AUTO_BOUNDS, auto_bounds, clip_metrics, resolve_bounds
-from tasks.competition.grade import grade, read_labels
-from tasks.competition.log_loss import log_loss
-from tasks.core.errors import StageError
+from tasks.competition.log_loss import binary_log_loss
 from tasks.photos.validation_views import LETTERBOX, VIEWS, Group, choose_views, letterboxed, view_groups, write_views
 from tasks.predict import confusion_frame
 from tasks.vgg.filter_grid import filter_images, write_filter_grid
-from tests.support.workspace import PROJECT, tool_env
 
 # Ten validation photos: 5 cats (0) then 5 dogs (1); two confident mistakes (rows 1 and 8), one near-coin-toss (row 4).
 TARGET = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
@@ -127,82 +119,22 @@ def test_confusion_rows_name_actual_and_predicted_classes():
 
 
 def test_auto_clip_lowers_the_loss_of_confident_mistakes_and_never_raises_it():
-    lo, hi = auto_bounds(TARGET, P_DOG)
+    lo, hi = auto_bounds(TARGET, np.column_stack([1 - P_DOG, P_DOG]))
     assert 0 < lo < 0.5 and hi == pytest.approx(1 - lo)
-    metrics = clip_metrics(pd.DataFrame({"target": TARGET, "p_dog": P_DOG}), (lo, hi))
+    metrics = clip_metrics(TARGET, np.column_stack([1 - P_DOG, P_DOG]), (lo, hi))
     assert metrics["val_log_loss_clipped"] < metrics["val_log_loss_raw"]
     for b in AUTO_BOUNDS:
-        assert metrics["val_log_loss_clipped"] <= log_loss(TARGET, np.clip(P_DOG, b, 1 - b)) + 1e-12
+        assert metrics["val_log_loss_clipped"] <= binary_log_loss(TARGET, np.clip(P_DOG, b, 1 - b)) + 1e-12
     rng = np.random.default_rng(1)
     for _ in range(20):
         y = rng.integers(0, 2, 30)
         p = np.where(y == 1, rng.beta(5, 2, 30), rng.beta(2, 5, 30))
-        lo, hi = auto_bounds(y, p)
-        assert log_loss(y, np.clip(p, lo, hi)) <= log_loss(y, p)
+        lo, hi = auto_bounds(y, np.column_stack([1 - p, p]))
+        assert binary_log_loss(y, np.clip(p, lo, hi)) <= binary_log_loss(y, p)
 
 
 def test_auto_clip_leaves_modest_predictions_alone_and_explicit_bounds_pass_through():
-    y, p = np.array([0, 1, 0, 1]), np.array([0.3, 0.7, 0.4, 0.8])
+    y, p = np.array([0, 1, 0, 1]), np.array([[0.7, 0.3], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8]])
     assert auto_bounds(y, p) == (0.0, 1.0)  # any clipping would cost: none is chosen
-    valid = pd.DataFrame({"target": y, "p_dog": p})
-    assert resolve_bounds(valid, (0.02, 0.98)) == (0.02, 0.98)
-    assert resolve_bounds(valid, "auto") == (0.0, 1.0)
-
-
-def write_csv(path: Path, rows: dict) -> Path:
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
-
-
-def run_grade(*args: object) -> str:
-    """`python -m tasks.competition.grade` with args; its stdout."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tasks.competition.grade", *map(str, args)],
-        cwd=PROJECT,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
-
-
-def test_grade_agrees_with_a_hand_computation_and_says_what_it_means(tmp_path: Path):
-    submission = write_csv(tmp_path / "sub.csv", {"id": [3, 1, 2], "label": [0.2, 0.9, 0.6]})
-    labels = write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]})
-    by_hand = -(math.log(0.9) + math.log(1 - 0.6) + math.log(1 - 0.2)) / 3
-    score = grade(pd.read_csv(submission), read_labels(labels))
-    assert score.log_loss == pytest.approx(by_hand, rel=1e-12)
-    assert (score.photos, score.accuracy, score.chance_log_loss) == (3, pytest.approx(2 / 3), math.log(2))
-    assert run_grade(submission, labels).splitlines() == [
-        f"log loss  {by_hand:.6f}  on 3 photos (lower is better)",
-        "chance    0.693147  (ln 2: P(dog) = 0.5 for every photo)",
-        "accuracy  0.666667  (2 of 3; P(dog) > 0.5 counts as dog)",
-    ]
-    machine = json.loads(run_grade(submission, labels, "--json"))
-    assert machine == {
-        "log_loss": pytest.approx(by_hand, rel=1e-12),
-        "photos": 3,
-        "accuracy": pytest.approx(2 / 3),
-        "chance_log_loss": pytest.approx(math.log(2)),
-    }
-
-
-def test_grade_applies_submits_format_checks_and_explains_bad_labels(tmp_path: Path):
-    labels = read_labels(write_csv(tmp_path / "labels.csv", {"id": [1, 2, 3], "label": [1, 0, 0]}))
-    with pytest.raises(StageError, match=r"1 test ids have no row, e.g. \[3\]"):
-        grade(pd.DataFrame({"id": [1, 2], "label": [0.5, 0.5]}), labels)
-    with pytest.raises(StageError, match="labels are not numbers in"):
-        grade(pd.DataFrame({"id": [1, 2, 3], "label": [0.5, 1.5, 0.5]}), labels)
-    with pytest.raises(StageError, match="every label must be 1 \\(dog\\) or 0 \\(cat\\)"):
-        read_labels(write_csv(tmp_path / "soft.csv", {"id": [1], "label": [0.7]}))
-    with pytest.raises(StageError, match="does not exist"):
-        read_labels(tmp_path / "missing.csv")
-    bad = subprocess.run(
-        [sys.executable, "-m", "tasks.competition.grade", str(tmp_path / "nope.csv"), str(tmp_path / "labels.csv")],
-        cwd=PROJECT,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and "error: grade: submission" in bad.stderr and "Traceback" not in bad.stderr
+    assert resolve_bounds(y, p, (0.02, 0.98)) == (0.02, 0.98)
+    assert resolve_bounds(y, p, "auto") == (0.0, 1.0)
