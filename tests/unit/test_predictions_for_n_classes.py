@@ -9,6 +9,8 @@ import pytest
 
 from tasks.competition.log_loss import binary_log_loss
 from tasks.core.errors import StageError
+from tasks.features import photo_target
+from tasks.photos.manifest import PhotoEntry
 from tasks.photos.undecodable import UndecodableReport, uniform_probability
 from tasks.predict import prediction_frames
 from tasks.train import class_metrics, summary, validation_metrics
@@ -117,3 +119,15 @@ def test_the_undecodable_report_names_the_uniform_fallback():
     rows = [type("Row", (), {"id": "7", "path": "test/unknown/7.jpg"})()]
     kept, _ = report.apply("test", rows, {0: "truncated"}, np.zeros((1, 2)), None)
     assert kept == rows and report.entries[0]["action"] == "P = 1/3 for every class"
+
+
+def test_a_photo_target_is_its_class_index_in_the_class_list_and_a_class_it_lacks_is_refused():
+    entry = PhotoEntry("train", "c10", "x.1", "train/c10/x.1.jpg", "0" * 32)
+    assert photo_target(entry, CLASSES_3) == 1
+    assert photo_target(PhotoEntry("train", "dogs", "dog.1", "train/dogs/dog.1.jpg", ""), ("cats", "dogs")) == 1
+    assert photo_target(PhotoEntry("test", "unknown", "17", "test/unknown/17.jpg", ""), CLASSES_3) == -1
+    horse = PhotoEntry("train", "horses", "h.1", "train/horses/h.1.jpg", "")
+    with pytest.raises(
+        StageError, match=r"train/horses/h.1.jpg is of class 'horses', which the class list \(cats, dogs\) lacks"
+    ):
+        photo_target(horse, ("cats", "dogs"))
