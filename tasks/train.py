@@ -84,9 +84,9 @@ def class_metrics(target: np.ndarray, probabilities: np.ndarray, classes: tuple[
 
     Both use the whole set's rules (log_loss.py) on the class's rows; a class with no photo has no figures (None).
     """
-    figures = {}
+    target, figures = np.asarray(target), {}
     for index, name in enumerate(classes):
-        rows = np.asarray(target) == index
+        rows = target == index
         photos = int(rows.sum())
         figures[name] = {
             "accuracy": accuracy(target[rows], probabilities[rows]) if photos else None,
@@ -97,13 +97,13 @@ def class_metrics(target: np.ndarray, probabilities: np.ndarray, classes: tuple[
 
 
 def validation_metrics(
-    y: np.ndarray, y_valid: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]
+    train_photos: int, y_valid: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]
 ) -> dict[str, object]:
     """metrics/train.json: validation accuracy and log loss over all classes, photo counts, and the same per class."""
     return {
         "val_accuracy": accuracy(y_valid, probabilities),
         "val_log_loss": log_loss(y_valid, probabilities),
-        "train_photos": len(y),
+        "train_photos": train_photos,
         "valid_photos": len(y_valid),
         "per_class": class_metrics(y_valid, probabilities, classes),
     }
@@ -125,7 +125,7 @@ def fit_head(
     model = build_head(params.head, x.shape[1:], vgg, len(classes))
     history = fit_phases(model, x, y, params, "sparse_categorical_crossentropy", (x_valid, y_valid), ["accuracy"])
     probabilities = model.predict(x_valid, batch_size=params.batch_size, verbose=0)
-    return TrainResult(model, history, validation_metrics(y, y_valid, probabilities, classes))
+    return TrainResult(model, history, validation_metrics(len(y), y_valid, probabilities, classes))
 
 
 def summary(metrics: dict[str, object]) -> str:

@@ -79,7 +79,7 @@ def test_two_classes_write_the_base_p_dog_column_to_the_byte_beside_the_new_p_ca
 
 
 def test_train_metrics_per_class_on_three_classes_by_hand():
-    metrics = validation_metrics(np.zeros(7), TARGET_3, P_VALID_3, CLASSES_3)
+    metrics = validation_metrics(7, TARGET_3, P_VALID_3, CLASSES_3)
     assert metrics["val_accuracy"] == 0.75 and metrics["train_photos"] == 7 and metrics["valid_photos"] == 4
     p = np.array([0.7, 0.6, 0.6, 0.4], dtype=np.float64)  # each photo's probability of its own class
     assert metrics["val_log_loss"] == pytest.approx(-np.mean(np.log(p)), rel=1e-6)
@@ -104,7 +104,7 @@ def test_two_class_train_metrics_are_the_base_figures():
     rng = np.random.default_rng(1)
     p_dog = rng.random(40, dtype=np.float32)
     y = rng.integers(0, 2, 40)
-    metrics = validation_metrics(np.zeros(160), y, np.column_stack([1 - p_dog, p_dog]), ("cats", "dogs"))
+    metrics = validation_metrics(160, y, np.column_stack([1 - p_dog, p_dog]), ("cats", "dogs"))
     base_log_loss = binary_log_loss(y, p_dog)  # the base's log_loss, moved there unchanged
     base_accuracy = float(np.mean((np.asarray(p_dog) > 0.5) == (np.asarray(y) == 1)))
     assert metrics["val_log_loss"] == base_log_loss and metrics["val_accuracy"] == base_accuracy
