@@ -9,6 +9,7 @@ from bench.workspace import PROJECT, bench_params
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import ReorganizeParams
 from tasks.features import Photo, subset_photos
+from tasks.photos.class_list import read_class_list
 from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
 
@@ -58,4 +59,5 @@ def organized_bench_photos(scratch: Path, archive: Path) -> Path:
 def all_photos(organized: Path) -> list[Photo]:
     """Every photo reorganize listed in organized.csv, train then test, as the features stage reads them."""
     index = read_manifest(organized.with_suffix(".csv"))
-    return subset_photos(index, "train", organized) + subset_photos(index, "test", organized)
+    classes = read_class_list(organized.parent / "classes.json").classes  # reorganize writes it beside the index
+    return subset_photos(index, "train", organized, classes) + subset_photos(index, "test", organized, classes)

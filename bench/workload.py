@@ -12,6 +12,7 @@ from tasks.core.params import PhaseParams, TrainParams
 
 # The competition: 25,000 labelled photos (the course moved 2,000 to valid) and 12,500 test photos.
 TRAIN, VALID, TEST = 23_000, 2_000, 12_500
+CLASSES = ("cats", "dogs")  # the competition's two classes, the heads' two outputs
 # The course's epochs: the linear model 3 (on saved predictions), the last layer 2 and the dense layers 3
 # (both by running every photo through the whole network each epoch).
 LINEAR_EPOCHS, LAST_LAYER_EPOCHS, DENSE_EPOCHS = 3, 2, 3
@@ -82,7 +83,9 @@ def head_seconds(vgg, samples: int = HEAD_ROWS) -> dict[str, float]:
         params = TrainParams(
             dataset="full", head=head, optimizer="rmsprop", phases=phases, batch_size=HEAD_BATCH, seed=0
         )
-        return _seconds(lambda: fit_head(x[:trained], targets[:trained], x[trained:], targets[trained:], params, vgg))
+        return _seconds(
+            lambda: fit_head(x[:trained], targets[:trained], x[trained:], targets[trained:], params, vgg, CLASSES)
+        )
 
     def per_photo_epoch(head: str, x: np.ndarray, epochs: int) -> float:
         # Each fit pays a one-off trace and build; the difference of two epoch counts leaves the cost per epoch.

@@ -14,11 +14,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tasks.competition.archive import CLASSES
 from tasks.core.atomic_output import atomic_dir, write_json
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import FeaturesParams, load_params
 from tasks.core.paths import load_paths
+from tasks.photos.class_list import TEST_CLASS, read_class_list
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
 from tasks.photos.undecodable import (
     REPORT_FILE,
@@ -45,7 +45,7 @@ PROGRESS_SECONDS = 5.0
 
 
 class Photo(NamedTuple):
-    """A photo to run: its id, target (0 cat, 1 dog, -1 unknown), file, and the md5 the manifest lists for it."""
+    """A photo to run: its id, target (its class's index in the class list; -1 unknown), file, and its listed md5."""
 
     id: str
     target: int
@@ -53,17 +53,21 @@ class Photo(NamedTuple):
     md5: str
 
 
-def subset_photos(entries: list[PhotoEntry], subset: str, organized: Path) -> list[Photo]:
-    """The photos of one manifest subset, in manifest order (class, then natural order; test by number)."""
-    return [
-        Photo(
-            e.id,
-            UNKNOWN_TARGET if e.class_name == "unknown" else CLASSES.index(e.class_name),
-            organized / e.path,
-            e.md5,
+def photo_target(entry: PhotoEntry, classes: tuple[str, ...]) -> int:
+    """The photo's target: its class's index in classes, or UNKNOWN_TARGET for a test photo."""
+    if entry.class_name == TEST_CLASS:
+        return UNKNOWN_TARGET
+    if entry.class_name not in classes:
+        raise StageError(
+            f"{entry.path} is of class {entry.class_name!r}, which the class list ({', '.join(classes)}) lacks; "
+            "run `dvc repro`, whose reorganize and split write both from the same photos"
         )
-        for e in in_subset(entries, subset)
-    ]
+    return classes.index(entry.class_name)
+
+
+def subset_photos(entries: list[PhotoEntry], subset: str, organized: Path, classes: tuple[str, ...]) -> list[Photo]:
+    """The photos of one manifest subset, in manifest order (class, then natural order; test by number)."""
+    return [Photo(e.id, photo_target(e, classes), organized / e.path, e.md5) for e in in_subset(entries, subset)]
 
 
 def read_checked(photo: Photo, max_bytes: int) -> bytes:
@@ -192,22 +196,23 @@ def precision_record(params: FeaturesParams, conv: ConvRunner) -> dict[str, str]
 
 
 def features(
-    manifest: Path, organized: Path, dest: Path, params: FeaturesParams, max_photo_bytes: int
+    manifest: Path, organized: Path, dest: Path, params: FeaturesParams, max_photo_bytes: int, class_list: Path
 ) -> dict[str, int]:
     """Cache pool5 for train, valid and test under dest, and cut the sample sets from them; return rows per subset.
 
-    A photo file over max_photo_bytes (reorganize.max_photo_bytes) is undecodable: it is never read whole.
+    A photo file over max_photo_bytes (reorganize.max_photo_bytes) is undecodable: it is never read whole. A
+    photo's target is its class's index in class_list (reorganize's classes.json).
     """
     from tasks.vgg.vgg16 import conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
 
-    entries = read_manifest(manifest)
-    photos = {subset: subset_photos(entries, subset, organized) for subset in CONV_SUBSETS}
+    entries, classes = read_manifest(manifest), read_class_list(class_list).classes
+    photos = {subset: subset_photos(entries, subset, organized, classes) for subset in CONV_SUBSETS}
     vgg_conv = conv_base(load_vgg16(params), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
     warning = precision_warning(params.backend, params.precision, conv.precision_used)
     if warning:  # said before the conv pass, which can take an hour
         print(f"features: {warning}", file=sys.stderr, flush=True)
-    report = UndecodableReport(params.max_undecodable)
+    report = UndecodableReport(params.max_undecodable, len(classes))
     with atomic_dir(dest) as out:
         computed = {}
         for subset in CONV_SUBSETS:
@@ -247,6 +252,7 @@ def main() -> None:
         Path(paths.features),
         params.features,
         params.reorganize.max_photo_bytes,
+        Path(paths.classes),
     )
     print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
     undecodable = undecodable_metrics(read_report(Path(paths.features)), CONV_SUBSETS)

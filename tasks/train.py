@@ -28,7 +28,7 @@ METRICS_FILE = "train.json"
 class TrainResult:
     model: object  # keras.Model; typed loosely so this module imports without TensorFlow
     history: pd.DataFrame
-    metrics: dict[str, float]
+    metrics: dict[str, object]  # figures of the whole validation set, then per_class: {class: figures}
 
 
 def make_optimizer(name: str, lr: float):
@@ -79,45 +79,86 @@ def fit_phases(model, x, y, params: TrainParams, loss: str, validation=None, met
     return history
 
 
+def class_metrics(target: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]) -> dict[str, dict]:
+    """Per class, on its own validation photos: accuracy (the share called right), the competition's log loss, count.
+
+    Both use the whole set's rules (log_loss.py) on the class's rows; a class with no photo has no figures (None).
+    """
+    target, figures = np.asarray(target), {}
+    for index, name in enumerate(classes):
+        rows = target == index
+        photos = int(rows.sum())
+        figures[name] = {
+            "accuracy": accuracy(target[rows], probabilities[rows]) if photos else None,
+            "log_loss": log_loss(target[rows], probabilities[rows]) if photos else None,
+            "photos": photos,
+        }
+    return figures
+
+
+def validation_metrics(
+    train_photos: int, y_valid: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]
+) -> dict[str, object]:
+    """metrics/train.json: validation accuracy and log loss over all classes, photo counts, and the same per class."""
+    return {
+        "val_accuracy": accuracy(y_valid, probabilities),
+        "val_log_loss": log_loss(y_valid, probabilities),
+        "train_photos": train_photos,
+        "valid_photos": len(y_valid),
+        "per_class": class_metrics(y_valid, probabilities, classes),
+    }
+
+
 def fit_head(
-    x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, params: TrainParams, vgg
+    x: np.ndarray,
+    y: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    params: TrainParams,
+    vgg,
+    classes: tuple[str, ...],
 ) -> TrainResult:
-    """Build train.head (dense copies vgg's fc1/fc2), fit it, and report validation accuracy and log loss."""
+    """Build train.head with one output per class (dense copies vgg's fc1/fc2), fit it, and score it on validation."""
     from tasks.heads.models import build_head
 
     seed_everything(params.seed)
-    model = build_head(params.head, x.shape[1:], vgg)
+    model = build_head(params.head, x.shape[1:], vgg, len(classes))
     history = fit_phases(model, x, y, params, "sparse_categorical_crossentropy", (x_valid, y_valid), ["accuracy"])
-    p_dog = model.predict(x_valid, batch_size=params.batch_size, verbose=0)[:, 1]
-    metrics = {
-        "val_accuracy": accuracy(y_valid, p_dog),
-        "val_log_loss": log_loss(y_valid, p_dog),
-        "train_photos": len(y),
-        "valid_photos": len(y_valid),
-    }
-    return TrainResult(model, history, metrics)
+    probabilities = model.predict(x_valid, batch_size=params.batch_size, verbose=0)
+    return TrainResult(model, history, validation_metrics(len(y), y_valid, probabilities, classes))
+
+
+def summary(metrics: dict[str, object]) -> str:
+    """The line train prints: the whole set's figures, then each class's accuracy and log loss."""
+    overall = ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if k != "per_class"
+    )
+    per_class = "; ".join(
+        f"{name} {f['photos']} photos"
+        + (f", accuracy {f['accuracy']:.4f}, log loss {f['log_loss']:.4f}" if f["photos"] else "")
+        for name, f in metrics["per_class"].items()
+    )
+    return f"train: {overall}; per class: {per_class}"
 
 
 def main() -> None:
     from tasks.heads.models import inference_copy
 
     params, paths = load_params(), load_paths()
+    classes = read_class_list(Path(paths.classes)).classes
     subsets = list(DATASET_SUBSETS[params.train.dataset])
     for subset in subsets:  # before VGG16 is built and the dense layers run: the targets alone decide
-        targets = read_feature_set(Path(paths.features), subset).targets
-        require_targets_of_each_class(subset, targets, read_class_list(Path(paths.classes)).classes)
+        require_targets_of_each_class(subset, read_feature_set(Path(paths.features), subset).targets, classes)
     data = load_head_data(Path(paths.features), subsets, params.train.head, params.features)
     (train_set, valid_set), (x, x_valid) = data.feature_sets, data.inputs
-    result = fit_head(x, train_set.targets, x_valid, valid_set.targets, params.train, data.vgg)
+    result = fit_head(x, train_set.targets, x_valid, valid_set.targets, params.train, data.vgg, classes)
     metrics_dir = Path(paths.metrics)
-    save_model(inference_copy(result.model), Path(paths.model))
+    save_model(inference_copy(result.model), Path(paths.model), classes)
     with atomic_file(metrics_dir / HISTORY_FILE) as tmp:
         result.history.to_csv(tmp, index=False)
     write_json(metrics_dir / METRICS_FILE, result.metrics)
     record_lineage("train", Path(paths.model), Path(paths.model_lineage), Path(paths.model_run))
-    print(
-        "train: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items())
-    )
+    print(summary(result.metrics))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,27 @@
-"""The heads of train.head, each a small Keras model on what head_inputs gives it; column 1 of its output is P(dog)."""
+"""The heads of train.head, each a small Keras model on what head_inputs gives it, ending in one softmax per class.
+
+Output column i is the probability of class i of the class list (tasks/photos/class_list.py).
+"""
 
 from __future__ import annotations
 
 import keras
 
-
-def _new_top() -> keras.layers.Layer:
-    return keras.layers.Dense(2, activation="softmax", name="cats_dogs")
+OUTPUT_LAYER = "classes"  # the softmax over the class list; its name is in no number, only in the saved config
 
 
-def build_head(head: str, input_shape: tuple[int, ...], vgg: keras.Model) -> keras.Model:
-    """The untrained head: linear/last_layer a new Dense(2); dense fc1+fc2 from vgg plus it; conv pooling plus it."""
+def _new_top(class_count: int) -> keras.layers.Layer:
+    return keras.layers.Dense(class_count, activation="softmax", name=OUTPUT_LAYER)
+
+
+def build_head(head: str, input_shape: tuple[int, ...], vgg: keras.Model, class_count: int) -> keras.Model:
+    """The untrained head: Dense(class_count, softmax) alone (linear, last_layer), after fc1+fc2 (dense) or pooling."""
     inputs = keras.Input(input_shape, name="features")
     if head in ("linear", "last_layer"):
-        return keras.Model(inputs, _new_top()(inputs), name=head)
+        return keras.Model(inputs, _new_top(class_count)(inputs), name=head)
     if head == "conv":
-        return keras.Model(inputs, _new_top()(keras.layers.GlobalAveragePooling2D()(inputs)), name=head)
+        pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+        return keras.Model(inputs, _new_top(class_count)(pooled), name=head)
     if head != "dense":
         raise ValueError(f"unknown head {head!r}")
     x = keras.layers.Flatten(name="flatten")(inputs)
@@ -25,7 +31,7 @@ def build_head(head: str, input_shape: tuple[int, ...], vgg: keras.Model) -> ker
         layer = keras.layers.Dense(source.units, activation="relu", name=name)
         x = layer(x)
         layer.set_weights([w.copy() for w in source.get_weights()])
-    return keras.Model(inputs, _new_top()(x), name=head)
+    return keras.Model(inputs, _new_top(class_count)(x), name=head)
 
 
 def inference_copy(model: keras.Model) -> keras.Model:

@@ -1,4 +1,4 @@
-"""Undecodable photos: train and valid ones are left out and listed, test ones keep their row with a fallback P(dog)."""
+"""Undecodable photos: train and valid ones are left out and listed; test ones keep their row, at 1/N per class."""
 
 from __future__ import annotations
 
@@ -15,14 +15,25 @@ from tasks.vgg.preprocess import CAFFE_BGR_MEANS
 
 REPORT_FILE = "undecodable.csv"
 REPORT_COLUMNS = ["subset", "id", "path", "reason", "action"]
-# The submission needs a row per test id, so an undecodable test photo gets the answer that costs least
-# when nothing is known: P(dog) = 0.5 costs log 2 = 0.69 whatever the truth, never a confident mistake.
-UNDECODABLE_P_DOG = 0.5
 # Subsets whose photos have a target: an undecodable one there is left out, as nothing can be learnt from it.
 LEFT_OUT_SUBSETS = ("train", "valid")
 _COPY_ROWS = 256  # rows copied at a time when a cache is compacted, so a big cache never sits in memory
 # The ImageNet mean colour: after caffe preprocessing a blank frame is all zeros, the most neutral input.
 _MEAN_RGB = np.rint(CAFFE_BGR_MEANS[::-1]).astype(np.uint8)
+
+
+def uniform_probability(class_count: int) -> float:
+    """What an undecodable test photo gets for each class: 1/N (0.5 of two).
+
+    The submission needs a row per test id, and when nothing is known the uniform answer costs least: log N
+    (0.69 for two classes) whatever the truth, never a confident mistake.
+    """
+    return 1 / class_count
+
+
+def fallback_action(class_count: int) -> str:
+    """The report's action for an undecodable test photo: kept, at the uniform probability."""
+    return f"P = 1/{class_count} for every class"
 
 
 def blank_frame(size: int) -> np.ndarray:
@@ -53,8 +64,8 @@ def _keep_rows(cache: np.ndarray, path: Path, keep: list[int]) -> np.ndarray:
 class UndecodableReport:
     """Collects undecodable photos per subset and enforces features.max_undecodable on train + valid."""
 
-    def __init__(self, max_undecodable: int) -> None:
-        self.max_undecodable = max_undecodable
+    def __init__(self, max_undecodable: int, class_count: int) -> None:
+        self.max_undecodable, self.class_count = max_undecodable, class_count
         self.entries: list[dict[str, str]] = []
 
     def left_out(self, subset: str, photo_id: str) -> bool:
@@ -64,7 +75,7 @@ class UndecodableReport:
     def apply(self, subset: str, rows: list, undecodable: dict[int, str], cache: np.ndarray, path: Path):
         """Record subset's undecodable rows; drop them from rows and the cache at path unless subset is test."""
         leave_out = subset in LEFT_OUT_SUBSETS
-        action = "left out" if leave_out else f"P(dog) = {UNDECODABLE_P_DOG}"
+        action = "left out" if leave_out else fallback_action(self.class_count)
         for index, reason in sorted(undecodable.items()):
             photo_id, photo = rows[index].id, rows[index].path
             self.entries.append(

@@ -1,4 +1,4 @@
-"""The lesson's five views of the validation set: PNG grids of photos, each titled with its true class and P(dog)."""
+"""The lesson's five views of the validation set: PNG grids of photos, each titled with its true class and the call."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps
 
+from tasks.competition.log_loss import predicted_classes
 from tasks.core.atomic_output import atomic_file
 from tasks.photos.decode import eight_bit
 
@@ -20,7 +21,7 @@ DPI = 80
 CELL_INCHES = CELL_PIXELS / DPI
 LETTERBOX = (236, 236, 236)  # the bars beside a photo that is not square: light, so the photo stands out
 GROUP_FACE = ("#f4f6fa", "#faf6f0")  # alternate panel shades, so where one class ends and the next begins shows
-CLASS_WORDS = (("cat", "cats"), ("dog", "dogs"))  # (singular, plural) by target
+NAME_CHARS = 22  # a class name in a cell title is cut to this, so a breed name stays inside its 200-pixel cell
 
 
 class Group(NamedTuple):
@@ -30,14 +31,28 @@ class Group(NamedTuple):
     rows: list[int]
 
 
+def confidence(probabilities: np.ndarray) -> np.ndarray:
+    """How sure each call is: the called class's probability, for two classes P(class 1)'s distance from 0.5.
+
+    Two classes are called on column 1 alone (log_loss.predicted_classes), so that column ranks them too.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.shape[1] == 2:
+        return np.abs(p[:, 1] - 0.5)
+    return p[np.arange(len(p)), predicted_classes(p)]
+
+
 def choose_views(
-    target: np.ndarray, p_dog: np.ndarray, tiles: int = TILES, seed: int = VIEW_SEED
+    target: np.ndarray, probabilities: np.ndarray, tiles: int = TILES, seed: int = VIEW_SEED
 ) -> dict[str, list[int]]:
-    """Row numbers for each view; a view shows fewer (even none) when fewer photos qualify."""
-    dog = np.asarray(target) == 1
-    p = np.asarray(p_dog, dtype=np.float64)
-    correct = (p > 0.5) == dog  # the same rule as the accuracy metric
-    confidence = np.abs(p - 0.5)  # how far from a coin toss the predicted class is
+    """Row numbers for each view; a view shows fewer (even none) when fewer photos qualify.
+
+    probabilities holds a row per photo and a column per class; the two `confident` views take up to tiles
+    photos of each class, in class order.
+    """
+    target = np.asarray(target)
+    correct = predicted_classes(probabilities) == target  # the same rule as the accuracy metric
+    sure = confidence(probabilities)
     rng = np.random.default_rng(seed)
 
     def at_random(mask: np.ndarray) -> list[int]:
@@ -48,38 +63,67 @@ def choose_views(
         rows = np.flatnonzero(mask)
         return rows[np.argsort(key[rows], kind="stable")][:tiles].tolist()
 
+    classes = range(np.shape(probabilities)[1])
     return {
         "random_correct": at_random(correct),
         "random_incorrect": at_random(~correct),
-        "confident_correct": ranked(correct & ~dog, -confidence) + ranked(correct & dog, -confidence),
-        "confident_incorrect": ranked(~correct & ~dog, -confidence) + ranked(~correct & dog, -confidence),
-        "uncertain": ranked(np.ones_like(dog), confidence),
+        "confident_correct": [r for c in classes for r in ranked(correct & (target == c), -sure)],
+        "confident_incorrect": [r for c in classes for r in ranked(~correct & (target == c), -sure)],
+        "uncertain": ranked(np.ones_like(correct), sure),
     }
 
 
-def view_groups(view: str, rows: list[int], target: np.ndarray, p_dog: np.ndarray) -> tuple[str, list[Group]]:
+def view_groups(
+    view: str, rows: list[int], target: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]
+) -> tuple[str, list[Group]]:
     """A view's title and its panels: one per class for the two `confident` views, else one for the whole view.
 
     Each heading says how many validation photos qualify, so "4 shown" reads against "of 37".
     """
-    dog = np.asarray(target) == 1
-    correct = (np.asarray(p_dog, dtype=np.float64) > 0.5) == dog
+    target = np.asarray(target)
+    called = predicted_classes(probabilities)
+    correct = called == target
+    two = len(classes) == 2
     if view in ("random_correct", "random_incorrect"):
         word = view.removeprefix("random_")
         qualify = int((correct if word == "correct" else ~correct).sum())
         return f"{word}, at random", [Group(_heading(f"{word} photos", len(rows), qualify, "at random"), rows)]
     if view == "uncertain":
-        heading = _heading("all photos", len(rows), len(dog), "nearest a coin toss first")
-        return "most uncertain: P(dog) nearest 0.5", [Group(heading, rows)]
+        if two:
+            heading = _heading("all photos", len(rows), len(target), "nearest a coin toss first")
+            return f"most uncertain: P({classes[1]}) nearest 0.5", [Group(heading, rows)]
+        heading = _heading("all photos", len(rows), len(target), "least sure first")
+        return "most uncertain: the called class's probability lowest", [Group(heading, rows)]
     right = view == "confident_correct"
     groups = []
-    for cls, (_, many) in enumerate(CLASS_WORDS):
-        called = CLASS_WORDS[cls if right else 1 - cls][0]
-        qualify = int(((dog == bool(cls)) & (correct if right else ~correct)).sum())
-        order = f"surest first (P(dog) nearest {0 if called == 'cat' else 1})"
+    for cls, name in enumerate(classes):
+        called = cls if right else 1 - cls  # the class these photos were called, when two classes tell it
+        other = name if right else classes[called] if two else "another class"
+        if two:
+            order = f"surest first (P({classes[1]}) nearest {called})"
+        else:
+            order = "surest first (the called class's probability highest)"
+        qualify = int(((target == cls) & (correct if right else ~correct)).sum())
         shown = [r for r in rows if int(target[r]) == cls]
-        groups.append(Group(_heading(f"{many} called {called}", len(shown), qualify, order), shown))
+        groups.append(Group(_heading(f"{name} called {other}", len(shown), qualify, order), shown))
     return f"most confident {'correct' if right else 'incorrect'}, by true class", groups
+
+
+def cell_title(probabilities: np.ndarray, target: int, classes: tuple[str, ...]) -> str:
+    """A photo's title from its row of probabilities: its true class, the class called and how sure.
+
+    Two classes show P(class 1), the figure the submission holds; more show the called class's probability.
+    """
+    called = int(predicted_classes(np.asarray(probabilities)[None])[0])
+    true, call = _short(classes[target]), _short(classes[called])
+    if len(classes) == 2:
+        return f"{true}, P({_short(classes[1])}) {probabilities[1]:.3f}\ncalled {call}"
+    return f"{true}\ncalled {call}, P {probabilities[called]:.3f}"
+
+
+def _short(name: str) -> str:
+    """name, cut to NAME_CHARS characters with an ellipsis when longer."""
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "\u2026"
 
 
 def _heading(what: str, shown: int, qualify: int, order: str) -> str:
@@ -95,23 +139,20 @@ def letterboxed(path: str | Path, pixels: int = CELL_PIXELS) -> np.ndarray:
         return np.asarray(ImageOps.pad(rgb, (pixels, pixels), Image.Resampling.LANCZOS, color=LETTERBOX))
 
 
-def _draw_photo(axes, path: str, p_dog: float, target: int) -> None:
-    """One cell: the letterboxed photo, titled with its true class and P(dog), its file name under it."""
+def _draw_photo(axes, path: str, title: str, correct: bool) -> None:
+    """One cell: the letterboxed photo under its title (true class, call, probability), its file name under it."""
     axes.imshow(letterboxed(path), interpolation="nearest")
     axes.set_xticks([])
     axes.set_yticks([])
     for side in axes.spines.values():
         side.set_color("#b0b0b0")
-    called = int(p_dog > 0.5)  # the same rule as the accuracy metric
-    colour = "#1b5e20" if called == target else "#b71c1c"  # a cue only: the words say it too
-    axes.set_title(
-        f"{CLASS_WORDS[target][0]}, P(dog) {p_dog:.3f}\ncalled {CLASS_WORDS[called][0]}", fontsize=10, color=colour
-    )
+    colour = "#1b5e20" if correct else "#b71c1c"  # a cue only: the words say it too
+    axes.set_title(title, fontsize=10, color=colour)
     axes.set_xlabel(Path(path).name, fontsize=8, color="#555555")
 
 
-def draw_grid(groups: list[Group], title: str, photos: dict[int, tuple[str, float, int]], dest: Path) -> int:
-    """Write a PNG of groups (panels of photos: row -> (path, P(dog), target)) to dest; return the photos drawn."""
+def draw_grid(groups: list[Group], title: str, photos: dict[int, tuple[str, str, bool]], dest: Path) -> int:
+    """Write a PNG of groups (panels of photos: row -> (path, cell title, correct)) to dest; return the photos drawn."""
     from matplotlib.figure import Figure  # a bare Figure renders with Agg: no display, no global backend switch
 
     # Inches per panel: rows of cells (photo, two-line title, file name) under a heading; an empty panel a note.
@@ -138,12 +179,16 @@ def draw_grid(groups: list[Group], title: str, photos: dict[int, tuple[str, floa
     return sum(len(g.rows) for g in groups)
 
 
-def write_views(paths: list[str], target: np.ndarray, p_dog: np.ndarray, folder: Path) -> dict[str, int]:
-    """Write folder/<view>.png for the five views; return the photos in each."""
-    chosen = choose_views(target, p_dog)
+def write_views(
+    paths: list[str], target: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...], folder: Path
+) -> dict[str, int]:
+    """Write folder/<view>.png for the five views (probabilities: a row per photo, a column per class); return the
+    photos in each."""
+    chosen = choose_views(target, probabilities)
+    correct = predicted_classes(probabilities) == np.asarray(target)
     tiles = {}
     for view, rows in chosen.items():
-        title, groups = view_groups(view, rows, target, p_dog)
-        photos = {r: (paths[r], float(p_dog[r]), int(target[r])) for r in rows}
+        title, groups = view_groups(view, rows, target, probabilities, classes)
+        photos = {r: (paths[r], cell_title(probabilities[r], int(target[r]), classes), bool(correct[r])) for r in rows}
         tiles[view] = draw_grid(groups, title, photos, folder / f"{view}.png")
     return tiles

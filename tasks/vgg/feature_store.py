@@ -15,7 +15,7 @@ INDEX_FILE = "index.csv"
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """One subset's features, row-aligned with its ids, targets (0 cat, 1 dog, -1 unknown) and photo paths."""
+    """One subset's features, row-aligned with its ids, targets (class indexes; -1 unknown) and photo paths."""
 
     ids: list[str]
     targets: np.ndarray

@@ -202,13 +202,14 @@ def test_broken_train_photos_are_left_out_and_test_ids_kept(broken_photos: Path)
         root / "features",
         features_params(batch_size=4, max_undecodable=2),
         reorganize_params().max_photo_bytes,
+        root / "classes.json",
     )
     report = read_report(root / "features")
     left_out = report[report["action"] == "left out"]
     assert sorted(left_out["id"]) == ["cat.1", "dog.2"]
     assert set(left_out["subset"]) <= {"train", "valid"}
     assert left_out["reason"].str.contains("truncated|cannot identify").all()
-    assert report[report["subset"] == "test"][["id", "action"]].values.tolist() == [["2", "P(dog) = 0.5"]]
+    assert report[report["subset"] == "test"][["id", "action"]].values.tolist() == [["2", "P = 1/2 for every class"]]
     assert undecodable_ids(report, "test") == ["2"]
     metrics = undecodable_metrics(report, ("train", "valid", "test"))
     assert set(metrics) == {"train_undecodable", "valid_undecodable", "test_undecodable"}
@@ -245,24 +246,34 @@ def test_too_many_broken_photos_fail_the_stage_and_keep_nothing(broken_photos: P
             root / "strict",
             features_params(batch_size=4, max_undecodable=1),
             reorganize_params().max_photo_bytes,
+            root / "classes.json",
         )
     assert not [p for p in root.iterdir() if "strict" in p.name]
 
 
 def test_an_undecodable_test_photo_gets_half_and_stays_in_the_submission():
+    two = ("cats", "dogs")
+    p_test = np.array([[0.1, 0.9], [np.nan, np.nan], [0.9, 0.1]])
     _, test = prediction_frames(
-        ["cat.1"], np.array([0]), np.array([0.2]), ["1", "2", "3"], np.array([0.9, np.nan, 0.1]), frozenset({"2"})
+        ["cat.1"], np.array([0]), np.array([[0.8, 0.2]]), ["1", "2", "3"], p_test, two, frozenset({"2"})
     )
-    assert test["p_dog"].tolist() == [0.9, 0.5, 0.1] and test["undecodable"].tolist() == [False, True, False]
-    written = pd.read_csv(io.StringIO(test.to_csv(index=False)))  # as clip and submit read it back
-    assert undecodable_test_ids(written) == [2]
+    assert test["p_dogs"].tolist() == [0.9, 0.5, 0.1] and test["p_cats"].tolist() == [0.1, 0.5, 0.9]
+    assert test["undecodable"].tolist() == [False, True, False]
+    written = pd.read_csv(io.StringIO(test.to_csv(index=False)), dtype={"id": str})  # as clip and submit read it back
+    assert undecodable_test_ids(written) == ["2"]
     dogs_vs_cats = ClassList(("cats", "dogs"), submission_layout(("cats", "dogs"), ["id", "label"], "sample.csv"))
     submission = submission_frame(written, dogs_vs_cats, (0.05, 0.95))
     validate_submission(submission, {"1", "2", "3"}, ("id", "label"))
     assert submission["label"].tolist() == [0.9, 0.5, 0.1]
     with pytest.raises(StageError, match="1 non-finite test predictions"):  # a NaN on a decoded photo still fails
         prediction_frames(
-            ["cat.1"], np.array([0]), np.array([0.2]), ["1", "2"], np.array([np.nan, 0.5]), frozenset({"2"})
+            ["cat.1"],
+            np.array([0]),
+            np.array([[0.8, 0.2]]),
+            ["1", "2"],
+            np.array([[np.nan, 1.0], [0.5, 0.5]]),
+            two,
+            frozenset({"2"}),
         )
 
 
@@ -326,6 +337,7 @@ def test_features_refuses_a_photo_that_is_not_the_one_the_manifest_lists(tmp_pat
             tmp_path / "features",
             features_params(batch_size=2),
             reorganize_params().max_photo_bytes,
+            tmp_path / "classes.json",
         )
     assert "dog.2.jpg" in str(refused.value)
     assert not [p for p in tmp_path.iterdir() if "features" in p.name]

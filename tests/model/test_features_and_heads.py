@@ -27,6 +27,7 @@ def feature_root(tmp_path_factory) -> Path:
         root / "features",
         features_params(weights="none", seed=0, batch_size=5),
         reorganize_params().max_photo_bytes,
+        root / "classes.json",
     )
     return root
 
@@ -57,7 +58,7 @@ def test_at_image_size_32_pool5_is_1x1_and_the_dense_tail_still_gives_probabilit
     assert probabilities.shape == (2, 1000)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
     assert (probabilities.max(axis=1) > 0.01).all()  # the scaled random top, not a flat one (max ~0.0015)
-    assert build_head("dense", pool5.shape[1:], vgg).predict_on_batch(pool5).shape == (2, 2)  # fc1 follows the size
+    assert build_head("dense", pool5.shape[1:], vgg, 2).predict_on_batch(pool5).shape == (2, 2)  # fc1 follows the size
 
 
 def test_a_missing_weights_file_is_explained():
@@ -120,21 +121,28 @@ def test_linear_head_learns_and_is_reproducible(feature_root: Path):
     assert x.shape == (12, 1000)
     np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-4)
     params = train_params(head="linear", phases=(PhaseParams(lr=0.1, epochs=2),), batch_size=4, seed=0)
-    first = fit_head(x, train.targets, x_valid, valid.targets, params, vgg)
-    second = fit_head(x, train.targets, x_valid, valid.targets, params, vgg)
+    first = fit_head(x, train.targets, x_valid, valid.targets, params, vgg, ("cats", "dogs"))
+    second = fit_head(x, train.targets, x_valid, valid.targets, params, vgg, ("cats", "dogs"))
     np.testing.assert_array_equal(first.model.predict(x_valid, verbose=0), second.model.predict(x_valid, verbose=0))
     assert list(first.history.columns) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "learning_rate"]
-    assert set(first.metrics) >= {"val_accuracy", "val_log_loss"}
+    assert set(first.metrics) >= {"val_accuracy", "val_log_loss", "per_class"}
+    assert first.metrics["per_class"]["cats"]["photos"] + first.metrics["per_class"]["dogs"]["photos"] == 4
 
 
 def test_predictions_are_in_id_order_and_must_be_finite():
+    two = ("cats", "dogs")
     valid, test = prediction_frames(
-        ["cat.1", "dog.2"], np.array([0, 1]), np.array([0.2, 0.9]), ["10", "2", "1"], np.array([0.1, 0.2, 0.3])
+        ["cat.1", "dog.2"], np.array([0, 1]), p([0.2, 0.9]), ["10", "2", "1"], p([0.1, 0.2, 0.3]), two
     )
-    assert test["id"].tolist() == [1, 2, 10] and test["p_dog"].tolist() == [0.3, 0.2, 0.1]
+    assert test["id"].tolist() == ["1", "2", "10"] and test["p_dogs"].tolist() == [0.3, 0.2, 0.1]
     assert valid["target"].tolist() == [0, 1]
     with pytest.raises(StageError, match="1 non-finite test predictions"):
-        prediction_frames(["cat.1"], np.array([0]), np.array([0.2]), ["1", "2"], np.array([0.5, np.nan]))
+        prediction_frames(["cat.1"], np.array([0]), p([0.2]), ["1", "2"], np.array([[0.5, 0.5], [0.5, np.nan]]), two)
+
+
+def p(p_class_1: list[float]) -> np.ndarray:
+    """A two-class probability table from P(class 1)."""
+    return np.column_stack([1 - np.asarray(p_class_1), p_class_1])
 
 
 def test_a_local_weights_file_loads_the_same_network(tmp_path: Path):

@@ -12,6 +12,7 @@ from tasks.vgg.feature_store import read_feature_set
 from tests.support.params import features_params, reorganize_params, train_params
 from tests.support.photos import organized_photos, split_photos
 
+CLASSES = ("cats", "dogs")  # the synthetic competition's
 # Settings that learn from 16 photos of random-network features; the lesson's RMSprop 0.1 overshoots here.
 HEAD_PARAMS = {
     head: train_params(head=head, optimizer="adam", phases=(PhaseParams(lr=0.01, epochs=10),), batch_size=8)
@@ -35,7 +36,7 @@ def cached(tmp_path_factory) -> tuple[Path, object]:
     organized = organized_photos(root, per_class=12, test_count=1, seed=3)
     manifest = split_photos(root, SplitParams(seed=0, valid_size=8, sample_train_size=4, sample_valid_size=2))
     params = features_params(weights="none", seed=0, batch_size=8)
-    features(manifest, organized, root / "features", params, reorganize_params().max_photo_bytes)
+    features(manifest, organized, root / "features", params, reorganize_params().max_photo_bytes, root / "classes.json")
     return root / "features", load_vgg16(params)
 
 
@@ -45,7 +46,7 @@ def fit(cached, params: TrainParams):
     root, vgg = cached
     train, valid = read_feature_set(root, "train"), read_feature_set(root, "valid")
     x, x_valid = head_inputs(params.head, [train, valid], vgg)
-    return fit_head(x, train.targets, x_valid, valid.targets, params, vgg), x_valid
+    return fit_head(x, train.targets, x_valid, valid.targets, params, vgg, CLASSES), x_valid
 
 
 @pytest.mark.parametrize("head", list(HEAD_PARAMS))
@@ -118,6 +119,7 @@ def test_another_cut_trains_the_conv_head(tmp_path):
         tmp_path / "features",
         features_params(weights="none", seed=0, batch_size=4, layer="block2_pool"),
         reorganize_params().max_photo_bytes,
+        tmp_path / "classes.json",
     )
     train, valid = read_feature_set(tmp_path / "features", "train"), read_feature_set(tmp_path / "features", "valid")
     assert (
@@ -126,7 +128,7 @@ def test_another_cut_trains_the_conv_head(tmp_path):
     )
     x, x_valid = head_inputs("conv", [train, valid], None)
     params = train_params(head="conv", phases=(PhaseParams(lr=0.1, epochs=1),))
-    result = fit_head(x, train.targets, x_valid, valid.targets, params, None)
+    result = fit_head(x, train.targets, x_valid, valid.targets, params, None, CLASSES)
     assert result.model.input_shape == (None, 56, 56, 128)
 
 
@@ -147,3 +149,49 @@ def test_warm_up_recovers_a_known_line_with_sgd():
     np.testing.assert_allclose(kernel[:, 0], [2.0, 3.0], atol=0.05)
     np.testing.assert_allclose(bias, [1.0], atol=0.05)
     assert history["loss"].iloc[-1] < 1e-3 < history["loss"].iloc[0]
+
+
+THREE = ("birds", "cats", "dogs")
+# train.head -> the shape of one photo's input at image_size 32 (pool5 1x1x512), where fc1 is 512x4096: lean.
+THREE_CLASS_INPUTS = {"linear": (1000,), "last_layer": (4096,), "dense": (1, 1, 512), "conv": (1, 1, 512)}
+
+
+@pytest.fixture(scope="module")
+def small_vgg():
+    """A seeded random VGG16 at 32x32, whose fc1 and fc2 the dense head starts from."""
+    from tasks.vgg.vgg16 import load_vgg16
+
+    return load_vgg16(features_params(weights="none", seed=0, image_size=32))
+
+
+def three_class_features(shape: tuple[int, ...], per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """per_class rows of each of three classes: noise around a mean of each class's own, in the head's input shape."""
+    rng = np.random.default_rng(seed)
+    means = np.random.default_rng(99).random((3, *shape)).astype(np.float32)
+    y = np.repeat(np.arange(3), per_class)
+    x = means[y] + rng.normal(0, 0.05, (len(y), *shape)).astype(np.float32)
+    return x, y
+
+
+@pytest.mark.parametrize("head", list(THREE_CLASS_INPUTS))
+def test_each_head_fits_three_classes_and_names_them_in_its_file(small_vgg, head, tmp_path):
+    import keras
+
+    from tasks.heads.model_file import save_model, saved_classes
+    from tasks.heads.models import inference_copy
+    from tasks.train import fit_head
+
+    x, y = three_class_features(THREE_CLASS_INPUTS[head], 6, seed=0)
+    x_valid, y_valid = three_class_features(THREE_CLASS_INPUTS[head], 3, seed=1)
+    lr = 1e-4 if head == "dense" else 0.01  # fc1 and fc2 are VGG16's: small steps
+    params = train_params(head=head, optimizer="adam", phases=(PhaseParams(lr=lr, epochs=8),), batch_size=6)
+    result = fit_head(x, y, x_valid, y_valid, params, small_vgg, THREE)
+    p = result.model.predict(x_valid, verbose=0)
+    assert p.shape == (9, 3) and result.model.output_shape == (None, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert result.model.get_layer("classes").units == 3
+    assert result.metrics["val_accuracy"] > 0.5, result.metrics  # chance is 1/3
+    assert {name: f["photos"] for name, f in result.metrics["per_class"].items()} == dict.fromkeys(THREE, 3)
+    save_model(inference_copy(result.model), tmp_path / "head.keras", THREE)
+    assert saved_classes(tmp_path / "head.keras") == THREE
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "head.keras").predict(x_valid, verbose=0), p)

@@ -29,7 +29,14 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
     organized_photos(tmp_path, per_class=3, test_count=1)
     split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2))
     write_paths(
-        tmp_path, {"organized": "organized", "split": "split.csv", "features": "features", "metrics": "metrics"}
+        tmp_path,
+        {
+            "organized": "organized",
+            "classes": "classes.json",
+            "split": "split.csv",
+            "features": "features",
+            "metrics": "metrics",
+        },
     )
     params = merged(
         yaml.safe_load((PROJECT / "params.yaml").read_text()), {"features": SMALL | {"precision": "mixed_bfloat16"}}
@@ -50,7 +57,12 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
 
     # The features are float32's: the same stage asked for float32 on this machine gives them (float16 storage).
     features(
-        tmp_path / "split.csv", tmp_path / "organized", tmp_path / "float32", features_params(**SMALL), PHOTO_LIMIT
+        tmp_path / "split.csv",
+        tmp_path / "organized",
+        tmp_path / "float32",
+        features_params(**SMALL),
+        PHOTO_LIMIT,
+        tmp_path / "classes.json",
     )
     emulated = read_feature_set(tmp_path / "features", "train").features.astype(np.float32)
     native = read_feature_set(tmp_path / "float32", "train").features.astype(np.float32)
@@ -65,6 +77,7 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
         here,
         features_params(**SMALL, precision="mixed_bfloat16"),
         PHOTO_LIMIT,
+        tmp_path / "classes.json",
     )
     used = json.loads((here / PRECISION_FILE).read_text())["precision_used"]
     assert used == ("mixed_bfloat16" if openvino_runs_bf16(cpu_flags()) else "float32")

@@ -64,7 +64,7 @@ def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
         "first_layer_filters",
     ]:
         assert f"metrics_{image}.png" in page
-    assert '"actual": "cat"' in page and "val_accuracy" in page
+    assert '"actual": "cats"' in page and "val_accuracy" in page
 
     # Switching heads reruns train and what follows, never features.
     features_before = (workspace / "data/features/train/pool5.npy").stat().st_mtime_ns

@@ -24,16 +24,18 @@ HISTORY = pd.DataFrame(
     }
 )
 COUNTS = {("cat", "cat"): 7, ("cat", "dog"): 2, ("dog", "cat"): 0, ("dog", "dog"): 6}
+# Three classes, as predict writes them (class names); no photo is called birds, so that column is all imputed zeros.
+COUNTS_3 = {("birds", "cats"): 2, ("cats", "cats"): 5, ("cats", "dogs"): 1, ("dogs", "dogs"): 4}
 VEGA_PLOTS = {"loss", "accuracy", "learning_rate", "confusion_matrix"}
 
 
-def plot_workspace(root: Path) -> Path:
+def plot_workspace(root: Path, counts: dict[tuple[str, str], int] = COUNTS) -> Path:
     """A copy of the project with the two CSVs the Vega plots read and a small picture for each image plot."""
     workspace = make_workspace(root)
     metrics = workspace / "metrics"
     metrics.mkdir()
     HISTORY.to_csv(metrics / "train_history.csv", index=False)
-    rows = [pair for pair, n in COUNTS.items() for _ in range(n)]
+    rows = [pair for pair, n in counts.items() for _ in range(n)]
     pd.DataFrame(rows, columns=["actual", "predicted"]).to_csv(metrics / "confusion.csv", index=False)
     for spec in read_project(workspace).stages.values():
         for picture in (p for p in spec.plots if p.endswith(".png")):
@@ -75,3 +77,14 @@ def test_the_plot_page_draws_every_plot_once_with_no_network(tmp_path: Path):
     # DVC's own page, which loads the libraries from a CDN, draws nothing here: the browser really had no network.
     dvc(workspace, "plots", "show", "-o", "cdn_page")
     assert all(plot.svgs == 0 for plot in draw(workspace / "cdn_page" / "index.html", tmp_path / "cdn").plots.values())
+
+
+def test_the_confusion_matrix_of_three_classes_is_three_by_three_with_their_names(tmp_path: Path):
+    workspace = plot_workspace(tmp_path / "ws", COUNTS_3)
+    run_tool([sys.executable, "-m", "tasks.plots.offline_page"], workspace)
+    drawn = draw(workspace / "dvc_plots" / "index.html", tmp_path / "browser")
+    assert drawn.console == []
+    confusion = drawn.plots["confusion_matrix"]
+    assert confusion.items["mark-rect"] == 9  # every (actual, predicted) pair, those with no photo too
+    assert sorted(confusion.texts["role-mark"], key=int) == ["0"] * 5 + ["1", "2", "4", "5"]
+    assert set(confusion.texts["role-axis-label"]) >= {"birds", "cats", "dogs"}

@@ -103,11 +103,14 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
         SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1),
     )
     params = features_params(weights="none", seed=0, image_size=224, batch_size=2, backend="onnxruntime")
-    features(tmp_path / "split.csv", organized, tmp_path / "features", params, reorganize_params().max_photo_bytes)
+    classes = organized.parent / "classes.json"
+    features(
+        tmp_path / "split.csv", organized, tmp_path / "features", params, reorganize_params().max_photo_bytes, classes
+    )
     recorded = json.loads((tmp_path / "features" / PRECISION_FILE).read_text())
     assert recorded == {"backend": "onnxruntime", "precision": "float32", "precision_used": "float32"}
     train = read_feature_set(tmp_path / "features", "train")
-    rows = [p.path for p in subset_photos(read_manifest(tmp_path / "split.csv"), "train", organized)]
+    rows = [p.path for p in subset_photos(read_manifest(tmp_path / "split.csv"), "train", organized, ("cats", "dogs"))]
     decoded = np.stack([load_photo(p, params.image_size) for p in rows])
     expected = make_conv_runner(conv, "keras", "float32", xla=False)(caffe_preprocess(decoded))  # same seed
     # float16 storage rounds to 2^-11 relative, far above the backends' own difference

@@ -63,6 +63,26 @@ def test_photos_that_are_not_8bit_decode_to_their_pixels_not_a_blank_frame(name:
     assert decoded[0, 0, 0] <= 1 and decoded[-1, -1, 0] >= 254  # the full range: black top left, white bottom right
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_grayscale_photo_decodes_to_three_equal_channels_of_its_pixels(fmt: str):
+    """The CT-scan case: single-channel 8-bit photos (mode L) are as welcome as colour ones."""
+    gray = Image.fromarray(np.rint(GRADIENT * 255).astype(np.uint8))
+    assert gray.mode == "L"
+    decoded = load_photo(io.BytesIO(encoded(gray, fmt)), SIZE).astype(int)
+    assert decoded.shape == (SIZE, SIZE, 3) and decoded.dtype == int
+    np.testing.assert_array_equal(decoded[..., 0], decoded[..., 1])
+    np.testing.assert_array_equal(decoded[..., 0], decoded[..., 2])
+    np.testing.assert_allclose(decoded[..., 0], _expected_8bit(GRADIENT), atol=3 if fmt == "JPEG" else 0)
+
+
+@pytest.mark.parametrize("size", [(3000, 7), (5, 2000), (1, 1)])
+def test_photos_of_any_size_and_aspect_ratio_decode_to_the_square_input(size: tuple[int, int]):
+    photo = Image.fromarray(photo_pixels(0, size))  # size: (width, height)
+    assert photo.size == size
+    decoded = load_photo(io.BytesIO(encoded(photo, "PNG")), SIZE)
+    assert decoded.shape == (SIZE, SIZE, 3) and decoded.dtype == np.uint8
+
+
 def test_a_dark_16bit_photo_stays_dark_its_type_range_is_used_not_its_own():
     dark = np.rint(GRADIENT * 4095).astype(np.uint16)  # 12 bits used of 16: a photo exposed 4 stops under
     decoded = load_photo(io.BytesIO(encoded(Image.fromarray(dark), "PNG")), SIZE).astype(int)

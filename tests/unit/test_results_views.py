@@ -3,22 +3,51 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from tasks.clip import AUTO_BOUNDS, auto_bounds, clip_metrics, resolve_bounds
 from tasks.competition.log_loss import binary_log_loss
-from tasks.photos.validation_views import LETTERBOX, VIEWS, Group, choose_views, letterboxed, view_groups, write_views
+from tasks.photos.validation_views import (
+    LETTERBOX,
+    VIEWS,
+    Group,
+    cell_title,
+    choose_views,
+    letterboxed,
+    view_groups,
+    write_views,
+)
 from tasks.predict import confusion_frame
 from tasks.vgg.filter_grid import filter_images, write_filter_grid
 
 # Ten validation photos: 5 cats (0) then 5 dogs (1); two confident mistakes (rows 1 and 8), one near-coin-toss (row 4).
 TARGET = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
 P_DOG = np.array([0.10, 0.97, 0.02, 0.30, 0.51, 0.80, 0.99, 0.60, 0.01, 0.49])
+PROBABILITIES = np.column_stack([1 - P_DOG, P_DOG])  # what the head gives: a column per class
+CLASSES = ("cats", "dogs")
+# Nine photos of three classes, three each. Called wrong: row 1 (birds as cats), row 4 (cats as birds) and row 8
+# (dogs as birds, surest of all); row 6 is the nearest a three-way tie.
+TARGET_3 = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+PROBABILITIES_3 = np.array(
+    [
+        [0.80, 0.10, 0.10],
+        [0.20, 0.70, 0.10],
+        [0.60, 0.30, 0.10],
+        [0.05, 0.90, 0.05],
+        [0.50, 0.40, 0.10],
+        [0.10, 0.55, 0.35],
+        [0.30, 0.30, 0.40],
+        [0.10, 0.20, 0.70],
+        [0.95, 0.03, 0.02],
+    ]
+)
+CLASSES_3 = ("birds", "cats", "dogs")
 
 
 def test_views_pick_the_right_photos():
-    views = choose_views(TARGET, P_DOG, tiles=2)
+    views = choose_views(TARGET, PROBABILITIES, tiles=2)
     correct = {0, 2, 3, 5, 6, 7}
     assert len(views["random_correct"]) == 2 and set(views["random_correct"]) <= correct
     assert len(views["random_incorrect"]) == 2 and set(views["random_incorrect"]) <= {1, 4, 8, 9}
@@ -27,11 +56,69 @@ def test_views_pick_the_right_photos():
     assert views["uncertain"] == [4, 9]
 
 
+def two_classes(p_class_1: list[float]) -> np.ndarray:
+    """A two-class probability table from P(class 1)."""
+    p = np.asarray(p_class_1)
+    return np.column_stack([1 - p, p])
+
+
+def test_views_of_three_classes_take_each_class_in_turn_and_rank_by_the_called_class():
+    views = choose_views(TARGET_3, PROBABILITIES_3, tiles=2)
+    assert set(views["random_correct"]) <= {0, 2, 3, 5, 6, 7} and len(views["random_correct"]) == 2
+    assert sorted(views["random_incorrect"]) in ([1, 4], [1, 8], [4, 8])
+    assert views["confident_correct"] == [0, 2, 3, 5, 7, 6]  # birds, cats, dogs: the called class's p highest first
+    assert views["confident_incorrect"] == [1, 4, 8]  # each class's mistakes, surest first
+    assert views["uncertain"] == [6, 4]  # the called class's probability lowest: 0.40, then 0.50
+
+
+def test_views_of_three_classes_name_the_classes_in_panels_and_titles():
+    rows = choose_views(TARGET_3, PROBABILITIES_3)["confident_incorrect"]
+    title, groups = view_groups("confident_incorrect", rows, TARGET_3, PROBABILITIES_3, CLASSES_3)
+    order = "surest first (the called class's probability highest)"
+    assert title == "most confident incorrect, by true class"
+    assert groups == [
+        Group(f"birds called another class: 1 of 1, {order}", [1]),
+        Group(f"cats called another class: 1 of 1, {order}", [4]),
+        Group(f"dogs called another class: 1 of 1, {order}", [8]),
+    ]
+    _, groups = view_groups("confident_correct", [0], TARGET_3, PROBABILITIES_3, CLASSES_3)
+    assert [g.heading for g in groups] == [
+        f"birds called birds: 1 of 2, {order}",
+        f"cats called cats: 0 of 2, {order}",
+        f"dogs called dogs: 0 of 2, {order}",
+    ] and groups[1].rows == []
+    assert view_groups("uncertain", [6], TARGET_3, PROBABILITIES_3, CLASSES_3)[0] == (
+        "most uncertain: the called class's probability lowest"
+    )
+    assert cell_title(PROBABILITIES_3[8], 2, CLASSES_3) == "dogs\ncalled birds, P 0.950"
+    assert cell_title(PROBABILITIES[1], 0, CLASSES) == "cats, P(dogs) 0.970\ncalled dogs"  # two: P(class 1)
+    assert (
+        cell_title(PROBABILITIES_3[0], 0, ("a" * 30, "b", "c"))
+        == "a" * 21 + "\u2026\ncalled " + "a" * 21 + "\u2026, P 0.800"
+    )
+
+
+def test_three_class_grids_are_written(tmp_path: Path):
+    paths = []
+    for i in range(len(TARGET_3)):
+        Image.new("L", (60 + 20 * i, 30), 40 * int(TARGET_3[i])).save(tmp_path / f"{i}.png")  # grey, wide
+        paths.append(str(tmp_path / f"{i}.png"))
+    tiles = write_views(paths, TARGET_3, PROBABILITIES_3, CLASSES_3, tmp_path / "views")
+    assert tiles == {
+        "random_correct": 4,
+        "random_incorrect": 3,
+        "confident_correct": 6,
+        "confident_incorrect": 3,
+        "uncertain": 4,
+    }
+    assert all((tmp_path / "views" / f"{view}.png").is_file() for view in VIEWS)
+
+
 def test_views_show_fewer_tiles_when_fewer_photos_qualify():
-    all_right = choose_views(np.array([0, 1, 1]), np.array([0.2, 0.9, 0.7]), tiles=4)
+    all_right = choose_views(np.array([0, 1, 1]), two_classes([0.2, 0.9, 0.7]), tiles=4)
     assert all_right["random_incorrect"] == [] and all_right["confident_incorrect"] == []
     assert len(all_right["random_correct"]) == 3 and all_right["uncertain"] == [2, 0, 1]
-    one_mistake = choose_views(np.array([0, 1, 1, 0]), np.array([0.2, 0.9, 0.3, 0.1]), tiles=4)
+    one_mistake = choose_views(np.array([0, 1, 1, 0]), two_classes([0.2, 0.9, 0.3, 0.1]), tiles=4)
     assert one_mistake["random_incorrect"] == [2] and one_mistake["confident_incorrect"] == [2]
 
 
@@ -41,7 +128,7 @@ def test_the_five_grids_are_written_with_their_tile_counts(tmp_path: Path):
         path = tmp_path / f"{i}.jpg"
         Image.new("RGB", (40, 30), (200, 100, 50) if dog else (50, 100, 200)).save(path)
         paths.append(str(path))
-    tiles = write_views(paths, TARGET, P_DOG, tmp_path / "views")
+    tiles = write_views(paths, TARGET, PROBABILITIES, CLASSES, tmp_path / "views")
     assert tiles == {
         "random_correct": 4,
         "random_incorrect": 4,
@@ -51,27 +138,30 @@ def test_the_five_grids_are_written_with_their_tile_counts(tmp_path: Path):
     }
     sizes = {view: Image.open(tmp_path / "views" / f"{view}.png").size for view in VIEWS}
     assert sizes["confident_correct"][1] > sizes["uncertain"][1]  # six tiles need a second row
-    empty = write_views(paths[:3], TARGET[:3], np.array([0.1, 0.2, 0.3]), tmp_path / "none")
+    empty = write_views(paths[:3], TARGET[:3], two_classes([0.1, 0.2, 0.3]), CLASSES, tmp_path / "none")
     assert empty["random_incorrect"] == 0 and (tmp_path / "none" / "random_incorrect.png").is_file()
 
 
 def test_the_confident_views_show_each_class_in_its_own_labelled_panel():
-    title, groups = view_groups("confident_incorrect", [1, 4, 8, 9], TARGET, P_DOG)
+    title, groups = view_groups("confident_incorrect", [1, 4, 8, 9], TARGET, PROBABILITIES, CLASSES)
     assert title == "most confident incorrect, by true class"
     assert groups == [
-        Group("cats called dog: 2 of 2, surest first (P(dog) nearest 1)", [1, 4]),
-        Group("dogs called cat: 2 of 2, surest first (P(dog) nearest 0)", [8, 9]),
+        Group("cats called dogs: 2 of 2, surest first (P(dogs) nearest 1)", [1, 4]),
+        Group("dogs called cats: 2 of 2, surest first (P(dogs) nearest 0)", [8, 9]),
     ]
-    _, groups = view_groups(
-        "confident_correct", choose_views(TARGET, P_DOG, tiles=1)["confident_correct"], TARGET, P_DOG
-    )
+    chosen = choose_views(TARGET, PROBABILITIES, tiles=1)["confident_correct"]
+    _, groups = view_groups("confident_correct", chosen, TARGET, PROBABILITIES, CLASSES)
     assert groups == [
-        Group("cats called cat: 1 of 3, surest first (P(dog) nearest 0)", [2]),
-        Group("dogs called dog: 1 of 3, surest first (P(dog) nearest 1)", [6]),
+        Group("cats called cats: 1 of 3, surest first (P(dogs) nearest 0)", [2]),
+        Group("dogs called dogs: 1 of 3, surest first (P(dogs) nearest 1)", [6]),
     ]
-    _, groups = view_groups("confident_incorrect", [], TARGET[:1], P_DOG[:1])
-    assert [g.heading for g in groups] == ["cats called dog: none", "dogs called cat: none"]
-    assert view_groups("random_incorrect", [1, 8], TARGET, P_DOG) == (
+    _, groups = view_groups("confident_incorrect", [], TARGET[:1], PROBABILITIES[:1], CLASSES)
+    assert [g.heading for g in groups] == ["cats called dogs: none", "dogs called cats: none"]
+    assert view_groups("uncertain", [4, 9], TARGET, PROBABILITIES, CLASSES) == (
+        "most uncertain: P(dogs) nearest 0.5",
+        [Group("all photos: 2 of 10, nearest a coin toss first", [4, 9])],
+    )
+    assert view_groups("random_incorrect", [1, 8], TARGET, PROBABILITIES, CLASSES) == (
         "incorrect, at random",
         [Group("incorrect photos: 2 of 4, at random", [1, 8])],
     )
@@ -93,8 +183,8 @@ def test_the_same_predictions_give_the_same_png_bytes(tmp_path: Path):
     for i, dog in enumerate(TARGET):
         Image.new("RGB", (30 + 10 * i, 40), (200, 100, 50) if dog else (50, 100, 200)).save(tmp_path / f"{i}.jpg")
         paths.append(str(tmp_path / f"{i}.jpg"))
-    write_views(paths, TARGET, P_DOG, tmp_path / "a")
-    write_views(paths, TARGET, P_DOG, tmp_path / "b")
+    write_views(paths, TARGET, PROBABILITIES, CLASSES, tmp_path / "a")
+    write_views(paths, TARGET, PROBABILITIES, CLASSES, tmp_path / "b")
     for view in VIEWS:
         png = (tmp_path / "a" / f"{view}.png").read_bytes()
         assert png == (tmp_path / "b" / f"{view}.png").read_bytes()
@@ -114,8 +204,17 @@ def test_first_layer_filters_are_drawn_as_rgb_tiles(tmp_path: Path):
 
 
 def test_confusion_rows_name_actual_and_predicted_classes():
-    frame = confusion_frame(TARGET[:5], P_DOG[:5])
-    assert frame.to_dict("list") == {"actual": ["cat"] * 5, "predicted": ["cat", "dog", "cat", "cat", "dog"]}
+    frame = confusion_frame(TARGET[:5], PROBABILITIES[:5], CLASSES)
+    assert frame.to_dict("list") == {"actual": ["cats"] * 5, "predicted": ["cats", "dogs", "cats", "cats", "dogs"]}
+    assert confusion_frame(np.array([1]), two_classes([0.5]), CLASSES)["predicted"].tolist() == ["cats"]  # as accuracy
+
+
+def test_confusion_rows_of_three_classes_are_an_n_by_n_count_of_names():
+    frame = confusion_frame(TARGET_3, PROBABILITIES_3, CLASSES_3)
+    assert frame["actual"].tolist() == ["birds"] * 3 + ["cats"] * 3 + ["dogs"] * 3
+    assert frame["predicted"].tolist() == ["birds", "cats", "birds", "cats", "birds", "cats", "dogs", "dogs", "birds"]
+    counts = pd.crosstab(frame["actual"], frame["predicted"])
+    assert counts.loc["dogs", "birds"] == 1 and counts.loc["birds", "cats"] == 1 and counts.values.sum() == 9
 
 
 def test_auto_clip_lowers_the_loss_of_confident_mistakes_and_never_raises_it():
