@@ -6,7 +6,7 @@ import io
 import struct
 import zipfile
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -58,8 +58,12 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 def competition_zip(
     path: Path, train: dict[str, bytes], test: dict[str, bytes], outer_extra: dict[str, bytes] | None = None
 ) -> Path:
-    """A competition archive at path whose train.zip and test.zip hold exactly the given members."""
-    members = {TRAIN_ZIP: zip_bytes(train), TEST_ZIP: zip_bytes(test), SAMPLE_SUBMISSION: b"id,label\n"}
+    """A competition archive at path whose train.zip and test.zip hold exactly the given members, and whose sample
+    submission lists the test photos' ids (reorganize refuses one that lists others)."""
+    names = [PurePosixPath(n.replace("\\", "/")).name for n in test]
+    ids = sorted({PurePosixPath(n).stem for n in names if n.lower().endswith(".jpg") and not n.startswith("._")})
+    sample = "id,label\n" + "".join(f"{i},0.5\n" for i in ids)
+    members = {TRAIN_ZIP: zip_bytes(train), TEST_ZIP: zip_bytes(test), SAMPLE_SUBMISSION: sample.encode()}
     path.write_bytes(zip_bytes({**members, **(outer_extra or {})}))
     return path
 

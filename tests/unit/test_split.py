@@ -20,6 +20,8 @@ from tasks.split import (
 )
 from tests.support.photos import organized_photos
 
+CATS_DOGS = ("cats", "dogs")
+
 
 def train_pool(cats: int, dogs: int) -> dict[str, list[str]]:
     return {"cats": [f"cat.{i}.jpg" for i in range(1, cats + 1)], "dogs": [f"dog.{i}.jpg" for i in range(1, dogs + 1)]}
@@ -83,7 +85,7 @@ def test_natural_order():
 def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: Path):
     organized = organized_photos(tmp_path, per_class=8, test_count=3)
     params = SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2)
-    counts = {s: sum(n.values()) for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params).items()}
+    counts = {s: sum(n.values()) for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS).items()}
     assert counts == {"train": 12, "valid": 4, "sample_train": 4, "sample_valid": 2, "test": 3}
     assert (tmp_path / "split.csv").read_text().splitlines()[0] == "subset,class_name,id,path,md5"
     rows = read_manifest(tmp_path / "split.csv")
@@ -98,7 +100,7 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
     assert {e.path for e in by_subset["sample_train"]} <= train and {e.path for e in by_subset["sample_valid"]} <= valid
     assert [e.id for e in by_subset["test"]] == ["1", "2", "3"]
     first = (tmp_path / "split.csv").read_bytes()
-    split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+    split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS)
     assert (tmp_path / "split.csv").read_bytes() == first  # seeded: the same manifest, byte for byte
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -106,10 +108,10 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
 def test_split_explains_a_missing_or_foreign_index(tmp_path: Path):
     params = SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1)
     with pytest.raises(StageError, match=r"organized.csv is missing; run `dvc repro`"):
-        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS)
     (tmp_path / "organized.csv").write_text("id,label\ncat.1,0\n")
     with pytest.raises(StageError, match="is not a photo manifest"):
-        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS)
     assert not (tmp_path / "split.csv").exists()
 
 
@@ -118,7 +120,7 @@ def test_split_explains_a_missing_or_foreign_index(tmp_path: Path):
 
 def planned(pool: dict[str, list[str]], params: SplitParams) -> dict:
     """The per-class counts of the plan for pool, after split's class check."""
-    counts = plan_counts(plan_split(pool, params))
+    counts = plan_counts(plan_split(pool, params), tuple(pool))
     require_each_class(pool, counts)
     return counts
 
@@ -194,6 +196,7 @@ def test_split_refuses_an_index_of_one_class_and_writes_nothing(tmp_path: Path):
             index,
             tmp_path / "split.csv",
             SplitParams(seed=0, valid_size=3, sample_train_size=2, sample_valid_size=2),
+            CATS_DOGS,
         )
     assert not (tmp_path / "split.csv").exists()
 
@@ -218,11 +221,16 @@ def test_the_stage_warns_of_a_rare_class_and_records_every_subsets_classes(
     import yaml
 
     from tasks import split as stage
+    from tasks.photos.class_list import ClassList, submission_layout, write_class_list
     from tasks.photos.manifest import PhotoEntry, write_manifest
     from tests.support.workspace import PROJECT, merged, write_paths
 
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    write_paths(in_tmp, {"organized_index": "organized.csv", "split": "split.csv", "metrics": "metrics"})
+    write_paths(
+        in_tmp,
+        {"organized_index": "organized.csv", "classes": "classes.json", "split": "split.csv", "metrics": "metrics"},
+    )
+    write_class_list(in_tmp / "classes.json", ClassList(CATS_DOGS, submission_layout(CATS_DOGS, None, None)))
     sizes = {"valid_size": 20, "sample_train_size": 40, "sample_valid_size": 10}
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(merged(params, {"split": sizes})))
     pool = train_pool(95, 5)
