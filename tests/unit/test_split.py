@@ -85,7 +85,10 @@ def test_natural_order():
 def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: Path):
     organized = organized_photos(tmp_path, per_class=8, test_count=3)
     params = SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2)
-    counts = {s: sum(n.values()) for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS).items()}
+    counts = {
+        s: sum(n.values())
+        for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS).items()
+    }
     assert counts == {"train": 12, "valid": 4, "sample_train": 4, "sample_valid": 2, "test": 3}
     assert (tmp_path / "split.csv").read_text().splitlines()[0] == "subset,class_name,id,path,md5"
     rows = read_manifest(tmp_path / "split.csv")

@@ -17,7 +17,6 @@ from tasks.reorganize import copy_hashed, reorganize
 from tests.support.bad_inputs import competition_zip, patched_headers, zip_bytes
 from tests.support.params import features_params, reorganize_params
 
-
 SAMPLE = b"id,label\n1,0.5\n"  # the one test photo's id
 
 
