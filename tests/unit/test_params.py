@@ -408,14 +408,14 @@ RULES = {
     ),
     "the sample train set trained on holds each class": (
         {"split": {"sample_train_size": 0}, "train": {"dataset": "sample"}},
-        "split.sample_train_size is 0 but train.dataset is sample, which needs a photo of each class (a classifier has at least 2) "
-        "there: raise it to at least 2, or set train.dataset to full",
+        "split.sample_train_size is 0 but train.dataset is sample, which needs a photo of each class "
+        "(a classifier has at least 2) there: raise it to at least 2, or set train.dataset to full",
         {"split": {"sample_train_size": 0}, "train": {"dataset": "full"}},
     ),
     "the sample valid set validated on holds each class": (
         {"split": {"sample_valid_size": 1}, "train": {"dataset": "sample"}},
-        "split.sample_valid_size is 1 but train.dataset is sample, which needs a photo of each class (a classifier has at least 2) "
-        "there: raise it to at least 2, or set train.dataset to full",
+        "split.sample_valid_size is 1 but train.dataset is sample, which needs a photo of each class "
+        "(a classifier has at least 2) there: raise it to at least 2, or set train.dataset to full",
         {"split": {"sample_valid_size": 2}, "train": {"dataset": "sample"}},
     ),
     "synthetic photos leave some to train on": (
@@ -455,8 +455,8 @@ def test_an_archive_sources_size_is_left_to_split():
 def test_every_problem_gets_its_own_line():
     message = refusal({"trian": {}, "split": {"valid_size": -1}, "features": {"image_size": 100, "xla": "no"}})
     assert message.splitlines() == [  # in params.yaml's order, unknown keys last
-        "params.yaml: split.valid_size is -1; the validation set needs a photo of each class (a classifier has at least 2), "
-        "so it must be at least 2",
+        "params.yaml: split.valid_size is -1; the validation set needs a photo of each class "
+        "(a classifier has at least 2), so it must be at least 2",
         "params.yaml: features.xla must be bool, got 'no'",
         "params.yaml: features.image_size is 100; it must be a multiple of 32 and at least 32 "
         "(VGG16 halves it five times)",
