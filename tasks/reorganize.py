@@ -190,7 +190,7 @@ def _unpack_tree(
         if is_folder(member):
             tree.folders.add(path)
         elif path.suffix.lower() != ".zip":
-            tree.add(DataFile(path, name, member, outer))
+            tree.add(DataFile(path, Path(name).name, member, outer))
         elif any(overlaps(path.with_suffix(""), wanted) for wanted in places.wanted()):
             inner.append(member)
         else:

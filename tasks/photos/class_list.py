@@ -105,7 +105,7 @@ def submission_layout(
     if len(classes) > 2 and len(columns) == 1 and columns[0] not in classes:
         raise StageError(
             f"{source} has the header {','.join(header)}: one column of class names, it seems, but this pipeline "
-            f"writes a probability for each of the {len(classes)} classes; it can't make this submission"
+            f"writes a probability for each of the {len(classes)} classes; it can't write this submission"
         )
     if len(classes) == 2 and len(columns) == 1:
         return SubmissionLayout(header, (classes[1],), source)
@@ -133,7 +133,7 @@ def check_probabilities(header: list[str], row: list[str] | None, source: str, c
         raise StageError(
             f"{source} has the header {','.join(header)} and its rows hold class names ({names[0]!r}), not "
             f"probabilities; this pipeline writes a probability for each of the {class_count} classes, so it can't "
-            "make this submission"
+            "write this submission"
         )
 
 
