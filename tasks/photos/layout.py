@@ -63,6 +63,11 @@ class Sorting:
     outside: list[PurePosixPath] = field(default_factory=list)  # photos outside train and test: skipped, counted
     train_seen: bool = False  # the train folder exists (a file or a folder entry under it)
     test_seen: bool = False
+    top: set[str] = field(default_factory=set)  # the names at the data's top, for a message naming a missing folder
+
+    def top_names(self) -> str:
+        """The data's top entries, for a message: `cats/, dogs/, test/` (folders end in /)."""
+        return examples(sorted(self.top, key=natural_key)) or "nothing"
 
 
 def is_photo(path: PurePosixPath) -> bool:
@@ -94,6 +99,7 @@ def sort_files(files: Iterable[PurePosixPath], folders: Iterable[PurePosixPath],
     found = Sorting()
     csvs = {places.labels, places.sample}
     for path in files:
+        found.top.add(path.parts[0] + ("/" if len(path.parts) > 1 else ""))
         in_test = places.test is not None and inside(path, places.test) is not None
         in_train = inside(path, places.train) if not in_test and path not in csvs else None
         found.test_seen |= in_test
@@ -112,6 +118,7 @@ def sort_files(files: Iterable[PurePosixPath], folders: Iterable[PurePosixPath],
         else:
             folder.append(path)
     for folder in folders:
+        found.top.add(folder.parts[0] + "/")
         if places.test is not None and (folder == places.test or inside(folder, places.test) is not None):
             found.test_seen = True
             continue
@@ -200,8 +207,8 @@ def train_photos(found: Sorting, places: Places, labels: dict[str, str] | None, 
     train = f"{places.train} (reorganize.train)"
     if not found.train_seen:
         raise StageError(
-            f"reorganize.train is {str(places.train)!r} but the data has no such folder: set it to the folder of "
-            "labelled photos inside the data (. for the top), as downloaded"
+            f"reorganize.train is {str(places.train)!r} but the data has no such folder (its top holds "
+            f"{found.top_names()}): set it to the folder of labelled photos inside the data (. for the top)"
         )
     with_photos = {name: paths for name, paths in found.folders.items() if paths}
     if found.direct and with_photos:
@@ -253,7 +260,11 @@ def test_photos(found: Sorting, places: Places, sample_ids: list[str] | None) ->
     if places.test is None:
         photos: list[PurePosixPath] = []
     elif not found.test_seen or not found.test:
-        state = "has no such folder" if not found.test_seen else "has no photos in that folder"
+        state = (
+            f"has no such folder (its top holds {found.top_names()})"
+            if not found.test_seen
+            else ("has no photos in that folder")
+        )
         raise StageError(
             f"reorganize.test is {str(places.test)!r} but the data {state}: set it to the folder of unlabelled "
             "photos inside the data, or set reorganize.test to '' if there are none"

@@ -56,8 +56,8 @@ SIZE = 224  # VGG16's side, as in params.yaml
         ),
         (
             lambda p: p.write_bytes(zip_bytes({"train.zip": zip_bytes({"train/cat.1.jpg": JPEG})})),
-            "reorganize.test is 'test' but the data has no such folder: set it to the folder of unlabelled photos "
-            "inside the data, or set reorganize.test to '' if there are none",
+            "reorganize.test is 'test' but the data has no such folder \\(its top holds train/\\): set it to the "
+            "folder of unlabelled photos inside the data, or set reorganize.test to '' if there are none",
         ),
         (
             lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG, "../../cat.2.jpg": JPEG}, {"test/1.jpg": JPEG}),

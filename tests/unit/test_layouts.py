@@ -167,6 +167,16 @@ def test_sample_ids_with_the_extension_make_the_test_ids_file_names(tmp_path: Pa
     assert done.not_photos == [Path("driver_imgs_list.csv")]
 
 
+def test_many_classes_are_summed_up_in_the_output_line(tmp_path: Path):
+    files = {f"train/c{c}/{c}_{i}.jpg": b"p" for c in range(1, 12) for i in range(1, 2 + (c == 5))}
+    done, _, class_list = organize(tmp_path, files, test="", sample_submission="")
+    assert class_list.classes[:3] == ("c1", "c2", "c3") and len(class_list.classes) == 11
+    assert done.line() == (
+        "reorganize: train 12 photos in 11 classes (fewest train/c1 1, most train/c5 2), no sample submission: "
+        "the submission takes the default layout (id, then the probabilities)"
+    )
+
+
 def test_dogs_vs_cats_names_under_train_as_a_plain_folder(tmp_path: Path):
     files = {"train/cat.2.jpg": b"c", "train/cat.10.jpg": b"c", "train/dog.1.jpg": b"d", "test/1.jpg": b"1"}
     _, manifest, class_list = organize(tmp_path, files, sample_submission="")
@@ -259,7 +269,8 @@ REFUSALS = {
     "train-folder-missing": (
         {"photos/cats/a.jpg": b"", "photos/dogs/b.jpg": b"", "test/1.jpg": b""},
         {},
-        "reorganize.train is 'train' but the data has no such folder: set it to the folder of labelled photos",
+        "reorganize.train is 'train' but the data has no such folder (its top holds photos/, test/): set it to the "
+        "folder of labelled photos inside the data (. for the top)",
     ),
     "train-without-photos": (
         {"train/readme.txt": b"", "test/1.jpg": b""},
@@ -269,8 +280,8 @@ REFUSALS = {
     "test-folder-missing": (
         {"train/cats/a.jpg": b"", "train/dogs/b.jpg": b""},
         {},
-        "reorganize.test is 'test' but the data has no such folder: set it to the folder of unlabelled photos "
-        "inside the data, or set reorganize.test to '' if there are none",
+        "reorganize.test is 'test' but the data has no such folder (its top holds train/): set it to the folder of "
+        "unlabelled photos inside the data, or set reorganize.test to '' if there are none",
     ),
     "test-id-twice": (
         {**TWO, "test/a/1.jpg": b"1"},
