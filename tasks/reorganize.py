@@ -156,12 +156,12 @@ class _Tree:
             )
 
     def add_zip(self, archive: zipfile.ZipFile, zip_name: str, folder: PurePosixPath) -> None:
-        """Add an inner zip's entries under folder; a zip whose entries all sit in one folder of its own name (Dogs vs.
-        Cats' train.zip holds train/cat.1.jpg) is that folder itself."""
+        """Add an inner zip's entries under folder, the zip's own top folder (train.zip's train/) dropped."""
         members = archive.infolist()
         check_members(zip_name, members, f"{folder.name}/<file>")
         entries = [(m, data_path(m.filename)) for m in members]
         entries = [(m, p) for m, p in entries if p.parts and not is_file_manager_file(p)]
+        # Entries all in one folder named as the zip (Dogs vs. Cats' train.zip holds train/cat.1.jpg): that is the zip.
         own = bool(entries) and all(
             p.parts[0] == folder.name and (len(p.parts) > 1 or is_folder(m)) for m, p in entries
         )
@@ -177,10 +177,10 @@ class _Tree:
 def _unpack_tree(
     outer: zipfile.ZipFile, name: str, scratch: Path, places: Places, limits: ReorganizeParams, stack: ExitStack
 ) -> tuple[_Tree, list[PurePosixPath], int]:
-    """The data's tree, its inner zips written to scratch (the ones holding what reorganize reads); also the inner
-    zips left unopened (skipped files) and the bytes written.
+    """The data's tree, the inner zips left unopened (counted as skipped) and the bytes written to scratch.
 
-    Inner zips go to disk first: seeking inside a deflated member re-reads it from the start.
+    The inner zips that may hold what reorganize reads go to disk first: seeking inside a deflated member re-reads
+    it from the start.
     """
     tree, inner, skipped = _Tree(), [], []
     for member in outer.infolist():

@@ -106,7 +106,8 @@ def sort_files(files: Iterable[PurePosixPath], folders: Iterable[PurePosixPath],
         found.train_seen |= in_train is not None
         if path in csvs:
             continue
-        folder = found.folders.setdefault(in_train.parts[0], []) if in_train and len(in_train.parts) > 1 else None
+        in_a_subfolder = in_train is not None and len(in_train.parts) > 1
+        folder = found.folders.setdefault(in_train.parts[0], []) if in_a_subfolder else None
         if not is_photo(path):
             found.not_photos.append(path)
         elif in_test:
@@ -255,8 +256,7 @@ def train_photos(found: Sorting, places: Places, labels: dict[str, str] | None, 
 
 
 def test_photos(found: Sorting, places: Places, sample_ids: list[str] | None) -> list[TestPhoto]:
-    """The test photos under the ids the submission writes: their file names when the sample's ids carry the
-    extension, else their stems; the sample's ids must be exactly those."""
+    """The test photos under the ids the submission writes (file names if the sample's ids carry one, else stems)."""
     if places.test is None:
         photos: list[PurePosixPath] = []
     elif not found.test_seen or not found.test:
