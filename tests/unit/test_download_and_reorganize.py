@@ -272,3 +272,17 @@ def test_numeric_test_ids_must_fit_in_a_signed_64_bit_integer(tmp_path: Path):
             archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
+
+
+def test_check_archive_takes_any_layout_and_refuses_only_an_unsafe_or_unreadable_zip(tmp_path: Path):
+    """Which members the data holds is reorganize's to judge (reorganize.train, .test); download only checks the zip."""
+    folders = tmp_path / "folders.zip"
+    folders.write_bytes(zip_bytes({"cats/a.jpg": b"a", "dogs/b.png": b"b", "test/c.jpg": b"c"}))
+    check_archive(folders)
+    only_train = tmp_path / "only-train.zip"
+    only_train.write_bytes(zip_bytes({"train.zip": zip_bytes({"train/cat.1.jpg": b"c"})}))
+    check_archive(only_train)
+    climbing = tmp_path / "climbing.zip"
+    climbing.write_bytes(zip_bytes({"cats/a.jpg": b"a", "../b.jpg": b"b"}))
+    with pytest.raises(StageError, match=r"^climbing.zip holds '../b.jpg', an absolute or '..' path"):
+        check_archive(climbing)
