@@ -130,7 +130,7 @@ def competition_size_decode(scratch: Path, pool: ThreadPoolExecutor, count: int 
     archive = scratch / "large.zip"
     build_synthetic_archive(archive, seed=1, train_per_class=count // 2, test_count=1, max_side=500)
     limits = stage_limits()
-    reorganize(archive, scratch / "large", scratch / "large.csv", limits)
+    reorganize(archive, scratch / "large", scratch / "large.csv", scratch / "large.classes.json", limits)
     photos = all_photos(scratch / "large")
 
     def decode_only():

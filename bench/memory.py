@@ -13,6 +13,7 @@ from bench.photos import stage_limits
 from bench.workspace import PROJECT, bench_params, tool_env, write_paths
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import SplitParams
+from tasks.photos.class_list import read_class_list
 from tasks.reorganize import reorganize
 from tasks.split import split
 
@@ -25,12 +26,13 @@ def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
     scratch.mkdir(parents=True)
     build_synthetic_archive(scratch / "archive.zip", 0, per_class, test_count)
     organized, manifest = scratch / "organized", scratch / "split.csv"
-    reorganize(scratch / "archive.zip", organized, scratch / "organized.csv", stage_limits())
+    reorganize(scratch / "archive.zip", organized, scratch / "organized.csv", scratch / "classes.json", stage_limits())
     valid = max(2, per_class // 5)
     split(
         scratch / "organized.csv",
         manifest,
         SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2),
+        read_class_list(scratch / "classes.json").classes,
     )
     write_paths(scratch, {"organized": str(organized), "split": str(manifest), "features": str(scratch / "features")})
     params = bench_params({"features": {"batch_size": FEATURES_BATCH}})

@@ -52,7 +52,7 @@ def stage_limits() -> ReorganizeParams:
 
 def organized_bench_photos(scratch: Path, archive: Path) -> Path:
     """The bench archive reorganized into train/cats, train/dogs, test/unknown under scratch/organized."""
-    reorganize(archive, scratch / "organized", scratch / "organized.csv", stage_limits())
+    reorganize(archive, scratch / "organized", scratch / "organized.csv", scratch / "classes.json", stage_limits())
     return scratch / "organized"
 
 

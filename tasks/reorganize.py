@@ -1,41 +1,105 @@
-"""Stage reorganize: unpack the archive into the course's class folders train/cats, train/dogs, test/unknown.
+"""Stage reorganize: unpack the raw archive into the course's class folders train/<class>, and test/unknown.
 
-Beside the folder it writes an index of every photo with its md5 (tasks/photos/manifest.py).
-What it writes is bounded by reorganize's params, checked from each zip's directory before anything is written
-and again while streaming: first the three outer members (to a scratch folder), then the photos.
+The archive holds the dataset's files at their paths inside it; a member that is itself a zip (train.zip) stands for
+the folder of that name. reorganize's params say where the labelled photos, the test photos, a labels CSV and the
+sample submission sit; tasks/photos/layout.py reads the classes from the layout found there. Beside the folder it
+writes an index of every photo with its md5 (tasks/photos/manifest.py) and the class list (tasks/photos/class_list.py).
+What it writes is bounded by reorganize's params, checked from each zip's directory before anything is written and
+again while streaming: first the inner zips (to a scratch folder), then the CSVs, then the photos.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import shutil
 import zipfile
-from collections.abc import Callable
-from pathlib import Path
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from tasks.competition.archive import (
-    REQUIRED_MEMBERS,
-    SAMPLE_SUBMISSION,
-    TEST_ZIP,
-    TRAIN_ZIP,
     check_archive,
     check_members,
     check_readable,
-    parse_test_name,
-    parse_train_name,
-    photo_name,
+    data_path,
+    is_file_manager_file,
+    is_folder,
 )
 from tasks.core.atomic_output import atomic_dir
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import ReorganizeParams, load_params
 from tasks.core.paths import load_paths
-from tasks.photos.class_list import ClassList, sorted_classes, submission_layout, write_class_list
+from tasks.photos.class_list import (
+    ClassList,
+    check_probabilities,
+    sorted_classes,
+    submission_layout,
+    write_class_list,
+)
+from tasks.photos.layout import (
+    Places,
+    Sorting,
+    TestPhoto,
+    TrainPhoto,
+    examples,
+    overlaps,
+    read_labels,
+    sort_files,
+    test_photos,
+    train_photos,
+)
 from tasks.photos.manifest import TEST_SUBSET, PhotoEntry, natural_key, write_manifest
 
 _CHUNK = 1 << 20
 _RAISE = "if the archive is genuine, raise it in params.yaml"
+SAMPLE_OUT = "sample_submission.csv"  # where the organized folder keeps the sample submission, whatever its name
+_LISTED_CLASSES = 10  # more classes than this are summed up in reorganize's output line, not listed
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A file of the data: its path inside the data, and the zip member holding it."""
+
+    path: PurePosixPath
+    zip_name: str  # the archive's name, or the inner zip's member name (train.zip), for messages
+    member: zipfile.ZipInfo
+    archive: zipfile.ZipFile
+
+
+@dataclass(frozen=True)
+class Reorganized:
+    """What reorganize wrote: photos per folder, the files it skipped, and the sample submission it kept (if any)."""
+
+    counts: dict[str, int]
+    not_photos: list[PurePosixPath]
+    outside: list[PurePosixPath]
+    sample: str | None
+
+    def line(self) -> str:
+        """reorganize's output line: every folder's photos (or a summary), then what was skipped or absent."""
+        train = {folder: n for folder, n in self.counts.items() if folder != "test/unknown"}
+        if len(train) > _LISTED_CLASSES:
+            fewest, most = min(train, key=lambda f: train[f]), max(train, key=lambda f: train[f])
+            parts = [
+                f"train {sum(train.values())} photos in {len(train)} classes "
+                f"(fewest {fewest} {train[fewest]}, most {most} {train[most]})",
+                *(f"{folder} {n}" for folder, n in self.counts.items() if folder not in train),
+            ]
+        else:
+            parts = [f"{folder} {n}" for folder, n in self.counts.items()]
+        if self.not_photos:
+            parts.append(f"skipped {len(self.not_photos)} files that are not photos ({examples(self.not_photos)})")
+        if self.outside:
+            parts.append(
+                f"skipped {len(self.outside)} photos outside reorganize.train and reorganize.test "
+                f"({examples(self.outside)})"
+            )
+        if self.sample is None:
+            parts.append("no sample submission: the submission takes the default layout (id, then the probabilities)")
+        return "reorganize: " + ", ".join(parts)
 
 
 def copy_hashed(source: BinaryIO, target: Path, max_bytes: int, what: str) -> str:
@@ -56,27 +120,6 @@ def copy_hashed(source: BinaryIO, target: Path, max_bytes: int, what: str) -> st
     return digest.hexdigest()
 
 
-def _photo_members(
-    archive: zipfile.ZipFile, zip_name: str, expected: str, limits: ReorganizeParams
-) -> list[tuple[zipfile.ZipInfo, str]]:
-    """(member, file name) of each photo in an inner zip: folders and file managers' files skipped, the rest checked.
-
-    Unsafe paths, names held twice, members zipfile can't read and photos over reorganize.max_photo_bytes are
-    refused from the zip directory, before anything is written.
-    """
-    members = archive.infolist()
-    check_members(zip_name, members, expected)
-    photos = [(m, name) for m in members if (name := photo_name(m)) is not None]
-    for member, _ in photos:
-        check_readable(zip_name, member)
-        if member.file_size > limits.max_photo_bytes:
-            raise StageError(
-                f"{zip_name} holds {member.filename!r} of {member.file_size} bytes unpacked, over "
-                f"reorganize.max_photo_bytes ({limits.max_photo_bytes}; a competition photo is under 1 MB): {_RAISE}"
-            )
-    return photos
-
-
 def _check_total(where: str, declared: int, limits: ReorganizeParams) -> None:
     """Refuse an archive whose declared unpacked size is over reorganize.max_unpacked_bytes."""
     if declared > limits.max_unpacked_bytes:
@@ -86,121 +129,203 @@ def _check_total(where: str, declared: int, limits: ReorganizeParams) -> None:
         )
 
 
-def _train_entry(name: str) -> tuple[PhotoEntry, str]:
-    """Where a train photo goes (train/<cats|dogs>/<name>), and the line refusing a second photo of that name."""
-    folder, photo_id = parse_train_name(name)
-    twice = f"{TRAIN_ZIP} holds {name} twice; each train photo needs a unique name"
-    return PhotoEntry("train", folder, photo_id, f"train/{folder}/{name}", ""), twice
+def _check_photo(file: DataFile, limits: ReorganizeParams) -> None:
+    """Refuse, from the zip directory, a photo zipfile can't read or over reorganize.max_photo_bytes."""
+    check_readable(file.zip_name, file.member)
+    if file.member.file_size > limits.max_photo_bytes:
+        raise StageError(
+            f"{file.zip_name} holds {file.member.filename!r} of {file.member.file_size} bytes unpacked, over "
+            f"reorganize.max_photo_bytes ({limits.max_photo_bytes}; a competition photo is under 1 MB): {_RAISE}"
+        )
 
 
-def _test_entry(name: str) -> tuple[PhotoEntry, str]:
-    """Where a test photo goes (test/unknown/<N>.jpg), and the line refusing a second photo of that id."""
-    test_id = parse_test_name(name)
-    twice = f"{TEST_ZIP} holds test id {test_id} twice; the submission needs unique ids"
-    return PhotoEntry(TEST_SUBSET, "unknown", str(test_id), f"test/unknown/{test_id}.jpg", ""), twice
+class _Tree:
+    """The data's files and folder entries, by their paths inside the data, across the archive and its inner zips."""
+
+    def __init__(self) -> None:
+        self.files: dict[PurePosixPath, DataFile] = {}
+        self.folders: set[PurePosixPath] = set()
+
+    def add(self, file: DataFile) -> None:
+        """Add a file; the same path from two places (a folder and an inner zip, `a/b` and `a\\b`) is refused."""
+        other = self.files.setdefault(file.path, file)
+        if other is not file:
+            raise StageError(
+                f"the data holds {file.path} twice ({other.zip_name}: {other.member.filename!r}, {file.zip_name}: "
+                f"{file.member.filename!r}); which copy is meant is unclear: re-zip it with one of each"
+            )
+
+    def add_zip(self, archive: zipfile.ZipFile, zip_name: str, folder: PurePosixPath) -> None:
+        """Add an inner zip's entries under folder, the zip's own top folder (train.zip's train/) dropped."""
+        members = archive.infolist()
+        check_members(zip_name, members, f"{folder.name}/<file>")
+        entries = [(m, data_path(m.filename)) for m in members]
+        entries = [(m, p) for m, p in entries if p.parts and not is_file_manager_file(p)]
+        # Entries all in one folder named as the zip (Dogs vs. Cats' train.zip holds train/cat.1.jpg): that is the zip.
+        own = bool(entries) and all(
+            p.parts[0] == folder.name and (len(p.parts) > 1 or is_folder(m)) for m, p in entries
+        )
+        self.folders.add(folder)
+        for member, path in entries:
+            inside = folder.joinpath(*path.parts[1 if own else 0 :])
+            if is_folder(member):
+                self.folders.add(inside)
+            else:
+                self.add(DataFile(inside, zip_name, member, archive))
 
 
-def _unpack(
-    archive: zipfile.ZipFile,
-    zip_name: str,
-    photos: list[tuple[zipfile.ZipInfo, str]],
-    out: Path,
-    place: Callable[[str], tuple[PhotoEntry, str]],
-) -> list[PhotoEntry]:
-    """Write each photo where place puts it under out (the folder inside the zip is ignored); return index entries."""
-    entries: dict[str, PhotoEntry] = {}  # by id
-    for member, name in photos:
-        entry, twice = place(name)
-        if entry.id in entries:  # two names for one id (1.jpg and 01.jpg, or the same name in two folders)
-            raise StageError(twice)
-        with archive.open(member) as src:
-            md5 = copy_hashed(src, out / entry.path, member.file_size, f"{zip_name} member {member.filename!r}")
-        entries[entry.id] = entry._replace(md5=md5)
-    return list(entries.values())
+def _unpack_tree(
+    outer: zipfile.ZipFile, name: str, scratch: Path, places: Places, limits: ReorganizeParams, stack: ExitStack
+) -> tuple[_Tree, list[PurePosixPath], int]:
+    """The data's tree, the inner zips left unopened (counted as skipped) and the bytes written to scratch.
 
-
-def _extract_inner(archive_path: Path, scratch: Path, limits: ReorganizeParams) -> int:
-    """Write the archive's three members under scratch, within the size limit; return the bytes written.
-
-    Inner zips go to disk first: seeking inside a deflated member re-reads it from the start.
+    The inner zips that may hold what reorganize reads go to disk first: seeking inside a deflated member re-reads
+    it from the start.
     """
+    tree, inner, skipped = _Tree(), [], []
+    for member in outer.infolist():
+        path = data_path(member.filename)
+        if not path.parts or is_file_manager_file(path):
+            continue
+        if is_folder(member):
+            tree.folders.add(path)
+        elif path.suffix.lower() != ".zip":
+            tree.add(DataFile(path, Path(name).name, member, outer))
+        elif any(overlaps(path.with_suffix(""), wanted) for wanted in places.wanted()):
+            inner.append(member)
+        else:
+            skipped.append(path)
+    written = sum(m.file_size for m in inner)
+    _check_total(name, written, limits)
     scratch.mkdir()
-    with zipfile.ZipFile(archive_path) as archive:
-        members = [archive.getinfo(name) for name in REQUIRED_MEMBERS]
-        written = sum(m.file_size for m in members)
-        _check_total(str(archive_path), written, limits)
-        for member in members:
-            with archive.open(member) as src:
-                copy_hashed(
-                    src, scratch / member.filename, member.file_size, f"{archive_path} member {member.filename}"
-                )
-    return written
+    for number, member in enumerate(inner):
+        local = scratch / f"{number}.zip"
+        with outer.open(member) as src:
+            copy_hashed(src, local, member.file_size, f"{name} member {member.filename}")
+        zip_name = data_path(member.filename).name
+        tree.add_zip(stack.enter_context(zipfile.ZipFile(local)), zip_name, data_path(member.filename).with_suffix(""))
+    return tree, skipped, written
 
 
-def sample_header(path: Path) -> list[str] | None:
-    """The header of the competition's sample submission, or None when there is none."""
-    if not path.is_file():
+def _csv_rows(file: DataFile) -> list[list[str]]:
+    """A CSV file's rows (a UTF-8 byte-order mark, as Excel writes, dropped)."""
+    check_readable(file.zip_name, file.member)
+    with file.archive.open(file.member) as raw:
+        try:
+            return list(csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")))
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise StageError(f"{file.path} is not a UTF-8 CSV file ({err}): save it as CSV (UTF-8)") from None
+
+
+def _labels(tree: _Tree, found: Sorting, places: Places) -> dict[str, str] | None:
+    """The labels CSV's photo -> class, or None when reorganize.labels is ''."""
+    if places.labels is None:
         return None
-    with open(path, newline="") as handle:
-        return next(csv.reader(handle), None)
+    file = tree.files.get(places.labels)
+    if file is None:
+        raise StageError(
+            f"reorganize.labels is {str(places.labels)!r} but the data has no such file: set it to the labels CSV "
+            "inside the data (photo id, class), or to '' when class folders or names give the classes"
+        )
+    names = {n for p in found.direct for n in (p.name, p.stem)}
+    return read_labels(_csv_rows(file), str(places.labels), names)
 
 
-def class_list_of(train: list[PhotoEntry], sample: Path) -> ClassList:
-    """The classes the train photos hold, and the submission layout the sample submission's header gives them."""
-    classes = sorted_classes((e.class_name for e in train), "the train photos")
-    return ClassList(classes, submission_layout(classes, sample_header(sample), sample.name))
+def _sample(tree: _Tree, places: Places) -> tuple[DataFile, list[str], list[str], list[str] | None] | None:
+    """The sample submission: its file, header, ids and first row; None when there is none."""
+    file = tree.files.get(places.sample) if places.sample is not None else None
+    if file is None:
+        return None
+    rows = [row for row in _csv_rows(file) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise StageError(f"{places.sample} (reorganize.sample_submission) is empty; it needs a header")
+    return file, rows[0], [row[0] for row in rows[1:]], rows[1] if len(rows) > 1 else None
+
+
+def _write(file: DataFile, target: Path) -> str:
+    """Copy a file of the data to target; return its md5."""
+    with file.archive.open(file.member) as src:
+        return copy_hashed(src, target, file.member.file_size, f"{file.zip_name} member {file.member.filename!r}")
+
+
+def _entries(
+    tree: _Tree, train: list[TrainPhoto], test: list[TestPhoto], classes: tuple[str, ...], out: Path
+) -> list[PhotoEntry]:
+    """Write each photo to its folder under out; return the index entries, train by class then id, test by id."""
+    for folder in [*(f"train/{c}" for c in classes), *(["test/unknown"] if test else [])]:
+        (out / folder).mkdir(parents=True)
+    entries = []
+    for photo in sorted(train, key=lambda p: (classes.index(p.class_name), natural_key(p.id), p.id)):
+        path = f"train/{photo.class_name}/{photo.path.name}"
+        entries.append(
+            PhotoEntry("train", photo.class_name, photo.id, path, _write(tree.files[photo.path], out / path))
+        )
+    for photo in sorted(test, key=lambda p: (natural_key(p.id), p.id)):
+        path = f"test/unknown/{photo.path.name}"
+        entries.append(PhotoEntry(TEST_SUBSET, "unknown", photo.id, path, _write(tree.files[photo.path], out / path)))
+    return entries
 
 
 def reorganize(
-    archive_path: Path, target: Path, index: Path, classes_file: Path, limits: ReorganizeParams
-) -> dict[str, int]:
-    """Unpack the archive into target's class folders, list them in index, their classes in classes_file; count them."""
+    archive_path: Path, target: Path, index: Path, classes_file: Path, params: ReorganizeParams
+) -> Reorganized:
+    """Unpack the archive into target's class folders, list them in index, their classes in classes_file."""
     check_archive(archive_path)
-    with atomic_dir(target) as out:
-        for folder in ("train/cats", "train/dogs", "test/unknown"):
-            (out / folder).mkdir(parents=True)
+    places = Places.of(params.train, params.test, params.labels, params.sample_submission)
+    name = str(archive_path)
+    with atomic_dir(target) as out, ExitStack() as stack:
         scratch = out / ".inner"
-        written = _extract_inner(archive_path, scratch, limits)
+        outer = stack.enter_context(zipfile.ZipFile(archive_path))
         try:
-            with zipfile.ZipFile(scratch / TRAIN_ZIP) as train_zip, zipfile.ZipFile(scratch / TEST_ZIP) as test_zip:
-                train_photos = _photo_members(train_zip, TRAIN_ZIP, "train/cat.1.jpg or train/dog.1.jpg", limits)
-                test_photos = _photo_members(test_zip, TEST_ZIP, "test/1.jpg", limits)
-                photo_bytes = sum(m.file_size for m, _ in [*train_photos, *test_photos])
-                _check_total(f"{archive_path} (its zips, then their photos)", written + photo_bytes, limits)
-                train = _unpack(train_zip, TRAIN_ZIP, train_photos, out, _train_entry)
-                test = _unpack(test_zip, TEST_ZIP, test_photos, out, _test_entry)
+            tree, skipped, written = _unpack_tree(outer, name, scratch, places, params, stack)
+            found = sort_files(tree.files, tree.folders, places)
+            # Every photo train and test hold is checked before any CSV is read or photo written: a zip bomb is
+            # refused first, whatever else is wrong with the data.
+            photos = [tree.files[p] for p in [*found.direct, *(p for ps in found.folders.values() for p in ps)]]
+            photos += [tree.files[p] for p in found.test]
+            for photo in photos:
+                _check_photo(photo, params)
+            csvs = [tree.files[p] for p in (places.labels, places.sample) if p in tree.files]
+            declared = written + sum(f.member.file_size for f in [*csvs, *photos])
+            _check_total(f"{name} (its zips, then their photos)", declared, params)
+            labels = _labels(tree, found, places)
+            train = train_photos(found, places, labels, str(places.labels))
+            sample = _sample(tree, places)
+            test = test_photos(found, places, sample[2] if sample else None)
+            classes = sorted_classes((p.class_name for p in train), f"the train folder {places.train}")
+            header = sample[1] if sample else None
+            if sample:
+                check_probabilities(header, sample[3], str(places.sample), len(classes))
+            class_list = ClassList(classes, submission_layout(classes, header, str(places.sample)))
+            entries = _entries(tree, train, test, classes, out)
+            if sample:
+                _write(sample[0], out / SAMPLE_OUT)
         except zipfile.BadZipFile as err:
             raise StageError(f"an inner zip of {archive_path} is corrupt ({err}); download it again") from None
-        shutil.move(scratch / SAMPLE_SUBMISSION, out / SAMPLE_SUBMISSION)
-        shutil.rmtree(scratch)
-        if not train or not test:
-            raise StageError(
-                f"{archive_path} holds {len(train)} train and {len(test)} test photos; both must be non-empty"
-            )
-        counts = {
-            folder: len(list((out / folder).iterdir())) for folder in ("train/cats", "train/dogs", "test/unknown")
-        }
+        stack.close()
+        if scratch.exists():
+            shutil.rmtree(scratch)
         # Written before the folder is renamed into place: a failure leaves neither new. In the index, rows are sorted,
         # so the same archive gives the same bytes whatever order its members come in.
-        write_class_list(classes_file, class_list_of(train, out / SAMPLE_SUBMISSION))
-        write_manifest(
-            index,
-            [*sorted(train, key=lambda e: (e.class_name, natural_key(e.id))), *sorted(test, key=lambda e: int(e.id))],
-        )
-    return counts
+        write_class_list(classes_file, class_list)
+        write_manifest(index, entries)
+    counts = {f"train/{c}": sum(p.class_name == c for p in train) for c in classes}
+    if test:
+        counts["test/unknown"] = len(test)
+    return Reorganized(counts, found.not_photos + skipped, found.outside, str(places.sample) if sample else None)
 
 
 def main() -> None:
     params = load_params()
     paths = load_paths()
-    counts = reorganize(
+    done = reorganize(
         Path(paths.raw_archive),
         Path(paths.organized),
         Path(paths.organized_index),
         Path(paths.classes),
         params.reorganize,
     )
-    print("reorganize: " + ", ".join(f"{folder} {n}" for folder, n in counts.items()))
+    print(done.line())
 
 
 if __name__ == "__main__":

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.competition.archive import CLASSES
 from tasks.core.atomic_output import write_json
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import SplitParams, load_params
 from tasks.core.paths import load_paths
 from tasks.photos.class_balance import MIN_CLASS_SHARE, describe, missing_classes, rare_class_warning, smallest_share
+from tasks.photos.class_list import read_class_list
 from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
 Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo file names
 Counts = dict[str, dict[str, int]]  # subset -> class name -> photos
 SUBSETS = ("train", "valid", "sample_train", "sample_valid")  # the names features and train.dataset use too
 # Every class must be in these. The sample sets then hold every class too: they are drawn from them with at least one
-# photo of each class (stratified_counts), and params.py refuses a sample size under 2 when train.dataset uses them.
+# photo of each class (stratified_counts), and check_sample_sizes refuses one too small when train.dataset uses them.
 CHECKED = ("train", "valid")
 METRICS_FILE = "split.json"
 
@@ -88,14 +88,42 @@ def plan_split(train: dict[str, list[str]], params: SplitParams) -> Plan:
     return {"train": rest, "valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
 
 
-def plan_counts(plan: Plan) -> Counts:
-    """Photos of each class in each subset of plan."""
-    return {subset: {c: len(plan[subset].get(c, [])) for c in CLASSES} for subset in SUBSETS}
+def plan_counts(plan: Plan, classes: tuple[str, ...]) -> Counts:
+    """Photos of each class in each subset of plan, every class a key."""
+    return {subset: {c: len(plan[subset].get(c, [])) for c in classes} for subset in SUBSETS}
+
+
+def _classes_named(classes: tuple[str, ...]) -> str:
+    """`3 classes (a, b, c)`, or the first few of many."""
+    shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+    return f"{len(classes)} classes ({shown})"
+
+
+def check_valid_size(params: SplitParams, classes: tuple[str, ...]) -> None:
+    """Refuse a validation set too small to hold a photo of each class (params.py knows only that there are 2+)."""
+    if params.valid_size < len(classes):
+        raise StageError(
+            f"split.valid_size is {params.valid_size} but the data holds {_classes_named(classes)}; the validation "
+            f"set needs a photo of each: raise it to at least {len(classes)}"
+        )
+
+
+def check_sample_sizes(params: SplitParams, classes: tuple[str, ...], dataset: str) -> None:
+    """Refuse sample sets too small to hold a photo of each class when train.dataset trains and validates on them."""
+    if dataset != "sample":
+        return
+    for key in ("sample_train_size", "sample_valid_size"):
+        size = getattr(params, key)
+        if size < len(classes):
+            raise StageError(
+                f"split.{key} is {size} but train.dataset is sample and the data holds {_classes_named(classes)}, "
+                f"each needing a photo there: raise it to at least {len(classes)}, or set train.dataset to full"
+            )
 
 
 def require_each_class(train: dict[str, list[str]], counts: Counts) -> None:
     """Refuse a plan whose train or valid set lacks a class: a head trained or validated so learns a constant."""
-    pool = {c: len(train.get(c, [])) for c in CLASSES}
+    pool = {c: len(train.get(c, [])) for c in counts["train"]}
     for subset in CHECKED:
         lacking = missing_classes(counts[subset])
         if not lacking:
@@ -116,17 +144,24 @@ def balance_metrics(counts: Counts) -> dict:
     return {**per_subset, "smallest_class_share": smallest, "min_class_share": MIN_CLASS_SHARE}
 
 
-def split(index: Path, target: Path, params: SplitParams) -> Counts:
+def split(index: Path, target: Path, params: SplitParams, classes: tuple[str, ...]) -> Counts:
     """Write the plan to the manifest target, one row per photo and subset, test rows last.
 
-    Refuses a plan whose train or valid set lacks a class; returns photos per class in each subset, and the test
-    photos under `unknown`.
+    classes: the class list's, in index order. Refuses a plan whose train or valid set lacks a class; returns photos
+    per class in each subset, and the test photos under `unknown`.
     """
     entries = read_manifest(index)
-    by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train names are unique: cat.N, dog.N
-    train = {c: [name for name, e in by_name.items() if e.class_name == c] for c in CLASSES}
+    by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train ids (stems) are unique, so names are
+    strangers = sorted({e.class_name for e in by_name.values()} - set(classes), key=natural_key)
+    if strangers:
+        raise StageError(
+            f"{index} lists classes the class list lacks ({', '.join(strangers[:5])}); run `dvc repro`, whose "
+            "reorganize writes both"
+        )
+    check_valid_size(params, classes)
+    train = {c: [name for name, e in by_name.items() if e.class_name == c] for c in classes}
     plan = plan_split(train, params)
-    counts = plan_counts(plan)
+    counts = plan_counts(plan, classes)
     require_each_class(train, counts)
     rows = [
         by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names
@@ -139,7 +174,9 @@ def split(index: Path, target: Path, params: SplitParams) -> Counts:
 def main() -> None:
     params = load_params()
     paths = load_paths()
-    counts = split(Path(paths.organized_index), Path(paths.split), params.split)
+    classes = read_class_list(Path(paths.classes)).classes
+    check_sample_sizes(params.split, classes, params.train.dataset)
+    counts = split(Path(paths.organized_index), Path(paths.split), params.split, classes)
     write_json(Path(paths.metrics) / METRICS_FILE, balance_metrics(counts))
     print("split: " + ", ".join(f"{subset} {sum(n.values())}" for subset, n in counts.items()))
     for subset in CHECKED:

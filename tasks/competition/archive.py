@@ -1,4 +1,9 @@
-"""The competition archive's layout: which members it holds and how photo names carry ids and classes."""
+"""The raw archive's format: a readable, safe zip of the dataset's files, and how photo names carry ids and classes.
+
+download writes one zip at paths.raw_archive: the dataset's files at their paths relative to its top folder. A member
+that is itself a zip (`train.zip`) stands for the folder of that name; reorganize reads the layout inside
+(tasks/photos/layout.py). Dogs vs. Cats' archive (train.zip, test.zip, sample_submission.csv) is one instance.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,19 @@ from pathlib import Path, PurePosixPath
 
 from tasks.core.errors import StageError
 
+# Dogs vs. Cats' archive: the synthetic source writes these members, the Kaggle source expects them for it.
 TRAIN_ZIP = "train.zip"
 TEST_ZIP = "test.zip"
 SAMPLE_SUBMISSION = "sample_submission.csv"
 REQUIRED_MEMBERS = (TRAIN_ZIP, TEST_ZIP, SAMPLE_SUBMISSION)
-CLASSES = ("cats", "dogs")  # class names (the folders); a photo's target is its class's position, so P(dog) is column 1
+CLASSES = ("cats", "dogs")  # Dogs vs. Cats' class folders; a photo's target is its class's position, so P(dog) is 1
 
-_TRAIN_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpg$")
-_TEST_NAME = re.compile(r"^(\d+)\.jpg$")
-# Test ids travel as 64-bit integers (pandas, NumPy, the submission's id column): a larger one would wrap around.
+# Dogs vs. Cats names its train photos `<word>.<n>.<ext>` (cat.1.jpg), whose class folder is `<word>s` (cats).
+_TRAIN_NAME = re.compile(r"^([^.]+)\.(\d+)\.[^.]+$")
+# A numeric test id travels as a 64-bit integer wherever a reader infers the column's type: a larger one wraps.
 MAX_TEST_ID = 2**63 - 1
+# An id a CSV would have to quote, or whose line it would break: the manifests and the submission hold ids bare.
+_CSV_UNSAFE = re.compile(r'[\x00-\x1f\x7f,"]')
 # Files that file managers add beside photos (macOS Finder, Windows Explorer): not photos, skipped as folders are.
 # `__MACOSX/` holds macOS's resource forks, `._name` is one outside it; the set holds whole names.
 _FILE_MANAGER_FOLDER = "__MACOSX"
@@ -32,41 +40,46 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def parse_train_name(name: str) -> tuple[str, str]:
-    """Return (class folder, id) for a train photo name like 'cat.12.jpg'."""
+    """(class folder, id) of a photo named as Dogs vs. Cats names them: 'cat.12.jpg' -> ('cats', 'cat.12')."""
     match = _TRAIN_NAME.match(name)
     if not match:
-        raise StageError(f"train photo {name!r} is not named cat.N.jpg or dog.N.jpg")
-    return f"{match.group(1)}s", f"{match.group(1)}.{match.group(2)}"
+        raise StageError(f"train photo {name!r} is not named <word>.<n>.<ext> like cat.1.jpg")
+    return f"{match.group(1)}s", name.rsplit(".", 1)[0]
 
 
-def parse_test_name(name: str) -> int:
-    """Return the numeric id of a test photo name like '17.jpg'; ids must fit in a signed 64-bit integer."""
-    match = _TEST_NAME.match(name)
-    if not match:
-        raise StageError(f"test photo {name!r} is not named N.jpg with N a number")
-    test_id = int(match.group(1))
-    if test_id > MAX_TEST_ID:
+def check_photo_id(photo_id: str, name: str) -> str:
+    """A photo's id, refused when a CSV would have to quote it or, all digits, it overflows a signed 64-bit integer."""
+    if _CSV_UNSAFE.search(photo_id):
         raise StageError(
-            f"test photo {name!r} has an id over {MAX_TEST_ID}: ids must fit in a signed 64-bit integer; "
+            f"photo {name!r} has the id {photo_id!r}, which holds a comma, a double quote or a control character "
+            "that the manifests and the submission (CSV files) can't hold bare: rename the photo"
+        )
+    if photo_id.isdigit() and int(photo_id) > MAX_TEST_ID:
+        raise StageError(
+            f"photo {name!r} has an id over {MAX_TEST_ID}: numeric ids must fit in a signed 64-bit integer; "
             "rename it (the competition's test ids are 1 to 12500)"
         )
-    return test_id
+    return photo_id
 
 
-def photo_name(member: zipfile.ZipInfo) -> str | None:
-    """The file name of a member that may be a photo, or None for a folder or a file manager's own file.
+def data_path(member: str) -> PurePosixPath:
+    """A member's path inside the data, a backslash read as the folder separator the Windows tool meant.
 
-    A backslash is read as the folder separator it is: Windows tools that ignore the zip spec's forward
-    slash (PowerShell 5's Compress-Archive among them) write `train\\cat.1.jpg` for `train/cat.1.jpg`, and
-    check_member_path already reads it so. Only the name counts: the folders above it are ignored.
+    Windows tools that ignore the zip spec's forward slash (PowerShell 5's Compress-Archive among them) write
+    `train\\cat.1.jpg` for `train/cat.1.jpg`; check_member_path reads it so too.
     """
-    parts = PurePosixPath(member.filename.replace("\\", "/")).parts
-    if member.is_dir() or member.filename.endswith("\\") or not parts:
-        return None
-    name = parts[-1]
-    if _FILE_MANAGER_FOLDER in parts or name.startswith("._") or name in _FILE_MANAGER_FILES:
-        return None
-    return name
+    return PurePosixPath(member.replace("\\", "/"))
+
+
+def is_folder(member: zipfile.ZipInfo) -> bool:
+    """Whether a member is a folder entry (with either separator)."""
+    return member.is_dir() or member.filename.endswith("\\")
+
+
+def is_file_manager_file(path: PurePosixPath) -> bool:
+    """Whether a path is a file manager's own file (.DS_Store, Thumbs.db, ._name, anything under __MACOSX/)."""
+    name = path.name
+    return _FILE_MANAGER_FOLDER in path.parts or name.startswith("._") or name in _FILE_MANAGER_FILES
 
 
 def check_readable(zip_name: str, member: zipfile.ZipInfo) -> None:
@@ -108,7 +121,7 @@ def check_members(zip_name: str, members: list[zipfile.ZipInfo], expected: str) 
 
 
 def check_archive(path: Path) -> None:
-    """Fail unless path is a readable zip holding train.zip, test.zip and sample_submission.csv."""
+    """Fail unless path is a readable zip whose every member is safe to unpack (what it holds is reorganize's)."""
     if path.is_dir():
         raise StageError(f"competition archive {path} is a folder, not a zip file: give the path of the zip itself")
     if not path.is_file():
@@ -116,18 +129,14 @@ def check_archive(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-            check_members(path.name, members, ", ".join(REQUIRED_MEMBERS))
+            check_members(path.name, members, "train/cat.1.jpg (paths inside the data)")
             for member in members:  # testzip decompresses every member
                 check_readable(path.name, member)
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise StageError(f"{path} is not a readable zip archive ({err}); download it again") from None
-    names = {m.filename for m in members}
     if bad is not None:
         raise StageError(f"{path} is corrupt (member {bad} fails its CRC check); download it again")
-    missing = [m for m in REQUIRED_MEMBERS if m not in names]
-    if missing:
-        raise StageError(f"{path} lacks {', '.join(missing)}; expected {', '.join(REQUIRED_MEMBERS)}")
 
 
 def write_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:

@@ -36,9 +36,9 @@ from tasks.core.paths import VARS_KEY
 from tasks.vgg.layers import CUTS, POOL5
 
 PARAMS_FILE = Path("params.yaml")
-# Cats and dogs (tasks/competition/archive.py's CLASSES; a test keeps the two equal). Not imported from there:
-# every stage loads params, and archive.py's changes would then rerun the stages that never open an archive.
-CLASS_COUNT = 2
+# A classifier needs at least two classes; how many the data holds is known only once reorganize has read it, so
+# split checks the sizes against that number (the class list), and params only against this floor.
+MIN_CLASSES = 2
 # NumPy's legacy seeding and Keras' set_random_seed take 32-bit seeds; a larger one loads, then crashes a stage.
 SEED_LIMIT = 2**32 - 1
 
@@ -65,13 +65,18 @@ def _halvable(size: int) -> int:
 
 
 def _holds_each_class(size: int) -> int:
-    """split.valid_size, refused unless the validation set can hold a photo of each class."""
-    if size < CLASS_COUNT:
+    """split.valid_size, refused unless the validation set can hold a photo of each of the fewest classes there are."""
+    if size < MIN_CLASSES:
         raise _refuse(
-            f"split.valid_size is {size}; the validation set needs a photo of each class (cats and dogs), "
-            f"so it must be at least {CLASS_COUNT}"
+            f"split.valid_size is {size}; the validation set needs a photo of each class (a classifier has at least "
+            f"{MIN_CLASSES}), so it must be at least {MIN_CLASSES}"
         )
     return size
+
+
+def _outside_the_data(path: str) -> bool:
+    """Whether a reorganize path leaves the data: absolute, climbing with .., or written with Windows' separators."""
+    return path.startswith("/") or "\\" in path or ".." in path.split("/") or bool(re.match(r"^[A-Za-z]:", path))
 
 
 def _bounds_kind(value: Any) -> str | None:
@@ -167,10 +172,35 @@ class DownloadParams(Section):
 
 
 class ReorganizeParams(Section):
+    # Where things sit inside the data (params.yaml says how each layout reads).
+    train: Text  # the labelled photos' folder; `.` for the data's top
+    test: Text  # the unlabelled photos' folder; '' for none
+    labels: Text  # a CSV of photo id, class for photos directly in train; '' when folders or names give classes
+    sample_submission: Text  # the competition's sample submission; a file the data lacks means none
     # Bounds on what unpacking may write, checked from the zip directories before writing and while streaming:
     # a few-MB zip can declare gigabytes of zeros. Far above the competition's photos and archive (params.yaml).
     max_photo_bytes: AtLeastOne  # one photo, unpacked; features reads no more than this of a photo file
-    max_unpacked_bytes: AtLeastOne  # everything reorganize writes: the inner zips, then the photos
+    max_unpacked_bytes: AtLeastOne  # everything reorganize writes or reads: the inner zips, the CSVs, the photos
+
+    @model_validator(mode="after")
+    def _places_differ(self) -> ReorganizeParams:
+        for key in ("train", "test", "labels", "sample_submission"):
+            if _outside_the_data(getattr(self, key)):
+                raise _refuse(
+                    f"reorganize.{key} is {getattr(self, key)!r}; it is a path inside the data as downloaded, like "
+                    "train or imgs/train: relative, with / between folders and no .."
+                )
+        if not self.train:
+            raise _refuse("reorganize.train is empty; set it to the folder of labelled photos (. for the data's top)")
+        if self.test.strip("/") in (".", self.train.strip("/")):
+            raise _refuse(
+                f"reorganize.test is {self.test!r}, the train folder or the whole data; set it to the folder of "
+                "unlabelled photos, or to '' if there are none"
+            )
+        for key in ("labels", "sample_submission"):
+            if getattr(self, key).strip("/") == ".":
+                raise _refuse(f"reorganize.{key} is '.'; it names a CSV file inside the data, or '' for none")
+        return self
 
 
 class SplitParams(Section):
@@ -291,10 +321,11 @@ class Params(Section):
             return self
         for key in ("sample_train_size", "sample_valid_size"):
             size = getattr(self.split, key)
-            if size < CLASS_COUNT:
+            if size < MIN_CLASSES:
                 raise _refuse(
                     f"split.{key} is {size} but train.dataset is sample, which needs a photo of each class "
-                    f"(cats and dogs) there: raise it to at least {CLASS_COUNT}, or set train.dataset to full"
+                    f"(a classifier has at least {MIN_CLASSES}) there: raise it to at least {MIN_CLASSES}, "
+                    "or set train.dataset to full"
                 )
         return self
 

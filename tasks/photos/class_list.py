@@ -102,6 +102,11 @@ def submission_layout(
     if len(header) < 2:
         raise StageError(f"{source} has the header {list(header)}; a submission needs an id column and probabilities")
     id_column, columns = header[0], header[1:]
+    if len(classes) > 2 and len(columns) == 1 and columns[0] not in classes:
+        raise StageError(
+            f"{source} has the header {','.join(header)}: one column of class names, it seems, but this pipeline "
+            f"writes a probability for each of the {len(classes)} classes; it can't write this submission"
+        )
     if len(classes) == 2 and len(columns) == 1:
         return SubmissionLayout(header, (classes[1],), source)
     unknown = sorted(set(columns) - set(classes), key=natural_key)
@@ -119,6 +124,26 @@ def submission_layout(
             "names its columns"
         )
     return SubmissionLayout(header, columns, source)
+
+
+def check_probabilities(header: list[str], row: list[str] | None, source: str, class_count: int) -> None:
+    """Refuse a sample submission whose first row holds class names where the pipeline writes probabilities."""
+    names = [cell for cell in (row or [])[1:] if not _is_number(cell)]
+    if names:
+        raise StageError(
+            f"{source} has the header {','.join(header)} and its rows hold class names ({names[0]!r}), not "
+            f"probabilities; this pipeline writes a probability for each of the {class_count} classes, so it can't "
+            "write this submission"
+        )
+
+
+def _is_number(cell: str) -> bool:
+    """Whether a CSV cell reads as a number."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def write_class_list(target: Path, class_list: ClassList) -> None:

@@ -57,15 +57,16 @@ SIZE = 224  # VGG16's side, as in params.yaml
         ),
         (
             lambda p: p.write_bytes(zip_bytes({"train.zip": zip_bytes({"train/cat.1.jpg": JPEG})})),
-            "lacks test.zip, sample_submission.csv; expected train.zip, test.zip, sample_submission.csv",
+            "reorganize.test is 'test' but the data has no such folder \\(its top holds train/\\): set it to the "
+            "folder of unlabelled photos inside the data, or set reorganize.test to '' if there are none",
         ),
         (
             lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG, "../../cat.2.jpg": JPEG}, {"test/1.jpg": JPEG}),
-            r"train.zip holds '../../cat.2.jpg', an absolute or '..' path; expected names like train/cat.1.jpg",
+            r"train.zip holds '../../cat.2.jpg', an absolute or '..' path; expected names like train/<file>",
         ),
         (
             lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG}, {"/tmp/1.jpg": JPEG}),
-            r"test.zip holds '/tmp/1.jpg', an absolute or '..' path; expected names like test/1.jpg",
+            r"test.zip holds '/tmp/1.jpg', an absolute or '..' path; expected names like test/<file>",
         ),
         (
             lambda p: competition_zip(p, {"train/cat.1.jpg": JPEG}, {"test/1.jpg": JPEG}, {"../evil.csv": b"x"}),

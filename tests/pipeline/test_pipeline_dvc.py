@@ -126,19 +126,18 @@ def test_a_failing_stage_stops_the_dag_with_its_message(workspace: Path):
     assert not (workspace / "data").exists() or not any((workspace / "data").rglob("*.zip"))
 
 
-def test_an_archive_of_one_class_is_refused_at_split_naming_the_counts(workspace: Path, tmp_path: Path):
+def test_an_archive_of_one_class_is_refused_at_reorganize_naming_the_class(workspace: Path, tmp_path: Path):
     """An archive of cats only used to give val_accuracy 1.0 and a submission worse than chance, with no message."""
     archive = one_class_archive(tmp_path / "cats-only.zip", "cat", train_per_class=12, test_count=6)
     write_params(workspace, {"download": {"source": "archive", "path": str(archive)}})
     result = dvc(workspace, "repro", check=False)
     assert result.returncode != 0
     assert (
-        "error: split: train holds 0 dogs and 6 cats; every class needs photos in train and valid: "
-        "the archive's train photos hold 0 dogs and 12 cats: use an archive with photos of each class"
+        "error: reorganize: the train folder train holds 1 class ['cats']; a classifier needs at least 2"
     ) in result.stderr
     assert "Traceback" not in result.stderr
-    assert stages_ran(result.stdout) == ["download", "reorganize", "split"]
-    assert not (workspace / "data/split.csv").exists() and not (workspace / "metrics/split.json").exists()
+    assert stages_ran(result.stdout) == ["download", "reorganize"]
+    assert not (workspace / "data/organized.csv").exists() and not (workspace / "data/classes.json").exists()
 
 
 def test_split_reports_class_counts_as_a_dvc_metric(workspace: Path):

@@ -6,13 +6,15 @@ import io
 import struct
 import zipfile
 import zlib
-from pathlib import Path
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
 
 from tasks.competition.archive import SAMPLE_SUBMISSION, TEST_ZIP, TRAIN_ZIP, write_member
 from tasks.competition.synthetic import build_synthetic_archive
+from tasks.photos.manifest import natural_key
 
 
 def photo_pixels(seed: int = 0, size: tuple[int, int] = (300, 200)) -> np.ndarray:
@@ -55,11 +57,19 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def _sample_of(test_members: Iterable[str]) -> bytes:
+    """Dogs vs. Cats' sample submission for the test photos among test_members: their ids (stems), P(dog) 0.5."""
+    names = [PurePosixPath(n.replace("\\", "/")).name for n in test_members]
+    ids = {PurePosixPath(n).stem for n in names if n.lower().endswith(".jpg") and not n.startswith("._")}
+    return ("id,label\n" + "".join(f"{i},0.5\n" for i in sorted(ids, key=natural_key))).encode()
+
+
 def competition_zip(
     path: Path, train: dict[str, bytes], test: dict[str, bytes], outer_extra: dict[str, bytes] | None = None
 ) -> Path:
-    """A competition archive at path whose train.zip and test.zip hold exactly the given members."""
-    members = {TRAIN_ZIP: zip_bytes(train), TEST_ZIP: zip_bytes(test), SAMPLE_SUBMISSION: b"id,label\n"}
+    """A competition archive at path whose train.zip and test.zip hold exactly the given members, and whose sample
+    submission lists the test photos' ids (reorganize refuses one that lists others)."""
+    members = {TRAIN_ZIP: zip_bytes(train), TEST_ZIP: zip_bytes(test), SAMPLE_SUBMISSION: _sample_of(test)}
     path.write_bytes(zip_bytes({**members, **(outer_extra or {})}))
     return path
 
@@ -75,6 +85,8 @@ def synthetic_with_bad_photos(
         with zipfile.ZipFile(io.BytesIO(inner[name])) as archive:
             members = {m: archive.read(m) for m in archive.namelist()}
         inner[name] = zip_bytes({**members, **extra})
+        if name == TEST_ZIP:  # the sample submission lists every test photo, as reorganize requires
+            inner[SAMPLE_SUBMISSION] = _sample_of(members.keys() | extra.keys())
     path.write_bytes(zip_bytes(inner))
     return path
 

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from tasks.competition.archive import TEST_ZIP, TRAIN_ZIP
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import SplitParams
+from tasks.photos.class_list import read_class_list
 from tasks.reorganize import reorganize
 from tasks.split import split
 from tests.support.params import reorganize_params
@@ -47,5 +48,5 @@ def reorganize_with(root: Path, replacements: dict[str, bytes]) -> Path:
 
 def split_photos(root: Path, params: SplitParams) -> Path:
     """Split root/organized.csv into the manifest root/split.csv; return its path."""
-    split(root / "organized.csv", root / "split.csv", params)
+    split(root / "organized.csv", root / "split.csv", params, read_class_list(root / "classes.json").classes)
     return root / "split.csv"

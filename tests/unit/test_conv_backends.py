@@ -9,6 +9,7 @@ import pytest
 from tasks.core.errors import StageError
 from tasks.core.params import SplitParams
 from tasks.features import PRECISION_FILE, features, subset_photos
+from tasks.photos.class_list import read_class_list
 from tasks.photos.decode import load_photo
 from tasks.photos.manifest import read_manifest
 from tasks.split import split
@@ -101,6 +102,7 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
         organized.parent / "organized.csv",
         tmp_path / "split.csv",
         SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1),
+        read_class_list(organized.parent / "classes.json").classes,
     )
     params = features_params(weights="none", seed=0, image_size=224, batch_size=2, backend="onnxruntime")
     classes = organized.parent / "classes.json"

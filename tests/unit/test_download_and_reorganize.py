@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.competition.archive import check_archive, parse_test_name, parse_train_name, write_member
+from tasks.competition.archive import check_archive, check_photo_id, parse_train_name, write_member
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.errors import StageError
 from tasks.core.params import SyntheticParams
@@ -22,12 +22,14 @@ from tests.support.params import download_params, reorganize_params
 def test_ids_come_from_file_names():
     assert parse_train_name("cat.12.jpg") == ("cats", "cat.12")
     assert parse_train_name("dog.7.jpg") == ("dogs", "dog.7")
-    assert parse_test_name("1234.jpg") == 1234
-    for bad in ("cat12.jpg", "cow.1.jpg", "cat.1.png", "../cat.1.jpg"):
-        with pytest.raises(StageError, match=r"cat.N.jpg or dog.N.jpg"):
+    assert parse_train_name("cow.1.PNG") == ("cows", "cow.1")  # any word, any photo extension: class <word>s
+    for bad in ("cat12.jpg", "cat.one.jpg", "cat.1", "../cat.1.jpg"):
+        with pytest.raises(StageError, match=r"is not named <word>.<n>.<ext> like cat.1.jpg"):
             parse_train_name(bad)
-    with pytest.raises(StageError, match=r"N.jpg"):
-        parse_test_name("a.jpg")
+    assert check_photo_id("img_1.jpg", "img_1.jpg") == "img_1.jpg"
+    for bad in ("a,b", 'a"b', "a\nb"):
+        with pytest.raises(StageError, match=r"holds a comma, a double quote or a control character"):
+            check_photo_id(bad, bad + ".jpg")
 
 
 def test_synthetic_archive_has_the_competition_layout_and_is_deterministic(tmp_path: Path):
@@ -71,21 +73,17 @@ def test_a_bad_local_archive_is_refused_and_nothing_is_written(tmp_path: Path):
     with pytest.raises(StageError, match="does not exist"):
         download(download_params(source="archive", path=str(tmp_path / "missing.zip")), target)
     assert not target.exists()
-    incomplete = tmp_path / "incomplete.zip"
-    with zipfile.ZipFile(incomplete, "w") as archive:
-        write_member(archive, "train.zip", b"")
-    with pytest.raises(StageError, match=r"lacks test.zip, sample_submission.csv"):
-        download(download_params(source="archive", path=str(incomplete)), target)
     assert not target.parent.exists() or list(target.parent.iterdir()) == []
 
 
 def test_reorganize_makes_class_folders_and_keeps_test_ids(tmp_path: Path):
     archive = tmp_path / "comp.zip"
     build_synthetic_archive(archive, seed=0, train_per_class=5, test_count=4)
-    counts = reorganize(
+    done = reorganize(
         archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
     )
-    assert counts == {"train/cats": 5, "train/dogs": 5, "test/unknown": 4}
+    assert done.counts == {"train/cats": 5, "train/dogs": 5, "test/unknown": 4}
+    assert done.line() == "reorganize: train/cats 5, train/dogs 5, test/unknown 4"  # as before the layouts
     organized = tmp_path / "organized"
     assert sorted(p.name for p in (organized / "train" / "dogs").iterdir()) == sorted(
         f"dog.{i}.jpg" for i in range(1, 6)
@@ -132,9 +130,9 @@ def _archive_with_train_members(path: Path, train_names: list[str], test_names: 
 @pytest.mark.parametrize(
     ("train_names", "test_names", "message"),
     [
-        (["train/cat.1.jpg", "train/horse.2.jpg"], ["test/1.jpg"], "horse.2.jpg"),
-        (["train/cat.1.jpg"], ["test/1.jpg", "other/1.jpg"], "test id 1 twice"),
-        (["train/cat.1.jpg"], [], "0 test photos"),
+        (["train/cat.1.jpg", "train/horse2.jpg"], ["test/1.jpg"], "'horse2.jpg' sits directly in the train folder"),
+        (["train/cat.1.jpg", "train/dog.1.jpg"], ["test/1.jpg", "other/1.jpg"], "test id 1 twice"),
+        (["train/cat.1.jpg", "train/dog.1.jpg"], [], "reorganize.test is 'test' but the data has no photos in that"),
     ],
 )
 def test_reorganize_refuses_bad_archives_and_leaves_nothing(tmp_path: Path, train_names, test_names, message):
@@ -252,10 +250,11 @@ def test_file_manager_files_are_skipped_and_backslashes_read_as_folders(tmp_path
         },
         {"test\\1.jpg": b"one", "test/Thumbs.db": b"\xd0\xcf\x11\xe0", "test/._1.jpg": b""},
     )
-    counts = reorganize(
+    done = reorganize(
         archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
     )
-    assert counts == {"train/cats": 1, "train/dogs": 1, "test/unknown": 1}
+    assert done.counts == {"train/cats": 1, "train/dogs": 1, "test/unknown": 1}
+    assert not done.not_photos  # file managers' files are not counted as skipped: they never were the user's
     assert (tmp_path / "organized/train/dogs/dog.1.jpg").read_bytes() == b"dog"
     assert (tmp_path / "organized/test/unknown/1.jpg").read_bytes() == b"one"
     assert [e.path for e in read_manifest(tmp_path / "organized.csv")] == [
@@ -265,17 +264,32 @@ def test_file_manager_files_are_skipped_and_backslashes_read_as_folders(tmp_path
     ]
 
 
-def test_test_ids_must_fit_in_a_signed_64_bit_integer(tmp_path: Path):
-    assert parse_test_name(f"{2**63 - 1}.jpg") == 2**63 - 1
-    with pytest.raises(StageError, match=r"has an id over 9223372036854775807: ids must fit in a signed 64-bit"):
-        parse_test_name(f"{2**63}.jpg")
+def test_numeric_test_ids_must_fit_in_a_signed_64_bit_integer(tmp_path: Path):
+    assert check_photo_id(str(2**63 - 1), f"{2**63 - 1}.jpg") == str(2**63 - 1)
+    with pytest.raises(StageError, match=r"has an id over 9223372036854775807: numeric ids must fit in a signed 64"):
+        check_photo_id(str(2**63), f"{2**63}.jpg")
+    assert check_photo_id("0a1b2c", "0a1b2c.jpg") == "0a1b2c"  # other ids are strings: no integer to overflow
     archive = competition_zip(
         tmp_path / "comp.zip",
-        {"train/cat.1.jpg": b"cat"},
+        {"train/cat.1.jpg": b"cat", "train/dog.1.jpg": b"dog"},
         {"test/1.jpg": b"1", "test/123456789012345678901234.jpg": b"2"},
     )
-    with pytest.raises(StageError, match=r"test photo '123456789012345678901234.jpg' has an id over"):
+    with pytest.raises(StageError, match=r"photo '123456789012345678901234.jpg' has an id over"):
         reorganize(
             archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
+
+
+def test_check_archive_takes_any_layout_and_refuses_only_an_unsafe_or_unreadable_zip(tmp_path: Path):
+    """Which members the data holds is reorganize's to judge (reorganize.train, .test); download only checks the zip."""
+    folders = tmp_path / "folders.zip"
+    folders.write_bytes(zip_bytes({"cats/a.jpg": b"a", "dogs/b.png": b"b", "test/c.jpg": b"c"}))
+    check_archive(folders)
+    only_train = tmp_path / "only-train.zip"
+    only_train.write_bytes(zip_bytes({"train.zip": zip_bytes({"train/cat.1.jpg": b"c"})}))
+    check_archive(only_train)
+    climbing = tmp_path / "climbing.zip"
+    climbing.write_bytes(zip_bytes({"cats/a.jpg": b"a", "../b.jpg": b"b"}))
+    with pytest.raises(StageError, match=r"^climbing.zip holds '../b.jpg', an absolute or '..' path"):
+        check_archive(climbing)

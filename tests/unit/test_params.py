@@ -262,11 +262,14 @@ def test_a_poll_timeout_must_be_finite(tmp_path: Path, written):
         load_params(tmp_path / "params.yaml")
 
 
-def test_params_class_count_is_the_archives():
-    from tasks.competition.archive import CLASSES
-    from tasks.core.params import CLASS_COUNT
+def test_params_know_only_the_fewest_classes_the_class_list_allows():
+    """How many classes the data holds is split's to check (the class list); params refuse only what no data can fit."""
+    from tasks.core.params import MIN_CLASSES
+    from tasks.photos.class_list import sorted_classes
 
-    assert len(CLASSES) == CLASS_COUNT
+    assert sorted_classes(["a", "b"], "x") == ("a", "b")
+    with pytest.raises(StageError, match=f"a classifier needs at least {MIN_CLASSES}$"):
+        sorted_classes(["a"] * MIN_CLASSES, "x")
 
 
 # Each rule that ties keys together: a file that breaks it, the line it is refused with, and the nearest file
@@ -426,28 +429,50 @@ RULES = {
         "train.head dense needs features.layer block5_pool",
         {"features": {"layer": "block5_pool"}, "train": {"head": "dense"}},
     ),
+    "reorganize paths stay inside the data": (
+        {"reorganize": {"labels": "../labels.csv"}},
+        "reorganize.labels is '../labels.csv'; it is a path inside the data as downloaded, like train or imgs/train: "
+        "relative, with / between folders and no ..",
+        {"reorganize": {"labels": "meta/labels.csv"}},
+    ),
+    "the test photos are not the train photos": (
+        {"reorganize": {"train": "imgs", "test": "imgs/"}},
+        "reorganize.test is 'imgs/', the train folder or the whole data; set it to the folder of unlabelled photos, "
+        "or to '' if there are none",
+        {"reorganize": {"train": "imgs", "test": "imgs/test"}},
+    ),
+    "the train folder is named": (
+        {"reorganize": {"train": ""}},
+        "reorganize.train is empty; set it to the folder of labelled photos (. for the data's top)",
+        {"reorganize": {"train": ".", "test": ""}},
+    ),
+    "a CSV is a file": (
+        {"reorganize": {"sample_submission": "."}},
+        "reorganize.sample_submission is '.'; it names a CSV file inside the data, or '' for none",
+        {"reorganize": {"sample_submission": ""}},
+    ),
     "a validation set holds each class": (
         {"split": {"valid_size": 0, "sample_valid_size": 0}},
-        "split.valid_size is 0; the validation set needs a photo of each class (cats and dogs), "
+        "split.valid_size is 0; the validation set needs a photo of each class (a classifier has at least 2), "
         "so it must be at least 2",
         {"split": {"valid_size": 2, "sample_valid_size": 0}},
     ),
     "one validation photo is not each class": (
         {"split": {"valid_size": 1, "sample_valid_size": 1}},
-        "split.valid_size is 1; the validation set needs a photo of each class (cats and dogs), "
+        "split.valid_size is 1; the validation set needs a photo of each class (a classifier has at least 2), "
         "so it must be at least 2",
         {"split": {"valid_size": 2, "sample_valid_size": 1}},
     ),
     "the sample train set trained on holds each class": (
         {"split": {"sample_train_size": 0}, "train": {"dataset": "sample"}},
-        "split.sample_train_size is 0 but train.dataset is sample, which needs a photo of each class (cats and dogs) "
-        "there: raise it to at least 2, or set train.dataset to full",
+        "split.sample_train_size is 0 but train.dataset is sample, which needs a photo of each class "
+        "(a classifier has at least 2) there: raise it to at least 2, or set train.dataset to full",
         {"split": {"sample_train_size": 0}, "train": {"dataset": "full"}},
     ),
     "the sample valid set validated on holds each class": (
         {"split": {"sample_valid_size": 1}, "train": {"dataset": "sample"}},
-        "split.sample_valid_size is 1 but train.dataset is sample, which needs a photo of each class (cats and dogs) "
-        "there: raise it to at least 2, or set train.dataset to full",
+        "split.sample_valid_size is 1 but train.dataset is sample, which needs a photo of each class "
+        "(a classifier has at least 2) there: raise it to at least 2, or set train.dataset to full",
         {"split": {"sample_valid_size": 2}, "train": {"dataset": "sample"}},
     ),
     "synthetic photos leave some to train on": (
@@ -487,8 +512,8 @@ def test_an_archive_sources_size_is_left_to_split():
 def test_every_problem_gets_its_own_line():
     message = refusal({"trian": {}, "split": {"valid_size": -1}, "features": {"image_size": 100, "xla": "no"}})
     assert message.splitlines() == [  # in params.yaml's order, unknown keys last
-        "params.yaml: split.valid_size is -1; the validation set needs a photo of each class (cats and dogs), "
-        "so it must be at least 2",
+        "params.yaml: split.valid_size is -1; the validation set needs a photo of each class "
+        "(a classifier has at least 2), so it must be at least 2",
         "params.yaml: features.xla must be bool, got 'no'",
         "params.yaml: features.image_size is 100; it must be a multiple of 32 and at least 32 "
         "(VGG16 halves it five times)",

@@ -11,6 +11,7 @@ from tasks.photos.class_balance import MIN_CLASS_SHARE, rare_class_warning, requ
 from tasks.photos.manifest import read_manifest
 from tasks.split import (
     balance_metrics,
+    check_sample_sizes,
     natural_key,
     plan_counts,
     plan_split,
@@ -19,6 +20,8 @@ from tasks.split import (
     stratified_counts,
 )
 from tests.support.photos import organized_photos
+
+CATS_DOGS = ("cats", "dogs")
 
 
 def train_pool(cats: int, dogs: int) -> dict[str, list[str]]:
@@ -83,7 +86,10 @@ def test_natural_order():
 def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: Path):
     organized = organized_photos(tmp_path, per_class=8, test_count=3)
     params = SplitParams(seed=0, valid_size=4, sample_train_size=4, sample_valid_size=2)
-    counts = {s: sum(n.values()) for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params).items()}
+    counts = {
+        s: sum(n.values())
+        for s, n in split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS).items()
+    }
     assert counts == {"train": 12, "valid": 4, "sample_train": 4, "sample_valid": 2, "test": 3}
     assert (tmp_path / "split.csv").read_text().splitlines()[0] == "subset,class_name,id,path,md5"
     rows = read_manifest(tmp_path / "split.csv")
@@ -98,7 +104,7 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
     assert {e.path for e in by_subset["sample_train"]} <= train and {e.path for e in by_subset["sample_valid"]} <= valid
     assert [e.id for e in by_subset["test"]] == ["1", "2", "3"]
     first = (tmp_path / "split.csv").read_bytes()
-    split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+    split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS)
     assert (tmp_path / "split.csv").read_bytes() == first  # seeded: the same manifest, byte for byte
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -106,10 +112,10 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
 def test_split_explains_a_missing_or_foreign_index(tmp_path: Path):
     params = SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1)
     with pytest.raises(StageError, match=r"organized.csv is missing; run `dvc repro`"):
-        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS)
     (tmp_path / "organized.csv").write_text("id,label\ncat.1,0\n")
     with pytest.raises(StageError, match="is not a photo manifest"):
-        split(tmp_path / "organized.csv", tmp_path / "split.csv", params)
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", params, CATS_DOGS)
     assert not (tmp_path / "split.csv").exists()
 
 
@@ -118,7 +124,7 @@ def test_split_explains_a_missing_or_foreign_index(tmp_path: Path):
 
 def planned(pool: dict[str, list[str]], params: SplitParams) -> dict:
     """The per-class counts of the plan for pool, after split's class check."""
-    counts = plan_counts(plan_split(pool, params))
+    counts = plan_counts(plan_split(pool, params), tuple(pool))
     require_each_class(pool, counts)
     return counts
 
@@ -194,6 +200,7 @@ def test_split_refuses_an_index_of_one_class_and_writes_nothing(tmp_path: Path):
             index,
             tmp_path / "split.csv",
             SplitParams(seed=0, valid_size=3, sample_train_size=2, sample_valid_size=2),
+            CATS_DOGS,
         )
     assert not (tmp_path / "split.csv").exists()
 
@@ -218,11 +225,16 @@ def test_the_stage_warns_of_a_rare_class_and_records_every_subsets_classes(
     import yaml
 
     from tasks import split as stage
+    from tasks.photos.class_list import ClassList, submission_layout, write_class_list
     from tasks.photos.manifest import PhotoEntry, write_manifest
     from tests.support.workspace import PROJECT, merged, write_paths
 
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    write_paths(in_tmp, {"organized_index": "organized.csv", "split": "split.csv", "metrics": "metrics"})
+    write_paths(
+        in_tmp,
+        {"organized_index": "organized.csv", "classes": "classes.json", "split": "split.csv", "metrics": "metrics"},
+    )
+    write_class_list(in_tmp / "classes.json", ClassList(CATS_DOGS, submission_layout(CATS_DOGS, None, None)))
     sizes = {"valid_size": 20, "sample_train_size": 40, "sample_valid_size": 10}
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(merged(params, {"split": sizes})))
     pool = train_pool(95, 5)
@@ -244,3 +256,102 @@ def test_the_stage_warns_of_a_rare_class_and_records_every_subsets_classes(
     assert metrics["train"] == {"cats": 76, "dogs": 4, "smallest_class_share": 0.05}
     assert metrics["sample_train"]["cats"] + metrics["sample_train"]["dogs"] == 40
     assert metrics["smallest_class_share"] == 0.05
+
+
+# ---- N classes --------------------------------------------------------------------------------------------
+
+THREE = ("c2", "c10", "horse")  # the class list's natural order: c2 before c10
+
+
+def three_pool(c2: int, c10: int, horse: int) -> dict[str, list[str]]:
+    return {c: [f"{c}_{i}.jpg" for i in range(1, n + 1)] for c, n in zip(THREE, (c2, c10, horse), strict=True)}
+
+
+def test_three_classes_are_stratified_and_counted_under_their_names():
+    pool = three_pool(30, 20, 10)
+    counts = planned(pool, SplitParams(seed=0, valid_size=12, sample_train_size=6, sample_valid_size=3))
+    assert counts["valid"] == {"c2": 6, "c10": 4, "horse": 2}
+    assert counts["train"] == {"c2": 24, "c10": 16, "horse": 8}
+    assert counts["sample_valid"] == {"c2": 1, "c10": 1, "horse": 1}  # each class gets one when the size allows
+    metrics = balance_metrics(counts)
+    assert list(metrics["valid"]) == ["c2", "c10", "horse", "smallest_class_share"]
+    assert metrics["smallest_class_share"] == pytest.approx(1 / 6)
+    rare = planned(three_pool(50, 45, 5), SplitParams(seed=0, valid_size=20, sample_train_size=3, sample_valid_size=3))
+    assert rare_class_warning("valid", rare["valid"]) == (
+        "warning: valid holds 1 horse and 9 c10 and 10 c2: horse are 5.0% of it, under 10%; the head will lean to "
+        "the other classes: add photos of horse if you have them"
+    )
+    with pytest.raises(StageError) as lacking:
+        planned(three_pool(20, 20, 1), SplitParams(seed=0, valid_size=4, sample_train_size=2, sample_valid_size=2))
+    assert str(lacking.value) == (
+        "train holds 0 horse and 18 c10 and 19 c2; every class needs photos in train and valid: split.valid_size "
+        "took every one of horse: add photos of them"
+    )
+
+
+def _three_class_index(path: Path) -> None:
+    from tasks.photos.manifest import PhotoEntry, write_manifest
+
+    write_manifest(
+        path,
+        [
+            PhotoEntry("train", c, n[:-4], f"train/{c}/{n}", "0" * 32)
+            for c, names in three_pool(5, 5, 5).items()
+            for n in names
+        ]
+        + [PhotoEntry("test", "unknown", "img_1.jpg", "test/unknown/img_1.jpg", "0" * 32)],
+    )
+
+
+def test_split_sizes_are_checked_against_the_class_lists_count(tmp_path: Path):
+    """params.py knows only that there are at least 2 classes; split knows N and names the key and N."""
+    _three_class_index(tmp_path / "organized.csv")
+    with pytest.raises(StageError) as small:
+        split(
+            tmp_path / "organized.csv",
+            tmp_path / "split.csv",
+            SplitParams(seed=0, valid_size=2, sample_train_size=2, sample_valid_size=2),
+            THREE,
+        )
+    assert str(small.value) == (
+        "split.valid_size is 2 but the data holds 3 classes (c2, c10, horse); the validation set needs a photo of "
+        "each: raise it to at least 3"
+    )
+    assert not (tmp_path / "split.csv").exists()
+    sizes = SplitParams(seed=0, valid_size=3, sample_train_size=2, sample_valid_size=3)
+    check_sample_sizes(sizes, THREE, "full")  # the sample sets are not trained on
+    with pytest.raises(StageError) as sample:
+        check_sample_sizes(sizes, THREE, "sample")
+    assert str(sample.value) == (
+        "split.sample_train_size is 2 but train.dataset is sample and the data holds 3 classes (c2, c10, horse), "
+        "each needing a photo there: raise it to at least 3, or set train.dataset to full"
+    )
+    with pytest.raises(StageError, match=r"lists classes the class list lacks \(horse\); run `dvc repro`"):
+        split(tmp_path / "organized.csv", tmp_path / "split.csv", sizes, ("c2", "c10"))
+    counts = split(tmp_path / "organized.csv", tmp_path / "split.csv", sizes, THREE)
+    assert counts["valid"] == {"c2": 1, "c10": 1, "horse": 1} and counts["test"] == {"unknown": 1}
+    assert read_manifest(tmp_path / "split.csv")[-1].id == "img_1.jpg"  # test ids pass through as strings
+
+
+def test_the_stage_reads_the_class_list(in_tmp: Path, capsys: pytest.CaptureFixture[str]):
+    import json
+
+    import yaml
+
+    from tasks import split as stage
+    from tasks.photos.class_list import ClassList, submission_layout, write_class_list
+    from tests.support.workspace import PROJECT, merged, write_paths
+
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    write_paths(
+        in_tmp,
+        {"organized_index": "organized.csv", "classes": "classes.json", "split": "split.csv", "metrics": "metrics"},
+    )
+    sizes = {"valid_size": 6, "sample_train_size": 3, "sample_valid_size": 3}
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(merged(params, {"split": sizes})))
+    _three_class_index(in_tmp / "organized.csv")
+    write_class_list(in_tmp / "classes.json", ClassList(THREE, submission_layout(THREE, None, None)))
+    stage.main()
+    assert capsys.readouterr().out == "split: train 9, valid 6, sample_train 3, sample_valid 3, test 1\n"
+    metrics = json.loads((in_tmp / "metrics/split.json").read_text())
+    assert metrics["valid"] == {"c2": 2, "c10": 2, "horse": 2, "smallest_class_share": 1 / 3}

@@ -120,7 +120,7 @@ def test_a_removed_dep_is_named_with_its_stage(tmp_path: Path):
         "stage split: tasks.split imports tasks/photos/manifest.py, which dvc.yaml does not list as a dep"
     ]
     (tmp_path / "tasks" / "split.py").write_text('"""Imports nothing now."""\n')
-    assert "stage split: dvc.yaml lists tasks/competition/archive.py, which tasks.split does not import" in drift(
+    assert "stage split: dvc.yaml lists tasks/photos/class_balance.py, which tasks.split does not import" in drift(
         tmp_path
     )
 

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tasks.competition.archive import REQUIRED_MEMBERS
+from tasks.competition.archive import TEST_ZIP, TRAIN_ZIP
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.errors import StageError
 from tasks.features import Photo, preprocessed_batches
 from tasks.reorganize import copy_hashed, reorganize
 from tests.support.bad_inputs import competition_zip, patched_headers, zip_bytes
 from tests.support.params import features_params, reorganize_params
+
+SAMPLE = b"id,label\n1,0.5\n"  # the one test photo's id
 
 
 def _nothing_but(root: Path, *names: str) -> None:
@@ -27,7 +29,7 @@ def test_a_photo_declaring_2_gib_is_refused_before_anything_is_written(tmp_path:
     bomb = patched_headers(zip_bytes({"train/cat.1.jpg": b"\0" * 1000}), file_size=2**31)
     archive = tmp_path / "comp.zip"
     archive.write_bytes(
-        zip_bytes({"train.zip": bomb, "test.zip": zip_bytes({"test/1.jpg": b"1"}), "sample_submission.csv": b""})
+        zip_bytes({"train.zip": bomb, "test.zip": zip_bytes({"test/1.jpg": b"1"}), "sample_submission.csv": SAMPLE})
     )
     written = []
 
@@ -44,7 +46,7 @@ def test_a_photo_declaring_2_gib_is_refused_before_anything_is_written(tmp_path:
         reorganize(
             archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
-    assert sorted(written) == sorted(REQUIRED_MEMBERS)  # the three outer members, then no photo at all
+    assert sorted(written) == ["0.zip", "1.zip"]  # the inner zips (train.zip, test.zip), then no photo at all
     _nothing_but(tmp_path, "comp.zip")
 
 
@@ -59,7 +61,7 @@ def test_a_deflated_photo_over_the_limit_is_refused(tmp_path: Path):
             {
                 "train.zip": deflated.getvalue(),
                 "test.zip": zip_bytes({"test/1.jpg": b"1"}),
-                "sample_submission.csv": b"",
+                "sample_submission.csv": SAMPLE,
             }
         )
     )
@@ -67,39 +69,34 @@ def test_a_deflated_photo_over_the_limit_is_refused(tmp_path: Path):
     with pytest.raises(StageError, match=r"'train/cat.1.jpg' of 3000000 bytes unpacked, over reorganize.max_photo"):
         reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", limits)
     _nothing_but(tmp_path, "comp.zip")
-    counts = reorganize(
+    done = reorganize(
         archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
     )
-    assert counts["train/cats"] == 1 and (tmp_path / "organized/train/cats/cat.1.jpg").stat().st_size == 3_000_000
+    assert done.counts["train/cats"] == 1 and (tmp_path / "organized/train/cats/cat.1.jpg").stat().st_size == 3_000_000
 
 
 def test_the_total_written_is_bounded_by_the_zips_then_the_photos(tmp_path: Path):
     archive = tmp_path / "comp.zip"
     build_synthetic_archive(archive, seed=0, train_per_class=3, test_count=2)
     with zipfile.ZipFile(archive) as outer:
-        zips = sum(m.file_size for m in outer.infolist())
+        zips = sum(outer.getinfo(name).file_size for name in (TRAIN_ZIP, TEST_ZIP))
+        csv = outer.getinfo("sample_submission.csv").file_size
         photos = sum(
             m.file_size
-            for name in ("train.zip", "test.zip")
+            for name in (TRAIN_ZIP, TEST_ZIP)
             for m in zipfile.ZipFile(io.BytesIO(outer.read(name))).infolist()
         )
-    organized, index = tmp_path / "organized", tmp_path / "organized.csv"
+    organized, index, classes = tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json"
     with pytest.raises(
         StageError, match=rf"comp.zip declares {zips} bytes unpacked, over reorganize.max_unpacked_bytes"
     ):
-        reorganize(archive, organized, index, tmp_path / "classes.json", reorganize_params(max_unpacked_bytes=zips - 1))
-    with pytest.raises(StageError, match=rf"comp.zip \(its zips, then their photos\) declares {zips + photos} bytes"):
-        reorganize(
-            archive,
-            organized,
-            index,
-            tmp_path / "classes.json",
-            reorganize_params(max_unpacked_bytes=zips + photos - 1),
-        )
+        reorganize(archive, organized, index, classes, reorganize_params(max_unpacked_bytes=zips - 1))
+    with pytest.raises(
+        StageError, match=rf"comp.zip \(its zips, then their photos\) declares {zips + csv + photos} bytes"
+    ):
+        reorganize(archive, organized, index, classes, reorganize_params(max_unpacked_bytes=zips + csv + photos - 1))
     _nothing_but(tmp_path, "comp.zip")
-    reorganize(
-        archive, organized, index, tmp_path / "classes.json", reorganize_params(max_unpacked_bytes=zips + photos)
-    )
+    reorganize(archive, organized, index, classes, reorganize_params(max_unpacked_bytes=zips + csv + photos))
     _nothing_but(tmp_path, "classes.json", "comp.zip", "organized", "organized.csv")
 
 
@@ -109,7 +106,9 @@ def test_a_stream_longer_than_its_declared_size_is_refused_while_copying(tmp_pat
         copy_hashed(io.BytesIO(b"x" * 11), tmp_path / "over", 10, "train.zip member 'x'")
     assert copy_hashed(io.BytesIO(b"x" * 10), tmp_path / "fits", 10, "x") == hashlib.md5(b"x" * 10).hexdigest()
     liar = patched_headers(zip_bytes({"test/1.jpg": b"x" * 100}), file_size=10)
-    archive = competition_zip(tmp_path / "comp.zip", {"train/cat.1.jpg": b"cat"}, {"test/1.jpg": b"1"})
+    archive = competition_zip(
+        tmp_path / "comp.zip", {"train/cat.1.jpg": b"cat", "train/dog.1.jpg": b"dog"}, {"test/1.jpg": b"1"}
+    )
     with zipfile.ZipFile(archive) as outer:
         members = {name: outer.read(name) for name in outer.namelist()}
     archive.write_bytes(zip_bytes({**members, "test.zip": liar}))
