@@ -14,20 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tasks.competition.archive import ZIP_EPOCH
+# File managers' own files are left out by the rule archive.py applies to a zip's members, so a folder and the zip
+# of it give the same photos.
+from tasks.competition.archive import ZIP_EPOCH, is_file_manager_file
 from tasks.core.errors import StageError
 
 TEST_FOLDER = "test"  # where a separate test folder's photos go in the zip, as in the course layout
 _CHUNK_BYTES = 2**20
-# What file managers add beside photos (macOS Finder, Windows Explorer): left out, by the rule archive.py applies
-# to a zip's members, so a folder and the zip of it give the same photos.
-_FILE_MANAGER_FOLDER = "__MACOSX"
-_FILE_MANAGER_FILES = {".DS_Store", "Thumbs.db"}
-
-
-def is_file_manager_file(path: PurePosixPath) -> bool:
-    """Whether a path is a file manager's own file (.DS_Store, Thumbs.db, ._name, anything under __MACOSX/)."""
-    return _FILE_MANAGER_FOLDER in path.parts or path.name.startswith("._") or path.name in _FILE_MANAGER_FILES
 
 
 @dataclass(frozen=True)
