@@ -18,7 +18,6 @@ from tasks.core.errors import StageError
 TRAIN_ZIP = "train.zip"
 TEST_ZIP = "test.zip"
 SAMPLE_SUBMISSION = "sample_submission.csv"
-REQUIRED_MEMBERS = (TRAIN_ZIP, TEST_ZIP, SAMPLE_SUBMISSION)
 CLASSES = ("cats", "dogs")  # Dogs vs. Cats' class folders; a photo's target is its class's position, so P(dog) is 1
 
 # Dogs vs. Cats names its train photos `<word>.<n>.<ext>` (cat.1.jpg), whose class folder is `<word>s` (cats).
