@@ -196,10 +196,14 @@ def manifest_counts(workspace: Path, name: str) -> Counter:
 
 
 def test_real_photos_in_class_folders_match_the_competition_zip_they_came_from(tmp_path: Path):
-    """The 200 real photos sorted into train/cats, train/dogs and test give the manifests and the submission ids the
-    competition zip gives (reorganize and split only: the submission's ids are the manifest's test ids)."""
+    """The 250 real photos sorted into train/cats, train/dogs and test (or with the test photos in a folder of their
+    own) give the manifests and the submission ids the competition zip gives (download, reorganize and split only: the
+    submission's ids are the manifest's test ids)."""
     archive = shutil.copy(REAL_SAMPLE, tmp_path / "competition.zip")  # the shared file is only ever read
     folder = datasets.unpack_into_class_folders(Path(archive), tmp_path / "sorted")
+    # The same photos again, the test photos in a folder of their own beside the class folders (download.test_path).
+    apart = shutil.copytree(folder / "train", tmp_path / "apart" / "train")
+    tests_apart = shutil.copytree(folder / "test", tmp_path / "test-photos")
     split = {"seed": 42, "valid_size": 40, "sample_train_size": 40, "sample_valid_size": 20}
     runs = {
         "zip": {"download": {"source": "archive", "path": str(archive)}},
@@ -207,10 +211,14 @@ def test_real_photos_in_class_folders_match_the_competition_zip_they_came_from(t
             "download": {"source": "folder", "path": str(folder)},
             "reorganize": {"train": "train", "test": "test", "labels": "", "sample_submission": ""},
         },
+        "test apart": {
+            "download": {"source": "folder", "path": str(apart.parent), "test_path": str(tests_apart)},
+            "reorganize": {"train": "train", "test": "test", "labels": "", "sample_submission": ""},
+        },
     }
     found = {}
     for name, override in runs.items():
-        workspace = make_workspace(tmp_path / name, {**override, "split": split})
+        workspace = make_workspace(tmp_path / name.replace(" ", "-"), {**override, "split": split})
         assert stages_ran(dvc(workspace, "repro", "split").stdout) == ["download", "reorganize", "split"]
         with (workspace / "data/split.csv").open() as handle:
             test_ids = [row["id"] for row in csv.DictReader(handle) if row["subset"] == "test"]
@@ -228,4 +236,4 @@ def test_real_photos_in_class_folders_match_the_competition_zip_they_came_from(t
         ["cats", "dogs"],
         ["id", "label"],
     )
-    assert found["folder"] == found["zip"]
+    assert found["folder"] == found["zip"] and found["test apart"] == found["zip"]
