@@ -10,11 +10,13 @@ the flow, and the other then finds every stage up to date: both read the same dv
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import shlex
 import shutil
 import sys
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
+from tasks.vgg.feature_store import read_feature_set
 from tests.support import datasets
 from tests.support.datasets import Dataset
 from tests.support.kaggle_fake import CANARY_KEY, CANARY_USER, CompetitionArchive, FakeKaggle, FakeKaggleServer
@@ -180,10 +184,14 @@ def test_the_ct_scan_recipe_as_the_docs_write_it(tmp_path: Path):
     applied = yaml.safe_load((workspace / "params.yaml").read_text())  # `dvc exp run -S` leaves its values there
     synthetic = applied["download"]["synthetic"]
     assert synthetic["grayscale"] is True and applied["train"]["head"] == "conv"
-    assert applied["features"]["layer"] != "block5_pool"
+    assert (applied["features"]["layer"], applied["features"]["image_size"]) == ("block3_pool", 32)
     classes = json.loads((workspace / "data/classes.json").read_text())["classes"]
-    expected = synthetic["classes"]
-    assert len(classes) == (expected if isinstance(expected, int) else len(expected)) > 2
+    assert len(classes) == synthetic["classes"] == 3
+    with zipfile.ZipFile(workspace / "data/raw/dogs-vs-cats-redux-kernels-edition.zip") as raw:
+        photos = [name for name in raw.namelist() if name.endswith(".jpg")]
+        assert photos and {Image.open(io.BytesIO(raw.read(name))).mode for name in photos} == {"L"}
+    # The cache holds the early cut: block3_pool of a 32 px photo is 4 x 4 x 256 (pool5 would be 1 x 1 x 512).
+    assert read_feature_set(workspace / "data/features", "train").features.shape[1:] == (4, 4, 256)
     assert list(json.loads((workspace / "metrics/train.json").read_text())["per_class"]) == classes
     with (workspace / "data/submission/submission.csv").open() as handle:
         header = next(csv.reader(handle))
