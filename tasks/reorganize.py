@@ -45,6 +45,7 @@ from tasks.photos.layout import (
     TestPhoto,
     TrainPhoto,
     examples,
+    one_class_per_photo,
     overlaps,
     read_labels,
     sort_files,
@@ -249,17 +250,28 @@ def _write(file: DataFile, target: Path) -> str:
 
 
 def _entries(
-    tree: _Tree, train: list[TrainPhoto], test: list[TestPhoto], classes: tuple[str, ...], out: Path
+    tree: _Tree,
+    train: list[TrainPhoto],
+    test: list[TestPhoto],
+    classes: tuple[str, ...],
+    out: Path,
+    class_folders: bool,
 ) -> list[PhotoEntry]:
-    """Write each photo to its folder under out; return the index entries, train by class then id, test by id."""
+    """Write each photo to its folder under out; return the index entries, train by class then id, test by id.
+
+    class_folders: the classes come from the folders the photos sit in, so one photo in two of them (the same bytes)
+    is refused once every train photo is hashed.
+    """
     for folder in [*(f"train/{c}" for c in classes), *(["test/unknown"] if test else [])]:
         (out / folder).mkdir(parents=True)
-    entries = []
+    entries, hashed = [], []
     for photo in sorted(train, key=lambda p: (classes.index(p.class_name), natural_key(p.id), p.id)):
         path = f"train/{photo.class_name}/{photo.path.name}"
-        entries.append(
-            PhotoEntry("train", photo.class_name, photo.id, path, _write(tree.files[photo.path], out / path))
-        )
+        md5 = _write(tree.files[photo.path], out / path)
+        entries.append(PhotoEntry("train", photo.class_name, photo.id, path, md5))
+        hashed.append((photo, md5))
+    if class_folders:
+        one_class_per_photo(hashed)
     for photo in sorted(test, key=lambda p: (natural_key(p.id), p.id)):
         path = f"test/unknown/{photo.path.name}"
         entries.append(PhotoEntry(TEST_SUBSET, "unknown", photo.id, path, _write(tree.files[photo.path], out / path)))
@@ -297,7 +309,7 @@ def reorganize(
             if sample:
                 check_probabilities(header, sample[3], str(places.sample), len(classes))
             class_list = ClassList(classes, submission_layout(classes, header, str(places.sample)))
-            entries = _entries(tree, train, test, classes, out)
+            entries = _entries(tree, train, test, classes, out, class_folders=not found.direct)
             if sample:
                 _write(sample[0], out / SAMPLE_OUT)
         except zipfile.BadZipFile as err:

@@ -43,7 +43,9 @@ class Places:
 
 class TrainPhoto(NamedTuple):
     class_name: str
-    id: str  # the file name without its extension, unique across train
+    # Unique across train. Class folders: `<class>/<file name without extension>` (bees/0001), as cameras and datasets
+    # reuse names in every class; Dogs vs. Cats' names and a labels CSV: the file name without extension (cat.1).
+    id: str
     path: PurePosixPath  # inside the data
 
 
@@ -134,26 +136,42 @@ def sort_files(files: Iterable[PurePosixPath], folders: Iterable[PurePosixPath],
 
 
 def _unique_ids(photos: list[TrainPhoto]) -> list[TrainPhoto]:
-    """photos, refused when one id (file name without extension) is in two classes or twice in one."""
+    """photos, refused when two files get one id: `a.jpg` and `a.png`, or in a class folder `x/a.jpg` and `y/a.jpg`.
+
+    Two files, not one photo in two classes (one_class_per_photo tells that by the bytes), so the remedy is a name.
+    In class folders the id holds the class, so only two files of one class can share it, and they would also be
+    copied to the same train/<class>/a.jpg.
+    """
     seen: dict[str, TrainPhoto] = {}
     for photo in photos:
         other = seen.setdefault(photo.id, photo)
-        if other is photo:
-            continue
-        if other.class_name != photo.class_name:
+        if other is not photo:
             raise StageError(
-                f"photo {photo.id} is in two classes, {other.class_name} ({other.path}) and {photo.class_name} "
-                f"({photo.path}); a photo has one class: remove one of them"
+                f"train holds photo id {photo.id} twice ({other.path} and {photo.path}); an id is the file name "
+                "without extension (after the class folder, if any) and names one photo: rename one"
             )
-        raise StageError(
-            f"train holds photo id {photo.id} twice ({other.path} and {photo.path}); train ids are file names "
-            "without their extension and must be unique: rename one"
-        )
     return photos
 
 
 def _id_of(path: PurePosixPath) -> str:
     return check_photo_id(path.stem, path.name)
+
+
+def _in_class_folder(class_name: str, path: PurePosixPath) -> TrainPhoto:
+    """A photo of a class folder, its id `<class>/<stem>`: two classes may each hold a 0001.jpg."""
+    return TrainPhoto(class_name, f"{class_name}/{_id_of(path)}", path)
+
+
+def one_class_per_photo(hashed: Iterable[tuple[TrainPhoto, str]]) -> None:
+    """Refuse the same bytes (md5) in two class folders: one photo given two classes, whatever the files' names."""
+    seen: dict[str, TrainPhoto] = {}
+    for photo, md5 in hashed:
+        other = seen.setdefault(md5, photo)
+        if other.class_name != photo.class_name:
+            raise StageError(
+                f"{other.path} and {photo.path} are the same photo (md5 {md5}) in two classes, {other.class_name} "
+                f"and {photo.class_name}; a photo has one class: remove one of them"
+            )
 
 
 def read_labels(rows: Iterable[list[str]], where: str, photo_names: set[str]) -> dict[str, str]:
@@ -202,8 +220,9 @@ def _labelled(direct: list[PurePosixPath], labels: dict[str, str], where: str, t
 def train_photos(found: Sorting, places: Places, labels: dict[str, str] | None, where: str) -> list[TrainPhoto]:
     """The train photos with their classes, by the train folder's layout; every refusal names what to change.
 
-    Photos in subfolders: each first-level subfolder is a class. Photos directly in it: the labels CSV's classes
-    when reorganize.labels names one, else Dogs vs. Cats' names (cat.1.jpg is in class cats).
+    Photos in subfolders: each first-level subfolder is a class (bees/0001.jpg: class bees, id bees/0001). Photos
+    directly in it: the labels CSV's classes when reorganize.labels names one, else Dogs vs. Cats' names (cat.1.jpg is
+    in class cats, id cat.1).
     """
     train = f"{places.train} (reorganize.train)"
     if not found.train_seen:
@@ -232,7 +251,7 @@ def train_photos(found: Sorting, places: Places, labels: dict[str, str] | None, 
                 f"({examples(with_photos)}), which give their classes: set reorganize.labels to '', or move the "
                 "photos directly into the train folder"
             )
-        photos = [TrainPhoto(name, _id_of(p), p) for name, paths in with_photos.items() for p in paths]
+        photos = [_in_class_folder(name, p) for name, paths in with_photos.items() for p in paths]
     elif not found.direct:
         raise StageError(
             f"the train folder {train} holds no photos ({len(found.not_photos)} other files skipped); photos are "

@@ -64,11 +64,11 @@ def test_class_folders_at_the_top_of_a_users_folder(tmp_path: Path):
     done, manifest, class_list = organize(tmp_path, files, **TOP)
     assert class_list.classes == ("cats", "dogs")
     assert class_list.submission.header == ("id", "label") and class_list.submission.source is None
-    assert rows(manifest, "train") == [
-        ("cats", "a", "train/cats/a.jpg"),
-        ("cats", "b", "train/cats/b.JPEG"),
-        ("dogs", "c", "train/dogs/c.png"),
-        ("dogs", "d", "train/dogs/d.webp"),
+    assert rows(manifest, "train") == [  # a class folder's photo has the id <class>/<file name without extension>
+        ("cats", "cats/a", "train/cats/a.jpg"),
+        ("cats", "cats/b", "train/cats/b.JPEG"),
+        ("dogs", "dogs/c", "train/dogs/c.png"),
+        ("dogs", "dogs/d", "train/dogs/d.webp"),
     ]
     assert rows(manifest, "test") == [("unknown", "x", "test/unknown/x.jpg"), ("unknown", "y", "test/unknown/y.TIF")]
     assert (tmp_path / "organized/train/dogs/d.webp").read_bytes() == b"d"
@@ -96,6 +96,24 @@ def test_class_folders_under_train_three_classes_and_a_sample_in_class_order(tmp
     assert done.outside == [Path("extra/3.jpg")] and "skipped 1 photos outside reorganize.train" in done.line()
 
 
+def test_class_folders_may_number_their_photos_alike(tmp_path: Path):
+    """A camera or a dataset names every class's photos IMG_0001.jpg, ...: two photos, not one in two classes."""
+    files = {f"{c}/IMG_{i:04d}.jpg": f"{c}{i}".encode() for c in ("wasps", "bees") for i in (10, 9)}
+    files |= {"bees/more/IMG_0011.JPG": b"bees11", "test/IMG_0001.jpg": b"t"}
+    done, manifest, class_list = organize(tmp_path, files, **TOP)
+    assert class_list.classes == ("bees", "wasps")
+    assert rows(manifest, "train") == [
+        ("bees", "bees/IMG_0009", "train/bees/IMG_0009.jpg"),
+        ("bees", "bees/IMG_0010", "train/bees/IMG_0010.jpg"),
+        ("bees", "bees/IMG_0011", "train/bees/IMG_0011.JPG"),
+        ("wasps", "wasps/IMG_0009", "train/wasps/IMG_0009.jpg"),
+        ("wasps", "wasps/IMG_0010", "train/wasps/IMG_0010.jpg"),
+    ]
+    assert rows(manifest, "test") == [("unknown", "IMG_0001", "test/unknown/IMG_0001.jpg")]
+    assert (tmp_path / "organized/train/wasps/IMG_0009.jpg").read_bytes() == b"wasps9"
+    assert done.counts == {"train/bees": 3, "train/wasps": 2, "test/unknown": 1}
+
+
 def test_inner_zips_with_and_without_their_own_top_folder(tmp_path: Path):
     files = {
         "train.zip": zip_bytes({"cats/a.jpg": b"a", "dogs/b.jpg": b"b", "dogs/": b""}),  # no train/ folder inside
@@ -104,7 +122,7 @@ def test_inner_zips_with_and_without_their_own_top_folder(tmp_path: Path):
         "sample_submission.csv": b"id,label\n7,0.5\n",
     }
     done, manifest, _ = organize(tmp_path, files)
-    assert rows(manifest, "train") == [("cats", "a", "train/cats/a.jpg"), ("dogs", "b", "train/dogs/b.jpg")]
+    assert rows(manifest, "train") == [("cats", "cats/a", "train/cats/a.jpg"), ("dogs", "dogs/b", "train/dogs/b.jpg")]
     assert rows(manifest, "test") == [("unknown", "7", "test/unknown/7.jpg")]
     assert done.not_photos == [Path("unused.zip")]
 
@@ -152,7 +170,7 @@ def test_labels_csv_with_file_names_no_header_and_no_test(tmp_path: Path):
 def test_sample_ids_with_the_extension_make_the_test_ids_file_names(tmp_path: Path):
     """State Farm's layout: imgs/train/c0..c2, imgs/test/img_1.jpg, a sample `img,c0,c1,c2` whose ids carry .jpg."""
     files = {
-        **{f"imgs/train/c{c}/img_{10 * c + i}.jpg": b"p" for c in range(3) for i in (1, 2)},
+        **{f"imgs/train/c{c}/img_{10 * c + i}.jpg": f"c{c}".encode() for c in range(3) for i in (1, 2)},
         "imgs/test/img_1.jpg": b"1",
         "imgs/test/img_100.jpg": b"2",
         "imgs/test/img_20.jpg": b"3",
@@ -163,12 +181,12 @@ def test_sample_ids_with_the_extension_make_the_test_ids_file_names(tmp_path: Pa
     done, manifest, class_list = organize(tmp_path, files, train="imgs/train", test="imgs/test")
     assert class_list.classes == ("c0", "c1", "c2") and class_list.submission.id_column == "img"
     assert [e.id for e in manifest if e.subset == "test"] == ["img_1.jpg", "img_20.jpg", "img_100.jpg"]
-    assert [e.id for e in manifest if e.subset == "train"][:2] == ["img_1", "img_2"]  # train ids stay stems
+    assert [e.id for e in manifest if e.subset == "train"][:2] == ["c0/img_1", "c0/img_2"]  # no extension
     assert done.not_photos == [Path("driver_imgs_list.csv")]
 
 
 def test_many_classes_are_summed_up_in_the_output_line(tmp_path: Path):
-    files = {f"train/c{c}/{c}_{i}.jpg": b"p" for c in range(1, 12) for i in range(1, 2 + (c == 5))}
+    files = {f"train/c{c}/{c}_{i}.jpg": f"c{c}".encode() for c in range(1, 12) for i in range(1, 2 + (c == 5))}
     done, _, class_list = organize(tmp_path, files, test="", sample_submission="")
     assert class_list.classes[:3] == ("c1", "c2", "c3") and len(class_list.classes) == 11
     assert done.line() == (
@@ -199,15 +217,27 @@ REFUSALS = {
         {},
         "class folder train/horses holds no photos",
     ),
-    "one-photo-two-classes": (
-        {**TWO, "train/dogs/a.png": b"a"},
+    "one-photo-two-classes": (  # the same bytes under any name: one photo given two classes
+        {**TWO, "train/dogs/c/z.png": b"a", "train/dogs/a.jpg": b"not a"},
         {},
-        "photo a is in two classes, cats (train/cats/a.jpg) and dogs (train/dogs/a.png); a photo has one class",
+        "train/cats/a.jpg and train/dogs/c/z.png are the same photo (md5 0cc175b9c0f1b6a831c399e269772661) in two "
+        "classes, cats and dogs; a photo has one class: remove one of them",
     ),
-    "one-id-twice-in-a-class": (
-        {**TWO, "train/cats/sub/a.jpg": b"a"},
+    "one-id-twice-in-a-class": (  # both would be copied to train/cats/a.jpg
+        {**TWO, "train/cats/sub/a.jpg": b"a2"},
         {},
-        "train holds photo id a twice (train/cats/a.jpg and train/cats/sub/a.jpg)",
+        "train holds photo id cats/a twice (train/cats/a.jpg and train/cats/sub/a.jpg); an id is the file name "
+        "without extension (after the class folder, if any) and names one photo: rename one",
+    ),
+    "one-id-twice-by-extension": (
+        {**TWO, "train/cats/a.png": b"a2"},
+        {},
+        "train holds photo id cats/a twice (train/cats/a.jpg and train/cats/a.png)",
+    ),
+    "labels-one-id-two-files": (
+        {"train/a.jpg": b"1", "train/a.png": b"2", "labels.csv": b"id,class\na.jpg,x\na.png,y\n", "test/1.jpg": b""},
+        {"labels": "labels.csv"},
+        "train holds photo id a twice (train/a.jpg and train/a.png)",
     ),
     "labels-two-classes": (
         {
@@ -352,7 +382,8 @@ def test_zip_safety_and_size_limits_hold_for_plain_trees_and_inner_zips(tmp_path
 
 
 @pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason="the real-sample archive is not on this machine")
-def test_the_real_sample_as_class_folders_gives_the_archives_manifest_and_test_ids(tmp_path: Path):
+def test_the_real_sample_as_class_folders_gives_the_archives_photos_classes_and_test_ids(tmp_path: Path):
+    """The same photos sorted into class folders: the archive's rows, but each train id after its class folder."""
     by_archive, by_folders = tmp_path / "archive", tmp_path / "folders"
     by_archive.mkdir()
     by_folders.mkdir()
@@ -376,6 +407,12 @@ def test_the_real_sample_as_class_folders_gives_the_archives_manifest_and_test_i
         files["sample_submission.csv"] = outer.read("sample_submission.csv")
     done, manifest, _ = organize(by_folders, files, **{**TOP, "sample_submission": "sample_submission.csv"})
     assert done.counts == {"train/cats": 100, "train/dogs": 100, "test/unknown": 50}
-    assert (by_folders / "organized.csv").read_bytes() == (by_archive / "organized.csv").read_bytes()
+    archived = read_manifest(by_archive / "organized.csv")
+    # Row for row: the same subset, class, path and bytes (md5), in the same order; a train id is cats/cat.1, not cat.1.
+    assert manifest == [e._replace(id=f"{e.class_name}/{e.id}") if e.subset == "train" else e for e in archived]
     assert [e.id for e in manifest if e.subset == "test"] == [str(i) for i in range(1, 51)]
+    for entry in manifest:
+        assert (by_folders / "organized" / entry.path).read_bytes() == (
+            by_archive / "organized" / entry.path
+        ).read_bytes()
     assert (by_folders / "classes.json").read_bytes() == (by_archive / "classes.json").read_bytes()
