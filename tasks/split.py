@@ -19,7 +19,7 @@ from tasks.photos.class_balance import MIN_CLASS_SHARE, describe, missing_classe
 from tasks.photos.class_list import read_class_list
 from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
 
-Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo file names
+Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo paths (train/<class>/<file>)
 Counts = dict[str, dict[str, int]]  # subset -> class name -> photos
 SUBSETS = ("train", "valid", "sample_train", "sample_valid")  # the names features and train.dataset use too
 # Every class must be in these. The sample sets then hold every class too: they are drawn from them with at least one
@@ -151,20 +151,22 @@ def split(index: Path, target: Path, params: SplitParams, classes: tuple[str, ..
     per class in each subset, and the test photos under `unknown`.
     """
     entries = read_manifest(index)
-    by_name = {Path(e.path).name: e for e in in_subset(entries, "train")}  # train ids (stems) are unique, so names are
-    strangers = sorted({e.class_name for e in by_name.values()} - set(classes), key=natural_key)
+    # Keyed by path, train/<class>/<file>: two classes may each hold a 0001.jpg, one class never two. Within a class
+    # the paths share their folder, so their natural order is their file names': the draw is the one names gave.
+    by_path = {e.path: e for e in in_subset(entries, "train")}
+    strangers = sorted({e.class_name for e in by_path.values()} - set(classes), key=natural_key)
     if strangers:
         raise StageError(
             f"{index} lists classes the class list lacks ({', '.join(strangers[:5])}); run `dvc repro`, whose "
             "reorganize writes both"
         )
     check_valid_size(params, classes)
-    train = {c: [name for name, e in by_name.items() if e.class_name == c] for c in classes}
+    train = {c: [path for path, e in by_path.items() if e.class_name == c] for c in classes}
     plan = plan_split(train, params)
     counts = plan_counts(plan, classes)
     require_each_class(train, counts)
     rows = [
-        by_name[name]._replace(subset=subset) for subset in SUBSETS for names in plan[subset].values() for name in names
+        by_path[path]._replace(subset=subset) for subset in SUBSETS for paths in plan[subset].values() for path in paths
     ]
     test = in_subset(entries, TEST_SUBSET)
     write_manifest(target, [*rows, *test])

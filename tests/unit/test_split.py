@@ -355,3 +355,39 @@ def test_the_stage_reads_the_class_list(in_tmp: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().out == "split: train 9, valid 6, sample_train 3, sample_valid 3, test 1\n"
     metrics = json.loads((in_tmp / "metrics/split.json").read_text())
     assert metrics["valid"] == {"c2": 2, "c10": 2, "horse": 2, "smallest_class_share": 1 / 3}
+
+
+# ---- class folders that number their photos alike ---------------------------------------------------------------
+
+
+def _organized_and_split(tmp_path: Path, name_of, params: SplitParams) -> list:
+    """Reorganize, then split, 3 class folders of 6 photos each named by name_of(class, number); the split rows."""
+    from tasks.reorganize import reorganize
+    from tests.support.bad_inputs import zip_bytes
+    from tests.support.params import reorganize_params
+
+    tmp_path.mkdir()
+    files = {f"{c}/{name_of(c, i)}": f"{c} {i}".encode() for c in ("wasps", "bees", "hornets") for i in range(1, 7)}
+    (tmp_path / "data.zip").write_bytes(zip_bytes({**files, "test/1.jpg": b"t"}))
+    place = {"train": ".", "test": "test", "labels": "", "sample_submission": ""}
+    reorganize(
+        tmp_path / "data.zip",
+        tmp_path / "organized",
+        tmp_path / "organized.csv",
+        tmp_path / "classes.json",
+        reorganize_params(**place),
+    )
+    split(tmp_path / "organized.csv", tmp_path / "split.csv", params, ("bees", "hornets", "wasps"))
+    return read_manifest(tmp_path / "split.csv")
+
+
+def test_class_folders_of_the_same_file_names_split_as_names_told_apart_would(tmp_path: Path):
+    """Every class holds 0001.jpg to 0006.jpg: each photo is split once, and the draw is the one distinct names give."""
+    params = SplitParams(seed=3, valid_size=6, sample_train_size=3, sample_valid_size=3)
+    alike = _organized_and_split(tmp_path / "alike", lambda c, i: f"{i:04d}.jpg", params)
+    apart = _organized_and_split(tmp_path / "apart", lambda c, i: f"{c}-{i:04d}.jpg", params)
+    train_valid = [e for e in alike if e.subset in ("train", "valid")]
+    assert len(train_valid) == 18 and len({e.id for e in train_valid}) == 18
+    assert {e.id for e in train_valid} == {f"{c}/{i:04d}" for c in ("bees", "hornets", "wasps") for i in range(1, 7)}
+    # The same photos (by their bytes) in the same subsets, in the same order: the file names changed nothing.
+    assert [(e.subset, e.class_name, e.md5) for e in alike] == [(e.subset, e.class_name, e.md5) for e in apart]
