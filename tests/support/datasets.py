@@ -96,7 +96,7 @@ def draw_photos(seed: int, stems: list[tuple[str, str, str]], grayscale_at: int,
 
 
 def train_photos(seed: int, stem: str) -> list[Photo]:
-    """PER_CLASS photos of each class, interleaved; stem formats (shape, index) into a unique photo stem."""
+    """PER_CLASS photos of each class, interleaved; stem formats (shape, index) into a photo stem."""
     stems = [(s, stem.format(shape=s, index=i), ".jpg") for i in range(1, PER_CLASS + 1) for s in SHAPES]
     return draw_photos(seed, stems, grayscale_at=1, png_at=2)
 
@@ -136,9 +136,10 @@ def zip_files(target: Path, files: dict[str, bytes]) -> Path:
 def class_folders(root: Path, seed: int = 0) -> Dataset:
     """(a) A folder of class folders, `<root>/<class>/*.jpg`, and unlabelled photos in `<root>/test/`.
 
-    No sample submission: test ids are the photos' stems and the header is the default `id,<classes>`.
+    Every class numbers its photos from 0001, as cameras and datasets do: the same names in each class folder (ids
+    `<class>/0001`). No sample submission: test ids are the photos' stems and the header is the default `id,<classes>`.
     """
-    train, test = train_photos(seed, "{shape}_{index}"), unlabelled_photos(seed, "p{index}")
+    train, test = train_photos(seed, "{index:04d}"), unlabelled_photos(seed, "p{index}")
     files = {f"{p.shape}/{p.stem}{p.extension}": p.data for p in train}
     files |= {f"test/{p.stem}{p.extension}": p.data for p in test}
     write_files(root / "photos", files)

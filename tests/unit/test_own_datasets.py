@@ -49,6 +49,8 @@ def test_class_folders_hold_a_folder_per_class_and_unlabelled_test_photos(tmp_pa
     train = {name: data for name, data in files.items() if not name.startswith("test/")}
     check_photos(train, {name: name.split("/")[0] for name in train})
     assert len(train) == datasets.PER_CLASS * 3 and dataset.classes == ("circle", "square", "triangle")
+    stems = {c: sorted(Path(n).stem for n in train if n.startswith(f"{c}/")) for c in dataset.classes}
+    assert all(names == ["0001", "0002", "0003", "0004"] for names in stems.values())  # the same names in each class
     tests = sorted(name for name in files if name.startswith("test/"))
     assert tuple(Path(name).stem for name in tests) == dataset.test_ids
     assert [row[0] for row in answers(dataset.answers)] == ["id", *dataset.test_ids]
