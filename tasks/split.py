@@ -23,7 +23,8 @@ Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo paths (t
 Counts = dict[str, dict[str, int]]  # subset -> class name -> photos
 SUBSETS = ("train", "valid", "sample_train", "sample_valid")  # the names features and train.dataset use too
 # Every class must be in these. The sample sets then hold every class too: they are drawn from them with at least one
-# photo of each class (stratified_counts), and check_sample_sizes refuses one too small when train.dataset uses them.
+# photo of each class (stratified_counts) when their size allows; train refuses one too small when train.dataset is
+# sample (split does not read train.dataset, so switching it never reruns split).
 CHECKED = ("train", "valid")
 METRICS_FILE = "split.json"
 
@@ -108,19 +109,6 @@ def check_valid_size(params: SplitParams, classes: tuple[str, ...]) -> None:
         )
 
 
-def check_sample_sizes(params: SplitParams, classes: tuple[str, ...], dataset: str) -> None:
-    """Refuse sample sets too small to hold a photo of each class when train.dataset trains and validates on them."""
-    if dataset != "sample":
-        return
-    for key in ("sample_train_size", "sample_valid_size"):
-        size = getattr(params, key)
-        if size < len(classes):
-            raise StageError(
-                f"split.{key} is {size} but train.dataset is sample and the data holds {_classes_named(classes)}, "
-                f"each needing a photo there: raise it to at least {len(classes)}, or set train.dataset to full"
-            )
-
-
 def require_each_class(train: dict[str, list[str]], counts: Counts) -> None:
     """Refuse a plan whose train or valid set lacks a class: a head trained or validated so learns a constant."""
     pool = {c: len(train.get(c, [])) for c in counts["train"]}
@@ -177,7 +165,6 @@ def main() -> None:
     params = load_params()
     paths = load_paths()
     classes = read_class_list(Path(paths.classes)).classes
-    check_sample_sizes(params.split, classes, params.train.dataset)
     counts = split(Path(paths.organized_index), Path(paths.split), params.split, classes)
     write_json(Path(paths.metrics) / METRICS_FILE, balance_metrics(counts))
     print("split: " + ", ".join(f"{subset} {sum(n.values())}" for subset, n in counts.items()))

@@ -16,7 +16,7 @@ from tasks.core.paths import load_paths
 from tasks.heads.inputs import DATASET_SUBSETS, load_head_data
 from tasks.heads.model_file import save_model
 from tasks.lineage.record import record_lineage
-from tasks.photos.class_balance import require_targets_of_each_class
+from tasks.photos.class_balance import require_room_for_each_class, require_targets_of_each_class
 from tasks.photos.class_list import read_class_list
 from tasks.vgg.feature_store import read_feature_set
 
@@ -148,7 +148,9 @@ def main() -> None:
     classes = read_class_list(Path(paths.classes)).classes
     subsets = list(DATASET_SUBSETS[params.train.dataset])
     for subset in subsets:  # before VGG16 is built and the dense layers run: the targets alone decide
-        require_targets_of_each_class(subset, read_feature_set(Path(paths.features), subset).targets, classes)
+        targets = read_feature_set(Path(paths.features), subset).targets
+        require_room_for_each_class(subset, targets, classes)
+        require_targets_of_each_class(subset, targets, classes)
     data = load_head_data(Path(paths.features), subsets, params.train.head, params.features)
     (train_set, valid_set), (x, x_valid) = data.feature_sets, data.inputs
     result = fit_head(x, train_set.targets, x_valid, valid_set.targets, params.train, data.vgg, classes)

@@ -52,6 +52,20 @@ def rare_class_warning(subset: str, counts: dict[str, int]) -> str | None:
     )
 
 
+# The split params that size each sample set: train names them when one is too small for the classes.
+SAMPLE_SIZE_KEYS = {"sample_train": "split.sample_train_size", "sample_valid": "split.sample_valid_size"}
+
+
+def require_room_for_each_class(subset: str, targets: np.ndarray, classes: tuple[str, ...]) -> None:
+    """Refuse a sample set of fewer photos than classes: split draws it as asked, but it can't hold every class."""
+    key = SAMPLE_SIZE_KEYS.get(subset)
+    if key and len(targets) < len(classes):
+        raise StageError(
+            f"{subset} holds {len(targets)} photos but the data holds {len(classes)} classes, each needing a photo "
+            f"there (train.dataset is sample): raise {key} to at least {len(classes)}, or set train.dataset to full"
+        )
+
+
 def require_targets_of_each_class(subset: str, targets: np.ndarray, classes: tuple[str, ...]) -> None:
     """Refuse to train or validate on targets that lack a class.
 

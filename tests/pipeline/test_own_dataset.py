@@ -41,19 +41,6 @@ REAL_SAMPLE = next((d / REAL_SAMPLE_IN_SHARED for d in PROJECT.parents if (d / R
 KAGGLE_EPS = 1e-15  # Kaggle's bound on a probability before its log
 
 
-@pytest.fixture(scope="module")
-def prefect_harness(tmp_path_factory):
-    """An isolated Prefect API (temporary PREFECT_HOME and database) for this module's flow runs."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("PREFECT_HOME", str(home))
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-    patch.undo()
-
-
 def run_flow(workspace: Path) -> dict[str, str]:
     """The lesson2 flow over workspace, as `make run` runs it; each stage's outcome."""
     from flows.lesson2 import lesson2

@@ -7,11 +7,15 @@ import pytest
 
 from tasks.core.errors import StageError
 from tasks.core.params import SplitParams
-from tasks.photos.class_balance import MIN_CLASS_SHARE, rare_class_warning, require_targets_of_each_class
+from tasks.photos.class_balance import (
+    MIN_CLASS_SHARE,
+    rare_class_warning,
+    require_room_for_each_class,
+    require_targets_of_each_class,
+)
 from tasks.photos.manifest import read_manifest
 from tasks.split import (
     balance_metrics,
-    check_sample_sizes,
     natural_key,
     plan_counts,
     plan_split,
@@ -319,13 +323,14 @@ def test_split_sizes_are_checked_against_the_class_lists_count(tmp_path: Path):
     )
     assert not (tmp_path / "split.csv").exists()
     sizes = SplitParams(seed=0, valid_size=3, sample_train_size=2, sample_valid_size=3)
-    check_sample_sizes(sizes, THREE, "full")  # the sample sets are not trained on
-    with pytest.raises(StageError) as sample:
-        check_sample_sizes(sizes, THREE, "sample")
+    with pytest.raises(StageError) as sample:  # train's check: split draws a sample set of 2 for 3 classes as asked
+        require_room_for_each_class("sample_train", np.array([0, 1]), THREE)
     assert str(sample.value) == (
-        "split.sample_train_size is 2 but train.dataset is sample and the data holds 3 classes (c2, c10, horse), "
-        "each needing a photo there: raise it to at least 3, or set train.dataset to full"
+        "sample_train holds 2 photos but the data holds 3 classes, each needing a photo there (train.dataset is "
+        "sample): raise split.sample_train_size to at least 3, or set train.dataset to full"
     )
+    require_room_for_each_class("sample_valid", np.array([0, 1, 2]), THREE)
+    require_room_for_each_class("valid", np.array([0, 1]), THREE)  # valid is split's to check, against valid_size
     with pytest.raises(StageError, match=r"lists classes the class list lacks \(horse\); run `dvc repro`"):
         split(tmp_path / "organized.csv", tmp_path / "split.csv", sizes, ("c2", "c10"))
     counts = split(tmp_path / "organized.csv", tmp_path / "split.csv", sizes, THREE)
