@@ -18,7 +18,7 @@ import zipfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from tasks.competition.archive import (
     check_archive,
@@ -232,7 +232,16 @@ def _labels(tree: _Tree, found: Sorting, places: Places) -> dict[str, str] | Non
     return read_labels(_csv_rows(file), str(places.labels), names)
 
 
-def _sample(tree: _Tree, places: Places) -> tuple[DataFile, list[str], list[str], list[str] | None] | None:
+class Sample(NamedTuple):
+    """The competition's sample submission as reorganize reads it."""
+
+    file: DataFile
+    header: list[str]
+    ids: list[str]
+    first_row: list[str] | None  # None for a sample of no rows
+
+
+def _sample(tree: _Tree, places: Places) -> Sample | None:
     """The sample submission: its file, header, ids and first row; None when there is none."""
     file = tree.files.get(places.sample) if places.sample is not None else None
     if file is None:
@@ -240,7 +249,7 @@ def _sample(tree: _Tree, places: Places) -> tuple[DataFile, list[str], list[str]
     rows = [row for row in _csv_rows(file) if any(cell.strip() for cell in row)]
     if not rows:
         raise StageError(f"{places.sample} (reorganize.sample_submission) is empty; it needs a header")
-    return file, rows[0], [row[0] for row in rows[1:]], rows[1] if len(rows) > 1 else None
+    return Sample(file, rows[0], [row[0] for row in rows[1:]], rows[1] if len(rows) > 1 else None)
 
 
 def _write(file: DataFile, target: Path) -> str:
@@ -303,15 +312,15 @@ def reorganize(
             labels = _labels(tree, found, places)
             train = train_photos(found, places, labels, str(places.labels))
             sample = _sample(tree, places)
-            test = test_photos(found, places, sample[2] if sample else None)
+            test = test_photos(found, places, sample.ids if sample else None)
             classes = sorted_classes((p.class_name for p in train), f"the train folder {places.train}")
-            header = sample[1] if sample else None
+            header = sample.header if sample else None
             if sample:
-                check_probabilities(header, sample[3], str(places.sample), len(classes))
+                check_probabilities(header, sample.first_row, str(places.sample), len(classes))
             class_list = ClassList(classes, submission_layout(classes, header, str(places.sample)))
             entries = _entries(tree, train, test, classes, out, class_folders=not found.direct)
             if sample:
-                _write(sample[0], out / SAMPLE_OUT)
+                _write(sample.file, out / SAMPLE_OUT)
         except zipfile.BadZipFile as err:
             raise StageError(f"an inner zip of {archive_path} is corrupt ({err}); download it again") from None
         stack.close()
