@@ -33,6 +33,7 @@ STAGE = FeaturesParams(
     xla=False,
     max_undecodable=0,
     image_size=SIDE,
+    shards=(0,),
 )
 
 

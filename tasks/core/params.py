@@ -219,6 +219,15 @@ class SplitParams(Section):
         return self
 
 
+def _numbered_shards(shards: tuple[int, ...]) -> tuple[int, ...]:
+    if shards != tuple(range(len(shards))) or not shards:
+        raise ValueError(
+            f"must list the shard numbers 0 to N-1 in order, one per shard (got {list(shards)}): [0] for one shard, "
+            "[0, 1, 2, 3] for four"
+        )
+    return shards
+
+
 class FeaturesParams(Section):
     weights: StrictStr  # "imagenet", "none", or a weights file path (whether it exists is checked when VGG16 loads)
     seed: Seed  # makes `none` the same random network in every stage that rebuilds it
@@ -232,6 +241,9 @@ class FeaturesParams(Section):
     max_undecodable: Count
     # Photos are resized to this square: VGG16's 224, or smaller for quick runs (32: 1/49 of the conv multiply-adds).
     image_size: Annotated[StrictInt, AfterValidator(_halvable)]
+    # One DVC stage per entry (features@0, features@1, ...): DVC's foreach needs the list itself, so N shards are
+    # written 0 to N-1. Each shard is whole batches of each conv subset (tasks/photos/shards.py).
+    shards: Annotated[tuple[Count, ...], AfterValidator(_numbered_shards)]
 
     @model_validator(mode="after")
     def _consistent(self) -> FeaturesParams:

@@ -25,10 +25,12 @@ class Paths(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     raw_archive: StrictStr
-    organized: StrictStr
+    photos: StrictStr  # reorganize's photo store (tasks/photos/photo_store.py): members named train/cats/cat.1.jpg
+    organized: StrictStr  # where `make browse` copies the class folders out of the photo store; no stage uses it
     organized_index: StrictStr  # reorganize's list of its photos with their md5s (tasks/photos/manifest.py)
     classes: StrictStr  # reorganize's class list: index <-> name, and the submission's header (photos/class_list.py)
     split: StrictStr  # split's manifest: which photo is in which subset
+    shards: StrictStr  # split's photo store per features shard, <shards>/<shard>.zip (tasks/photos/shards.py)
     features: StrictStr
     model: StrictStr
     predictions: StrictStr
