@@ -28,7 +28,7 @@ from tasks.competition.archive import (
     is_file_manager_file,
     is_folder,
 )
-from tasks.core.atomic_output import atomic_dir
+from tasks.core.atomic_output import atomic_file
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import ReorganizeParams, load_params
 from tasks.core.paths import load_paths
@@ -53,10 +53,11 @@ from tasks.photos.layout import (
     train_photos,
 )
 from tasks.photos.manifest import TEST_SUBSET, PhotoEntry, natural_key, write_manifest
+from tasks.photos.photo_store import PhotoStoreWriter
 
 _CHUNK = 1 << 20
 _RAISE = "if the archive is genuine, raise it in params.yaml"
-SAMPLE_OUT = "sample_submission.csv"  # where the organized folder keeps the sample submission, whatever its name
+SAMPLE_OUT = "sample_submission.csv"  # where the photo store keeps the sample submission, whatever its name
 _LISTED_CLASSES = 10  # more classes than this are summed up in reorganize's output line, not listed
 
 
@@ -252,10 +253,11 @@ def _sample(tree: _Tree, places: Places) -> Sample | None:
     return Sample(file, rows[0], [row[0] for row in rows[1:]], rows[1] if len(rows) > 1 else None)
 
 
-def _write(file: DataFile, target: Path) -> str:
-    """Copy a file of the data to target; return its md5."""
+def _write(file: DataFile, store: PhotoStoreWriter, member: str) -> str:
+    """Copy a file of the data into the photo store as member; return its md5."""
     with file.archive.open(file.member) as src:
-        return copy_hashed(src, target, file.member.file_size, f"{file.zip_name} member {file.member.filename!r}")
+        what = f"{file.zip_name} member {file.member.filename!r}"
+        return store.add(member, src, file.member.file_size, what)
 
 
 def _entries(
@@ -263,39 +265,41 @@ def _entries(
     train: list[TrainPhoto],
     test: list[TestPhoto],
     classes: tuple[str, ...],
-    out: Path,
+    store: PhotoStoreWriter,
     class_folders: bool,
 ) -> list[PhotoEntry]:
-    """Write each photo to its folder under out; return the index entries, train by class then id, test by id.
+    """Write each photo into store under its class folder; return the index entries, train by class then id, test by id.
 
     class_folders: the classes come from the folders the photos sit in, so one photo in two of them (the same bytes)
     is refused once every train photo is hashed.
     """
-    for folder in [*(f"train/{c}" for c in classes), *(["test/unknown"] if test else [])]:
-        (out / folder).mkdir(parents=True)
     entries, hashed = [], []
     for photo in sorted(train, key=lambda p: (classes.index(p.class_name), natural_key(p.id), p.id)):
         path = f"train/{photo.class_name}/{photo.path.name}"
-        md5 = _write(tree.files[photo.path], out / path)
+        md5 = _write(tree.files[photo.path], store, path)
         entries.append(PhotoEntry("train", photo.class_name, photo.id, path, md5))
         hashed.append((photo, md5))
     if class_folders:
         one_class_per_photo(hashed)
     for photo in sorted(test, key=lambda p: (natural_key(p.id), p.id)):
         path = f"test/unknown/{photo.path.name}"
-        entries.append(PhotoEntry(TEST_SUBSET, "unknown", photo.id, path, _write(tree.files[photo.path], out / path)))
+        entries.append(PhotoEntry(TEST_SUBSET, "unknown", photo.id, path, _write(tree.files[photo.path], store, path)))
     return entries
 
 
 def reorganize(
     archive_path: Path, target: Path, index: Path, classes_file: Path, params: ReorganizeParams
 ) -> Reorganized:
-    """Unpack the archive into target's class folders, list them in index, their classes in classes_file."""
+    """Pack the archive's photos by class folder into the store target; list them in index, classes in classes_file.
+
+    The store is one file, not a folder of 37,500: DVC checks it once per `dvc repro` (tasks/photos/photo_store.py).
+    """
     check_archive(archive_path)
     places = Places.of(params.train, params.test, params.labels, params.sample_submission)
     name = str(archive_path)
-    with atomic_dir(target) as out, ExitStack() as stack:
-        scratch = out / ".inner"
+    with atomic_file(target) as tmp, ExitStack() as stack:
+        # The inner zips go beside the store's temporary, under a name a killed run's leftovers are found by.
+        scratch = tmp.with_name(f"{tmp.name}.inner")
         outer = stack.enter_context(zipfile.ZipFile(archive_path))
         try:
             tree, skipped, written = _unpack_tree(outer, name, scratch, places, params, stack)
@@ -318,15 +322,16 @@ def reorganize(
             if sample:
                 check_probabilities(header, sample.first_row, str(places.sample), len(classes))
             class_list = ClassList(classes, submission_layout(classes, header, str(places.sample)))
-            entries = _entries(tree, train, test, classes, out, class_folders=not found.direct)
+            store = stack.enter_context(PhotoStoreWriter(tmp))
+            entries = _entries(tree, train, test, classes, store, class_folders=not found.direct)
             if sample:
-                _write(sample.file, out / SAMPLE_OUT)
+                _write(sample.file, store, SAMPLE_OUT)
         except zipfile.BadZipFile as err:
             raise StageError(f"an inner zip of {archive_path} is corrupt ({err}); download it again") from None
-        stack.close()
-        if scratch.exists():
-            shutil.rmtree(scratch)
-        # Written before the folder is renamed into place: a failure leaves neither new. In the index, rows are sorted,
+        finally:
+            stack.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+        # Written before the store is renamed into place: a failure leaves neither new. In the index, rows are sorted,
         # so the same archive gives the same bytes whatever order its members come in.
         write_class_list(classes_file, class_list)
         write_manifest(index, entries)
@@ -341,7 +346,7 @@ def main() -> None:
     paths = load_paths()
     done = reorganize(
         Path(paths.raw_archive),
-        Path(paths.organized),
+        Path(paths.photos),
         Path(paths.organized_index),
         Path(paths.classes),
         params.reorganize,

@@ -25,15 +25,21 @@ class PhotoStoreWriter:
     def __init__(self, target: Path) -> None:
         self.archive = zipfile.ZipFile(target, "w", allowZip64=True)
 
-    def add(self, member: str, source: BinaryIO, size: int) -> str:
-        """Stream size bytes of source in as member; return their md5."""
+    def add(self, member: str, source: BinaryIO, size: int, what: str) -> str:
+        """Stream source in as member, refusing more than size bytes (what it declares); return the md5.
+
+        zipfile itself stops at a member's declared size; counting here keeps the bound whatever reads the stream.
+        """
         info = zipfile.ZipInfo(member, date_time=ZIP_EPOCH)
         info.external_attr = 0o644 << 16
         info.compress_type = zipfile.ZIP_STORED
         info.file_size = size  # zipfile picks zip64 headers from it
-        digest = hashlib.md5()
+        digest, written = hashlib.md5(), 0
         with self.archive.open(info, "w") as out:
             while chunk := source.read(_CHUNK):
+                written += len(chunk)
+                if written > size:
+                    raise StageError(f"{what} unpacks to more than the {size} bytes declared for it; download it again")
                 digest.update(chunk)
                 out.write(chunk)
         return digest.hexdigest()
