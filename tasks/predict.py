@@ -17,6 +17,7 @@ from tasks.heads.model_file import require_model_classes
 from tasks.heads.predictions import TEST_FILE, VALID_FILE, probability_columns
 from tasks.photos.class_list import read_class_list
 from tasks.photos.manifest import natural_key
+from tasks.photos.photo_store import PhotoStore
 from tasks.photos.undecodable import read_report, undecodable_ids, uniform_probability
 
 # Under paths.metrics: DVC plots (dvc.yaml declares them; `dvc plots show` renders them with the learning curves).
@@ -104,7 +105,10 @@ def main() -> None:
         test.to_csv(tmp, index=False)
     with atomic_file(metrics / CONFUSION_FILE) as tmp:
         confusion_frame(valid_set.targets, p_valid, classes).to_csv(tmp, index=False)
-    tiles = write_views(valid_set.paths, valid_set.targets, p_valid, classes, metrics / VIEWS_DIR)
+    with PhotoStore(Path(paths.photos)) as store:
+        tiles = write_views(
+            valid_set.paths, valid_set.targets, p_valid, classes, metrics / VIEWS_DIR, store, Path(paths.organized)
+        )
     write_filter_grid(data.vgg.get_layer(FIRST_CONV).get_weights()[0], metrics / FILTERS_FILE)
     print(f"predict: {len(valid)} validation and {len(test)} test photos; view tiles: {tiles}")
     if undecodable:

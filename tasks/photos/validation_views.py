@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import NamedTuple
+import io
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from tasks.competition.log_loss import predicted_classes
 from tasks.core.atomic_output import atomic_file
+from tasks.core.errors import StageError
 from tasks.photos.decode import eight_bit
+from tasks.photos.photo_store import PhotoStore
 
 VIEWS = ("random_correct", "random_incorrect", "confident_correct", "confident_incorrect", "uncertain")
 TILES = 4  # photos per view, and per class in the two `confident` views: what the lesson shows
@@ -22,6 +25,15 @@ CELL_INCHES = CELL_PIXELS / DPI
 LETTERBOX = (236, 236, 236)  # the bars beside a photo that is not square: light, so the photo stands out
 GROUP_FACE = ("#f4f6fa", "#faf6f0")  # alternate panel shades, so where one class ends and the next begins shows
 NAME_CHARS = 22  # a class name in a cell title is cut to this, so a breed name stays inside its 200-pixel cell
+
+
+class Cell(NamedTuple):
+    """One photo of a view: its bytes, file name, title (true class, call, probability), whether called right."""
+
+    photo: bytes
+    name: str
+    title: str
+    correct: bool
 
 
 class Group(NamedTuple):
@@ -131,28 +143,29 @@ def _heading(what: str, shown: int, qualify: int, order: str) -> str:
     return f"{what}: {shown} of {qualify}, {order}" if qualify else f"{what}: none"
 
 
-def letterboxed(path: str | Path, pixels: int = CELL_PIXELS) -> np.ndarray:
-    """The photo scaled to fit a pixels x pixels cell with its aspect ratio kept, centred between bars: RGB uint8."""
-    with Image.open(path) as image:
+def letterboxed(photo: str | Path | BinaryIO, pixels: int = CELL_PIXELS) -> np.ndarray:
+    """The photo (a file, or its bytes as a stream) scaled to fit a pixels x pixels cell with its aspect ratio kept,
+    centred between bars: RGB uint8."""
+    with Image.open(photo) as image:
         image.draft("RGB", (pixels, pixels))  # libjpeg decodes a big photo at a reduced scale: much faster
         rgb = eight_bit(image).convert("RGB")
         return np.asarray(ImageOps.pad(rgb, (pixels, pixels), Image.Resampling.LANCZOS, color=LETTERBOX))
 
 
-def _draw_photo(axes, path: str, title: str, correct: bool) -> None:
+def _draw_photo(axes, cell: Cell) -> None:
     """One cell: the letterboxed photo under its title (true class, call, probability), its file name under it."""
-    axes.imshow(letterboxed(path), interpolation="nearest")
+    axes.imshow(letterboxed(io.BytesIO(cell.photo)), interpolation="nearest")
     axes.set_xticks([])
     axes.set_yticks([])
     for side in axes.spines.values():
         side.set_color("#b0b0b0")
-    colour = "#1b5e20" if correct else "#b71c1c"  # a cue only: the words say it too
-    axes.set_title(title, fontsize=10, color=colour)
-    axes.set_xlabel(Path(path).name, fontsize=8, color="#555555")
+    colour = "#1b5e20" if cell.correct else "#b71c1c"  # a cue only: the words say it too
+    axes.set_title(cell.title, fontsize=10, color=colour)
+    axes.set_xlabel(cell.name, fontsize=8, color="#555555")
 
 
-def draw_grid(groups: list[Group], title: str, photos: dict[int, tuple[str, str, bool]], dest: Path) -> int:
-    """Write a PNG of groups (panels of photos: row -> (path, cell title, correct)) to dest; return the photos drawn."""
+def draw_grid(groups: list[Group], title: str, photos: dict[int, Cell], dest: Path) -> int:
+    """Write a PNG of groups (panels of photos: row -> its cell) to dest; return the photos drawn."""
     from matplotlib.figure import Figure  # a bare Figure renders with Agg: no display, no global backend switch
 
     # Inches per panel: rows of cells (photo, two-line title, file name) under a heading; an empty panel a note.
@@ -172,23 +185,47 @@ def draw_grid(groups: list[Group], title: str, photos: dict[int, tuple[str, str,
             continue
         rows = max(1, -(-len(group.rows) // COLUMNS))
         for j, row in enumerate(group.rows):
-            _draw_photo(panel.add_subplot(rows, COLUMNS, j + 1), *photos[row])
+            _draw_photo(panel.add_subplot(rows, COLUMNS, j + 1), photos[row])
     with atomic_file(dest) as tmp:
         # No Software/creation metadata: the same photos and predictions give the same bytes on every run.
         figure.savefig(tmp, format="png", metadata={"Software": None})
     return sum(len(g.rows) for g in groups)
 
 
+def store_member(path: str, organized: Path) -> str:
+    """The photo store's member for a features index path (paths.organized/<manifest path>): the manifest path."""
+    try:
+        return PurePosixPath(Path(path).relative_to(organized)).as_posix()
+    except ValueError:
+        raise StageError(
+            f"the features list {path!r}, which is not under {organized}/; run `dvc repro`, which rewrites them"
+        ) from None
+
+
 def write_views(
-    paths: list[str], target: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...], folder: Path
+    paths: list[str],
+    target: np.ndarray,
+    probabilities: np.ndarray,
+    classes: tuple[str, ...],
+    folder: Path,
+    store: PhotoStore,
+    organized: Path,
 ) -> dict[str, int]:
     """Write folder/<view>.png for the five views (probabilities: a row per photo, a column per class); return the
-    photos in each."""
+    photos in each.
+
+    paths are the features index's (organized/<manifest path>); each photo is read from store by its manifest path.
+    """
     chosen = choose_views(target, probabilities)
     correct = predicted_classes(probabilities) == np.asarray(target)
     tiles = {}
     for view, rows in chosen.items():
         title, groups = view_groups(view, rows, target, probabilities, classes)
-        photos = {r: (paths[r], cell_title(probabilities[r], int(target[r]), classes), bool(correct[r])) for r in rows}
+        photos = {}
+        for r in rows:
+            with store.open(store_member(paths[r], organized)) as source:
+                photo = source.read()
+            name = PurePosixPath(paths[r]).name
+            photos[r] = Cell(photo, name, cell_title(probabilities[r], int(target[r]), classes), bool(correct[r]))
         tiles[view] = draw_grid(groups, title, photos, folder / f"{view}.png")
     return tiles

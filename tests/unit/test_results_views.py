@@ -1,5 +1,6 @@
 """What a person checks after a run: the five validation views, the first-layer filters, and auto clipping."""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ from PIL import Image
 
 from tasks.clip import AUTO_BOUNDS, auto_bounds, clip_metrics, resolve_bounds
 from tasks.competition.log_loss import binary_log_loss
+from tasks.core.errors import StageError
+from tasks.photos.photo_store import PhotoStore, PhotoStoreWriter
 from tasks.photos.validation_views import (
     LETTERBOX,
     VIEWS,
@@ -44,6 +47,20 @@ PROBABILITIES_3 = np.array(
     ]
 )
 CLASSES_3 = ("birds", "cats", "dogs")
+
+
+@contextmanager
+def stored(files: list[Path]):
+    """files packed in a photo store beside them (members train/x/<name>, then deleted), opened; yields the features
+    index's paths for them (organized/<member>), the store and organized."""
+    root = files[0].parent
+    organized, members = root / "organized", [f"train/x/{f.name}" for f in files]
+    with PhotoStoreWriter(root / "photos.zip") as writer:
+        for file, member in zip(files, members, strict=True):
+            writer.add_bytes(member, file.read_bytes())
+            file.unlink()  # the views read the store, not a file
+    with PhotoStore(root / "photos.zip") as store:
+        yield [str(organized / m) for m in members], store, organized
 
 
 def test_views_pick_the_right_photos():
@@ -99,11 +116,12 @@ def test_views_of_three_classes_name_the_classes_in_panels_and_titles():
 
 
 def test_three_class_grids_are_written(tmp_path: Path):
-    paths = []
+    files = []
     for i in range(len(TARGET_3)):
         Image.new("L", (60 + 20 * i, 30), 40 * int(TARGET_3[i])).save(tmp_path / f"{i}.png")  # grey, wide
-        paths.append(str(tmp_path / f"{i}.png"))
-    tiles = write_views(paths, TARGET_3, PROBABILITIES_3, CLASSES_3, tmp_path / "views")
+        files.append(tmp_path / f"{i}.png")
+    with stored(files) as (paths, store, organized):
+        tiles = write_views(paths, TARGET_3, PROBABILITIES_3, CLASSES_3, tmp_path / "views", store, organized)
     assert tiles == {
         "random_correct": 4,
         "random_incorrect": 3,
@@ -123,12 +141,16 @@ def test_views_show_fewer_tiles_when_fewer_photos_qualify():
 
 
 def test_the_five_grids_are_written_with_their_tile_counts(tmp_path: Path):
-    paths = []
+    files = []
     for i, dog in enumerate(TARGET):
         path = tmp_path / f"{i}.jpg"
         Image.new("RGB", (40, 30), (200, 100, 50) if dog else (50, 100, 200)).save(path)
-        paths.append(str(path))
-    tiles = write_views(paths, TARGET, PROBABILITIES, CLASSES, tmp_path / "views")
+        files.append(path)
+    with stored(files) as (paths, store, organized):
+        tiles = write_views(paths, TARGET, PROBABILITIES, CLASSES, tmp_path / "views", store, organized)
+        empty = write_views(
+            paths[:3], TARGET[:3], two_classes([0.1, 0.2, 0.3]), CLASSES, tmp_path / "none", store, organized
+        )
     assert tiles == {
         "random_correct": 4,
         "random_incorrect": 4,
@@ -138,8 +160,25 @@ def test_the_five_grids_are_written_with_their_tile_counts(tmp_path: Path):
     }
     sizes = {view: Image.open(tmp_path / "views" / f"{view}.png").size for view in VIEWS}
     assert sizes["confident_correct"][1] > sizes["uncertain"][1]  # six tiles need a second row
-    empty = write_views(paths[:3], TARGET[:3], two_classes([0.1, 0.2, 0.3]), CLASSES, tmp_path / "none")
     assert empty["random_incorrect"] == 0 and (tmp_path / "none" / "random_incorrect.png").is_file()
+
+
+def test_the_views_read_each_photo_from_the_store_by_its_manifest_path(tmp_path: Path):
+    """A photo is the store's member at its path under organized; one the store lacks, or outside, is explained."""
+    files = []
+    for i, dog in enumerate(TARGET):
+        Image.new("RGB", (40, 30), (200, 100, 50) if dog else (50, 100, 200)).save(tmp_path / f"{i}.jpg")
+        files.append(tmp_path / f"{i}.jpg")
+    with stored(files) as (paths, store, organized):
+        assert not organized.exists()
+        missing = [*paths[:-1], str(organized / "train/x/gone.jpg")]
+        with pytest.raises(StageError, match=r"photos\.zip lacks train/x/gone\.jpg, which the manifest lists"):
+            write_views(missing, TARGET, PROBABILITIES, CLASSES, tmp_path / "views", store, organized)
+        outside = [str(tmp_path / "elsewhere" / Path(p).name) for p in paths]
+        with pytest.raises(
+            StageError, match=r"the features list '.*elsewhere/\d\.jpg', which is not under .*organized/"
+        ):
+            write_views(outside, TARGET, PROBABILITIES, CLASSES, tmp_path / "views", store, organized)
 
 
 def test_the_confident_views_show_each_class_in_its_own_labelled_panel():
@@ -179,12 +218,13 @@ def test_a_photo_keeps_its_aspect_ratio_between_bars(tmp_path: Path):
 
 
 def test_the_same_predictions_give_the_same_png_bytes(tmp_path: Path):
-    paths = []
+    files = []
     for i, dog in enumerate(TARGET):
         Image.new("RGB", (30 + 10 * i, 40), (200, 100, 50) if dog else (50, 100, 200)).save(tmp_path / f"{i}.jpg")
-        paths.append(str(tmp_path / f"{i}.jpg"))
-    write_views(paths, TARGET, PROBABILITIES, CLASSES, tmp_path / "a")
-    write_views(paths, TARGET, PROBABILITIES, CLASSES, tmp_path / "b")
+        files.append(tmp_path / f"{i}.jpg")
+    with stored(files) as (paths, store, organized):
+        write_views(paths, TARGET, PROBABILITIES, CLASSES, tmp_path / "a", store, organized)
+        write_views(paths, TARGET, PROBABILITIES, CLASSES, tmp_path / "b", store, organized)
     for view in VIEWS:
         png = (tmp_path / "a" / f"{view}.png").read_bytes()
         assert png == (tmp_path / "b" / f"{view}.png").read_bytes()
