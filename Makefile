@@ -31,7 +31,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Prefect's temporary server (make run) gets 20 s to start by default: not enough on a busy 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: run test test-fast lint dag plots bench gpu-wheels remote-check bootstrap-python
+.PHONY: run test test-fast lint dag plots browse bench gpu-wheels remote-check bootstrap-python
 
 # The run's packages. An environment synced for make test since uv.lock last changed has them all: kept as it is, so
 # make run and make test in turn never uninstall and reinstall the backends.
@@ -74,6 +74,11 @@ dag: $(RUN_STAMP)
 # no network: DVC's own page loads Vega from a CDN (tasks/plots/offline_page.py inlines it from the venv instead).
 plots: $(RUN_STAMP)
 	$(PY) -m tasks.plots.offline_page
+
+# The course's class folders (data/organized/train/cats, ...) copied out of the photo store data/photos.zip, to look
+# at: no stage reads them and DVC does not track them (tasks/photos/browse.py).
+browse: $(RUN_STAMP)
+	$(PY) -m tasks.photos.browse
 
 # Issue 7's figures, measured side by side in one run (7.5 min on 2 idle cores): bench/RESULTS.md. On the real photos at
 # ../shared/data/real-sample when that is there, else synthetic ones. `python -m bench.run --quick`: a smoke run.
