@@ -16,16 +16,17 @@ from tests.support.params import reorganize_params
 
 
 def organized_photos(root: Path, per_class: int = 12, test_count: int = 6, seed: int = 0) -> Path:
-    """A reorganized competition tree (train/cats, train/dogs, test/unknown) under root/organized, indexed in
-    root/organized.csv."""
+    """A reorganized competition: its photo store root/photos.zip (members train/cats/..., test/unknown/...), indexed
+    in root/organized.csv; returns the store's path."""
     archive = root / "archive.zip"
     build_synthetic_archive(archive, seed, per_class, test_count)
-    reorganize(archive, root / "organized", root / "organized.csv", root / "classes.json", reorganize_params())
-    return root / "organized"
+    reorganize(archive, root / "photos.zip", root / "organized.csv", root / "classes.json", reorganize_params())
+    return root / "photos.zip"
 
 
 def reorganize_with(root: Path, replacements: dict[str, bytes]) -> Path:
-    """Rewrite root/archive.zip with some photos' bytes replaced (keys: paths under organized), then reorganize it.
+    """Rewrite root/archive.zip with some photos' bytes replaced (keys: manifest paths), then reorganize it into the
+    photo store root/photos.zip; returns the store's path.
 
     Broken photos reach the pipeline inside the competition archive, so that is where tests put them.
     """
@@ -42,8 +43,14 @@ def reorganize_with(root: Path, replacements: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(archive, "w") as outer:
         for name, data in members.items():
             outer.writestr(name, data)
-    reorganize(archive, root / "organized", root / "organized.csv", root / "classes.json", reorganize_params())
-    return root / "organized"
+    reorganize(archive, root / "photos.zip", root / "organized.csv", root / "classes.json", reorganize_params())
+    return root / "photos.zip"
+
+
+def store_bytes(store: Path) -> dict[str, bytes]:
+    """Every member of a photo store with its bytes, in store order."""
+    with zipfile.ZipFile(store) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
 
 
 def split_photos(root: Path, params: SplitParams) -> Path:

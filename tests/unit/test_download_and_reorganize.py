@@ -1,5 +1,6 @@
 """download and reorganize: the archive's format, the synthetic source, and unpacking into class folders."""
 
+import hashlib
 import io
 import warnings
 import zipfile
@@ -12,11 +13,11 @@ from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.errors import StageError
 from tasks.core.params import SyntheticParams
 from tasks.download import download
-from tasks.lineage.digests import file_md5
 from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
 from tests.support.bad_inputs import competition_zip, patched_headers, zip_bytes
 from tests.support.params import download_params, reorganize_params
+from tests.support.photos import store_bytes
 
 
 def test_ids_come_from_file_names():
@@ -80,35 +81,37 @@ def test_reorganize_makes_class_folders_and_keeps_test_ids(tmp_path: Path):
     archive = tmp_path / "comp.zip"
     build_synthetic_archive(archive, seed=0, train_per_class=5, test_count=4)
     done = reorganize(
-        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
     )
     assert done.counts == {"train/cats": 5, "train/dogs": 5, "test/unknown": 4}
     assert done.line() == "reorganize: train/cats 5, train/dogs 5, test/unknown 4"  # as before the layouts
-    organized = tmp_path / "organized"
-    assert sorted(p.name for p in (organized / "train" / "dogs").iterdir()) == sorted(
+    members = list(store_bytes(tmp_path / "photos.zip"))
+    assert sorted(m.rpartition("/")[2] for m in members if m.startswith("train/dogs/")) == sorted(
         f"dog.{i}.jpg" for i in range(1, 6)
     )
-    assert sorted(p.name for p in (organized / "test" / "unknown").iterdir()) == sorted(f"{i}.jpg" for i in range(1, 5))
-    assert (organized / "sample_submission.csv").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.json", "comp.zip", "organized", "organized.csv"]
+    assert sorted(m.rpartition("/")[2] for m in members if m.startswith("test/unknown/")) == sorted(
+        f"{i}.jpg" for i in range(1, 5)
+    )
+    assert "sample_submission.csv" in members
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.json", "comp.zip", "organized.csv", "photos.zip"]
 
 
 def test_reorganize_indexes_every_photo_with_its_md5_in_a_fixed_order(tmp_path: Path):
     archive = tmp_path / "comp.zip"
     build_synthetic_archive(archive, seed=0, train_per_class=11, test_count=12)
     reorganize(
-        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
     )
     index = read_manifest(tmp_path / "organized.csv")
-    on_disk = sorted(p.relative_to(tmp_path / "organized").as_posix() for p in (tmp_path / "organized").rglob("*.jpg"))
-    assert sorted(e.path for e in index) == on_disk
-    assert all(e.md5 == file_md5(tmp_path / "organized" / e.path) for e in index)
+    stored = store_bytes(tmp_path / "photos.zip")
+    assert sorted(e.path for e in index) == sorted(m for m in stored if m.endswith(".jpg"))
+    assert all(e.md5 == hashlib.md5(stored[e.path]).hexdigest() for e in index)
     assert [e.id for e in index][:3] == ["cat.1", "cat.2", "cat.3"] and index[10].id == "cat.11"  # natural order
     assert [e.id for e in index if e.subset == "test"] == [str(i) for i in range(1, 13)]
     assert {(e.subset, e.class_name) for e in index} == {("train", "cats"), ("train", "dogs"), ("test", "unknown")}
     first = (tmp_path / "organized.csv").read_bytes()
     reorganize(
-        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
     )
     assert (tmp_path / "organized.csv").read_bytes() == first
 
@@ -140,7 +143,7 @@ def test_reorganize_refuses_bad_archives_and_leaves_nothing(tmp_path: Path, trai
     _archive_with_train_members(archive, train_names, test_names)
     with pytest.raises(StageError, match=message):
         reorganize(
-            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+            archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
 
@@ -189,7 +192,7 @@ def test_an_outer_member_held_twice_is_refused(tmp_path: Path):
         download(download_params(source="archive", path=str(archive)), tmp_path / "raw" / "comp.zip")
     with pytest.raises(StageError, match=message):
         reorganize(
-            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+            archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
 
@@ -223,14 +226,14 @@ def test_members_zipfile_cannot_read_are_named_in_one_line(tmp_path: Path, kind:
     download(download_params(source="archive", path=str(inner)), raw)  # download doesn't open inner zips
     with pytest.raises(StageError, match="^train.zip " + message.format(member="train/cat.1.jpg")):
         reorganize(
-            raw, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+            raw, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
     raw.unlink()
     with pytest.raises(StageError, match="^outer.zip " + message.format(member="train.zip")):
         download(download_params(source="archive", path=str(outer)), raw)
     with pytest.raises(StageError, match="^outer.zip " + message.format(member="train.zip")):
         reorganize(
-            outer, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+            outer, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inner.zip", "outer.zip", "raw"]
     assert list((tmp_path / "raw").iterdir()) == []
@@ -251,12 +254,13 @@ def test_file_manager_files_are_skipped_and_backslashes_read_as_folders(tmp_path
         {"test\\1.jpg": b"one", "test/Thumbs.db": b"\xd0\xcf\x11\xe0", "test/._1.jpg": b""},
     )
     done = reorganize(
-        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
     )
     assert done.counts == {"train/cats": 1, "train/dogs": 1, "test/unknown": 1}
     assert not done.not_photos  # file managers' files are not counted as skipped: they never were the user's
-    assert (tmp_path / "organized/train/dogs/dog.1.jpg").read_bytes() == b"dog"
-    assert (tmp_path / "organized/test/unknown/1.jpg").read_bytes() == b"one"
+    stored = store_bytes(tmp_path / "photos.zip")
+    assert stored["train/dogs/dog.1.jpg"] == b"dog"
+    assert stored["test/unknown/1.jpg"] == b"one"
     assert [e.path for e in read_manifest(tmp_path / "organized.csv")] == [
         "train/cats/cat.1.jpg",
         "train/dogs/dog.1.jpg",
@@ -276,7 +280,7 @@ def test_numeric_test_ids_must_fit_in_a_signed_64_bit_integer(tmp_path: Path):
     )
     with pytest.raises(StageError, match=r"photo '123456789012345678901234.jpg' has an id over"):
         reorganize(
-            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+            archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.zip"]
 

@@ -13,6 +13,7 @@ from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
 from tests.support.bad_inputs import patched_headers, zip_bytes
 from tests.support.params import reorganize_params
+from tests.support.photos import store_bytes
 
 REAL_ARCHIVE = Path("/work/shared/data/real-sample/dogs-vs-cats-redux-kernels-edition.zip")
 # reorganize params for a user's folder packed as-is: labelled photos at the top, no sample submission
@@ -25,7 +26,7 @@ def organize(tmp_path: Path, files: dict[str, bytes], **params):
     archive.write_bytes(zip_bytes(files))
     done = reorganize(
         archive,
-        tmp_path / "organized",
+        tmp_path / "photos.zip",
         tmp_path / "organized.csv",
         tmp_path / "classes.json",
         reorganize_params(**params),
@@ -71,8 +72,9 @@ def test_class_folders_at_the_top_of_a_users_folder(tmp_path: Path):
         ("dogs", "dogs/d", "train/dogs/d.webp"),
     ]
     assert rows(manifest, "test") == [("unknown", "x", "test/unknown/x.jpg"), ("unknown", "y", "test/unknown/y.TIF")]
-    assert (tmp_path / "organized/train/dogs/d.webp").read_bytes() == b"d"
-    assert sorted(p.name for p in (tmp_path / "organized").iterdir()) == ["test", "train"]
+    stored = store_bytes(tmp_path / "photos.zip")
+    assert stored["train/dogs/d.webp"] == b"d"
+    assert list(stored) == [e.path for e in manifest]  # the photos alone, in manifest order: no sample, no README
     assert done.line() == (
         "reorganize: train/cats 2, train/dogs 2, test/unknown 2, skipped 2 files that are not photos (README.md, "
         "cats/notes.txt), no sample submission: the submission takes the default layout (id, then the probabilities)"
@@ -92,7 +94,7 @@ def test_class_folders_under_train_three_classes_and_a_sample_in_class_order(tmp
     assert class_list.submission.columns == ("pig", "horse", "cow")  # the sample's order, kept for the submission
     assert [e.class_name for e in manifest if e.subset == "train"] == ["cow"] * 2 + ["horse"] * 2 + ["pig"] * 2
     assert [e.id for e in manifest if e.subset == "test"] == ["1", "2"]
-    assert (tmp_path / "organized/sample_submission.csv").read_bytes() == files["sample_submission.csv"]
+    assert store_bytes(tmp_path / "photos.zip")["sample_submission.csv"] == files["sample_submission.csv"]
     assert done.outside == [Path("extra/3.jpg")] and "skipped 1 photos outside reorganize.train" in done.line()
 
 
@@ -110,7 +112,7 @@ def test_class_folders_may_number_their_photos_alike(tmp_path: Path):
         ("wasps", "wasps/IMG_0010", "train/wasps/IMG_0010.jpg"),
     ]
     assert rows(manifest, "test") == [("unknown", "IMG_0001", "test/unknown/IMG_0001.jpg")]
-    assert (tmp_path / "organized/train/wasps/IMG_0009.jpg").read_bytes() == b"wasps9"
+    assert store_bytes(tmp_path / "photos.zip")["train/wasps/IMG_0009.jpg"] == b"wasps9"
     assert done.counts == {"train/bees": 3, "train/wasps": 2, "test/unknown": 1}
 
 
@@ -164,7 +166,9 @@ def test_labels_csv_with_file_names_no_header_and_no_test(tmp_path: Path):
         ("red", "x", "train/red/x.jpg"),
         ("red", "z", "train/red/z.jpg"),
     ]
-    assert rows(manifest, "test") == [] and not (tmp_path / "organized/test").exists()
+    assert rows(manifest, "test") == [] and not [
+        m for m in store_bytes(tmp_path / "photos.zip") if m.startswith("test")
+    ]
 
 
 def test_sample_ids_with_the_extension_make_the_test_ids_file_names(tmp_path: Path):
@@ -389,7 +393,7 @@ def test_the_real_sample_as_class_folders_gives_the_archives_photos_classes_and_
     by_folders.mkdir()
     reorganize(
         REAL_ARCHIVE,
-        by_archive / "organized",
+        by_archive / "photos.zip",
         by_archive / "organized.csv",
         by_archive / "classes.json",
         reorganize_params(),
@@ -411,8 +415,7 @@ def test_the_real_sample_as_class_folders_gives_the_archives_photos_classes_and_
     # Row for row: the same subset, class, path and bytes (md5), in the same order; a train id is cats/cat.1, not cat.1.
     assert manifest == [e._replace(id=f"{e.class_name}/{e.id}") if e.subset == "train" else e for e in archived]
     assert [e.id for e in manifest if e.subset == "test"] == [str(i) for i in range(1, 51)]
+    folders_store, archive_store = store_bytes(by_folders / "photos.zip"), store_bytes(by_archive / "photos.zip")
     for entry in manifest:
-        assert (by_folders / "organized" / entry.path).read_bytes() == (
-            by_archive / "organized" / entry.path
-        ).read_bytes()
+        assert folders_store[entry.path] == archive_store[entry.path]
     assert (by_folders / "classes.json").read_bytes() == (by_archive / "classes.json").read_bytes()

@@ -13,9 +13,11 @@ from tasks.competition.archive import TEST_ZIP, TRAIN_ZIP
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.errors import StageError
 from tasks.features import Photo, preprocessed_batches
+from tasks.photos.photo_store import PhotoStoreWriter
 from tasks.reorganize import copy_hashed, reorganize
 from tests.support.bad_inputs import competition_zip, patched_headers, zip_bytes
 from tests.support.params import features_params, reorganize_params
+from tests.support.photos import store_bytes
 
 SAMPLE = b"id,label\n1,0.5\n"  # the one test photo's id
 
@@ -37,14 +39,20 @@ def test_a_photo_declaring_2_gib_is_refused_before_anything_is_written(tmp_path:
         written.append(target.name)
         return copy_hashed(source, target, *args)
 
+    def store_spy(store: PhotoStoreWriter, member: str, *args) -> str:
+        written.append(member)
+        return add(store, member, *args)
+
+    add = PhotoStoreWriter.add
     monkeypatch.setattr("tasks.reorganize.copy_hashed", spy)
+    monkeypatch.setattr(PhotoStoreWriter, "add", store_spy)
     with pytest.raises(
         StageError,
         match=r"^train.zip holds 'train/cat.1.jpg' of 2147483648 bytes unpacked, over reorganize.max_photo_bytes "
         r"\(50000000; a competition photo is under 1 MB\): if the archive is genuine, raise it in params.yaml$",
     ):
         reorganize(
-            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+            archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
     assert sorted(written) == ["0.zip", "1.zip"]  # the inner zips (train.zip, test.zip), then no photo at all
     _nothing_but(tmp_path, "comp.zip")
@@ -67,12 +75,13 @@ def test_a_deflated_photo_over_the_limit_is_refused(tmp_path: Path):
     )
     limits = reorganize_params(max_photo_bytes=1_000_000)
     with pytest.raises(StageError, match=r"'train/cat.1.jpg' of 3000000 bytes unpacked, over reorganize.max_photo"):
-        reorganize(archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", limits)
+        reorganize(archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", limits)
     _nothing_but(tmp_path, "comp.zip")
     done = reorganize(
-        archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+        archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
     )
-    assert done.counts["train/cats"] == 1 and (tmp_path / "organized/train/cats/cat.1.jpg").stat().st_size == 3_000_000
+    photo = store_bytes(tmp_path / "photos.zip")["train/cats/cat.1.jpg"]
+    assert done.counts["train/cats"] == 1 and len(photo) == 3_000_000
 
 
 def test_the_total_written_is_bounded_by_the_zips_then_the_photos(tmp_path: Path):
@@ -86,7 +95,7 @@ def test_the_total_written_is_bounded_by_the_zips_then_the_photos(tmp_path: Path
             for name in (TRAIN_ZIP, TEST_ZIP)
             for m in zipfile.ZipFile(io.BytesIO(outer.read(name))).infolist()
         )
-    organized, index, classes = tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json"
+    organized, index, classes = tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json"
     with pytest.raises(
         StageError, match=rf"comp.zip declares {zips} bytes unpacked, over reorganize.max_unpacked_bytes"
     ):
@@ -97,7 +106,7 @@ def test_the_total_written_is_bounded_by_the_zips_then_the_photos(tmp_path: Path
         reorganize(archive, organized, index, classes, reorganize_params(max_unpacked_bytes=zips + csv + photos - 1))
     _nothing_but(tmp_path, "comp.zip")
     reorganize(archive, organized, index, classes, reorganize_params(max_unpacked_bytes=zips + csv + photos))
-    _nothing_but(tmp_path, "classes.json", "comp.zip", "organized", "organized.csv")
+    _nothing_but(tmp_path, "classes.json", "comp.zip", "organized.csv", "photos.zip")
 
 
 def test_a_stream_longer_than_its_declared_size_is_refused_while_copying(tmp_path: Path):
@@ -105,6 +114,10 @@ def test_a_stream_longer_than_its_declared_size_is_refused_while_copying(tmp_pat
     with pytest.raises(StageError, match=r"^train.zip member 'x' unpacks to more than the 10 bytes declared for it"):
         copy_hashed(io.BytesIO(b"x" * 11), tmp_path / "over", 10, "train.zip member 'x'")
     assert copy_hashed(io.BytesIO(b"x" * 10), tmp_path / "fits", 10, "x") == hashlib.md5(b"x" * 10).hexdigest()
+    with PhotoStoreWriter(tmp_path / "store.zip") as store:  # where reorganize streams each photo: the same count
+        with pytest.raises(StageError, match=r"^train.zip member 'y' unpacks to more than the 10 bytes declared"):
+            store.add("train/cats/y.jpg", io.BytesIO(b"y" * 11), 10, "train.zip member 'y'")
+        assert store.add("train/cats/z.jpg", io.BytesIO(b"z" * 10), 10, "z") == hashlib.md5(b"z" * 10).hexdigest()
     liar = patched_headers(zip_bytes({"test/1.jpg": b"x" * 100}), file_size=10)
     archive = competition_zip(
         tmp_path / "comp.zip", {"train/cat.1.jpg": b"cat", "train/dog.1.jpg": b"dog"}, {"test/1.jpg": b"1"}
@@ -114,7 +127,7 @@ def test_a_stream_longer_than_its_declared_size_is_refused_while_copying(tmp_pat
     archive.write_bytes(zip_bytes({**members, "test.zip": liar}))
     with pytest.raises(StageError, match=r"an inner zip of .* is corrupt"):
         reorganize(
-            archive, tmp_path / "organized", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
+            archive, tmp_path / "photos.zip", tmp_path / "organized.csv", tmp_path / "classes.json", reorganize_params()
         )
 
 
