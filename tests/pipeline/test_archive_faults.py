@@ -23,6 +23,7 @@ import pytest
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.reorganize import reorganize
 from tests.support.params import reorganize_params
+from tests.support.photos import store_bytes
 from tests.support.workspace import make_workspace, stages_ran, tool_env
 
 RAW = "data/raw/dogs-vs-cats-redux-kernels-edition.zip"
@@ -121,7 +122,7 @@ def expected_index(setup, tmp_path_factory) -> bytes:
     """reorganize's index of the user's archive, made outside DVC."""
     scratch = tmp_path_factory.mktemp("expected")
     reorganize(
-        setup[1], scratch / "organized", scratch / "organized.csv", scratch / "classes.json", reorganize_params()
+        setup[1], scratch / "photos.zip", scratch / "organized.csv", scratch / "classes.json", reorganize_params()
     )
     return (scratch / "organized.csv").read_bytes()
 
@@ -132,21 +133,25 @@ def test_kill_during_download_and_reorganize_then_repro_recovers(setup, expected
 
     # download stopped with its copy complete but not yet renamed into place
     kill_when_frozen(ws, run_env(instrument, event="os.rename", path="*/.dogs-vs-cats-*.tmp.zip"))
-    assert not (ws / RAW).exists() and not (ws / "data/organized").exists()
+    assert not (ws / RAW).exists() and not (ws / "data/photos.zip").exists()
     assert [Path(p).parent.as_posix() for p in debris(ws)] == ["data/raw"]
 
-    # reorganize stopped halfway through writing the photos (download reruns first and completes)
-    kill_when_frozen(ws, run_env(instrument, event="open", path="*.organized.*.tmp/train/*/*.jpg", after="5"))
+    # reorganize stopped as it opens the photo store's temporary, its inner zips unpacked to the scratch folder beside
+    # it (download reruns first and completes)
+    kill_when_frozen(ws, run_env(instrument, event="open", path="*/.photos.zip.*.tmp.zip"))
     assert (ws / RAW).read_bytes() == before[-1]
-    assert not (ws / "data/organized").exists() and not (ws / "data/organized.csv").exists()
-    assert [Path(p).name.split(".")[1] for p in debris(ws)] == ["organized"]
+    assert not (ws / "data/photos.zip").exists() and not (ws / "data/organized.csv").exists()
+    left = debris(ws)
+    assert [Path(p).name.split(".", 4)[-1] for p in left] == ["tmp.zip", "tmp.zip.inner"]
+    assert all(Path(p).parent.as_posix() == "data" and Path(p).name.startswith(".photos.zip.") for p in left)
+    assert sorted(p.name for p in (ws / left[1]).iterdir()) == ["0.zip", "1.zip"]
 
     # the next plain run completes, drops the temporaries and gives what an uninterrupted run gives
     rerun = dvc(ws, "repro", "reorganize", env=tool_env())
     assert stages_ran(rerun.stdout) == ["reorganize"]
     assert debris(ws) == []
     assert (ws / "data/organized.csv").read_bytes() == expected_index
-    assert len(list((ws / "data/organized/train/cats").iterdir())) == 12
+    assert len([m for m in store_bytes(ws / "data/photos.zip") if m.startswith("train/cats/")]) == 12
     assert "up to date" in dvc(ws, "status", "reorganize", env=tool_env()).stdout
     assert identity(mine) == before
 
@@ -178,6 +183,6 @@ def test_disk_full_during_reorganize(setup, expected_index: bytes):
     assert len(lines) == 1 and "the disk is full or a size limit was hit" in lines[0]
     assert lines[0].endswith("nothing was kept: free some space and run it again")
     assert "Traceback" not in result.stderr
-    assert not (ws / "data/organized").exists() and debris(ws) == []
+    assert not (ws / "data/photos.zip").exists() and debris(ws) == []
     dvc(ws, "repro", "reorganize", env=tool_env())  # with room again, DVC restores the stage from its cache
     assert (ws / "data/organized.csv").read_bytes() == expected_index

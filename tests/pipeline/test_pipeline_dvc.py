@@ -40,17 +40,17 @@ def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
     download_deps = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]["download"]["deps"]
     assert NO_LOCAL_ARCHIVE in [dep["path"] for dep in download_deps]
 
-    # A photo replaced by hand: DVC sees reorganize's output changed and checks it out again from its run-cache
-    # (the same deps ran before), so no stage runs and the photo is back. (Replaced, not edited in place: the file
-    # is a hardlink into DVC's cache, which `dvc unprotect` exists for.)
-    photo = workspace / "data/organized/train/cats/cat.1.jpg"
-    original = photo.read_bytes()
-    photo.unlink()
-    photo.write_bytes(b"not the photo")
+    # The photo store replaced by hand: DVC sees reorganize's output changed and checks it out again from its
+    # run-cache (the same deps ran before), so no stage runs and the store is back. (Replaced, not edited in place:
+    # the file is a hardlink into DVC's cache, which `dvc unprotect` exists for.)
+    store = workspace / "data/photos.zip"
+    original = store.read_bytes()
+    store.unlink()
+    store.write_bytes(b"not the photo store")
     restored = dvc(workspace, "repro").stdout
     assert "Stage 'reorganize' is cached - skipping run, checking out outputs" in restored
     assert stages_ran(restored) == []
-    assert photo.read_bytes() == original
+    assert store.read_bytes() == original
 
     # One page with the curves, the confusion matrix, the five validation views and the first layer's filters.
     dvc(workspace, "plots", "show", "-o", "plots_html")
