@@ -9,6 +9,7 @@ from bench.workspace import PROJECT, bench_params
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import ReorganizeParams
 from tasks.features import Photo, subset_photos
+from tasks.photos.browse import browse
 from tasks.photos.class_list import read_class_list
 from tasks.photos.manifest import read_manifest
 from tasks.reorganize import reorganize
@@ -51,8 +52,10 @@ def stage_limits() -> ReorganizeParams:
 
 
 def organized_bench_photos(scratch: Path, archive: Path) -> Path:
-    """The bench archive reorganized into train/cats, train/dogs, test/unknown under scratch/organized."""
-    reorganize(archive, scratch / "organized", scratch / "organized.csv", scratch / "classes.json", stage_limits())
+    """The bench archive reorganized into the photo store scratch/photos.zip, then copied out (as `make browse` does)
+    into train/cats, train/dogs, test/unknown under scratch/organized: the course's way reads files from folders."""
+    reorganize(archive, scratch / "photos.zip", scratch / "organized.csv", scratch / "classes.json", stage_limits())
+    browse(scratch / "photos.zip", scratch / "organized")
     return scratch / "organized"
 
 

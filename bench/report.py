@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bench.conv_pass import CONV_GFLOP
@@ -189,13 +190,15 @@ def dag_section(r: dict) -> list[str]:
         f"| `dvc repro` after halving the train learning rate | {scale['train_change']:.1f} "
         f"(ran: {', '.join(scale['ran_after_train_change'])}) |",
         "",
-        f"Photos take {scale['photo bytes'] / 2**20:.0f} MiB; reorganize's index, split's manifest and DVC's cache add "
+        f"The photo store takes {scale['photo bytes'] / 2**20:.0f} MiB; reorganize's index, split's manifest and "
+        "DVC's cache add "
         f"{scale['extra bytes from split + DVC cache'] / 2**20:.1f} MiB ({100 * extra:.2f}%; "
         "`cache.type: hardlink,copy` links the cache to the photos, and split writes one CSV instead of a folder per "
         "subset).",
         "",
-        "Only reorganize's output is the 37,500-file folder; split, features, predict and submit depend on the two "
-        "manifests (each photo's md5 inside), so a no-op `dvc repro` hashes the folder once, not once per stage.",
+        "reorganize's output is one photo store, data/photos.zip (issue 16; before, a 37,500-file folder); split "
+        "depends on reorganize's manifest (each photo's md5 inside), so a no-op `dvc repro` checks one file for the "
+        "photos, not 37,500 (`python -m bench.noop` compares the two layouts).",
         "",
         f"- No-op `dvc repro` under 3 s: whole DAG at {small['photos']} photos {noop_small['wall']:.2f} s wall: "
         f"{verdict(noop_small['wall'] < 3)}; whole DAG at {scale['photos']:,} photos {noop_scale['wall']:.2f} s wall: "
@@ -205,6 +208,45 @@ def dag_section(r: dict) -> list[str]:
         f"- reorganize + split under 60 s at {scale['photos']:,}: {reorganize_split:.0f} s: "
         f"{verdict(reorganize_split < 60)}.",
         f"- Under 5% extra disk: {100 * extra:.2f}%: {verdict(extra < 0.05)}.",
+        "",
+    ]
+
+
+def noop_section(n: dict) -> list[str]:
+    """bench/noop.json (`python -m bench.noop`): the no-op `dvc repro` with the photo store and with the folders."""
+    noop, built = n["noop"], n["build seconds"]
+    rows = {
+        "photo store (data/photos.zip)": ("store", n["tracked files"]["store"]),
+        "photo store, `make browse`'s copy deleted": ("store, browse copy deleted", n["tracked files"]["store"]),
+        f"class folders (commit {n['old layout commit']})": ("folders", n["tracked files"]["folders"]),
+    }
+    store = noop["store"]["median wall"]
+    return [
+        f"## No-op `dvc repro` at {n['photos']:,} photos: the photo store against the class folders (issue 16)",
+        "",
+        f"Produced by `{n['command']}` (`PYTHONPATH=.`), on {n['machine']['cpu']}, {n['machine']['cores usable']} "
+        f"cores, {n['machine']['memory']}, SIMD {n['machine']['simd']}, load average at start "
+        f"{n['machine']['load average at start']}; DVC {n['machine']['dvc']}. One synthetic archive of "
+        f"{n['photos']:,} photos ({2 * (n['photos'] // 3):,} train, {n['photos'] - 2 * (n['photos'] // 3):,} test; "
+        f"at most {n['photo side']} px, so it builds in "
+        f"{built['archive']:.0f} s) through the whole DAG in two workspaces, `features.image_size: "
+        f"{n['image size']}`: this checkout (reorganize writes one zip) and commit {n['old layout commit']}, the last "
+        f"before issue 16 (reorganize writes the class folders, each photo a file DVC checks), exported with `git "
+        f"archive`. Building them (reorganize, then the rest of the DAG) took {built['store']:.0f} s and "
+        f"{built['folders']:.0f} s. The store's workspace also holds `make browse`'s copy of the folders (git-ignored, "
+        f"so DVC's search for dvc.yaml files skips it), then not. No-op runs alternate between the workspaces, "
+        f"{noop['store']['runs']} each:",
+        "",
+        "| layout | files the stages' outputs hold | median wall s | best wall s | median CPU s |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *[
+            f"| {label} | {files:,} | {noop[key]['median wall']:.2f} | {noop[key]['best wall']:.2f} | "
+            f"{noop[key]['median cpu']:.2f} |"
+            for label, (key, files) in rows.items()
+        ],
+        "",
+        f"- The folders' no-op takes {n['ratio (folders / store, median wall)']:.1f}x the store's (median wall).",
+        f"- The store's no-op under 1.5 s on this machine: {store:.2f} s: {verdict(store < 1.5)}.",
         "",
     ]
 
@@ -228,6 +270,9 @@ def write_report(r: dict, target: Path) -> None:
         "",
     ]
     lines += conv_section(r) + workload_section(r) + decode_section(r) + memory_section(r) + dag_section(r)
+    noop = target.parent / "noop.json"  # `python -m bench.noop`, run on its own: kept when `make bench` rewrites this
+    if noop.is_file():
+        lines += noop_section(json.loads(noop.read_text()))
     lines += [
         "## GPU",
         "",

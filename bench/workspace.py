@@ -66,11 +66,12 @@ def stages_ran(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
 
 
-def make_workspace(root: Path, params: dict, files: tuple[str, ...] = WORKSPACE_FILES) -> Path:
-    """A fresh git + DVC repository at root holding a copy of the project's files, with params as its params.yaml."""
+def make_workspace(root: Path, params: dict, files: tuple[str, ...] = WORKSPACE_FILES, project: Path = PROJECT) -> Path:
+    """A fresh git + DVC repository at root holding a copy of project's files (this checkout's, or another commit's
+    exported), with params as its params.yaml."""
     root.mkdir(parents=True, exist_ok=True)
     for name in files:
-        source = PROJECT / name
+        source = project / name
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -82,8 +83,8 @@ def make_workspace(root: Path, params: dict, files: tuple[str, ...] = WORKSPACE_
     run_tool(["git", "config", "user.name", "workspace"], root)
     dvc(root, "init", "-q")
     # DVC's settings and the plot templates dvc.yaml names: after `dvc init`, which refuses an existing .dvc/.
-    shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
-    shutil.copytree(PROJECT / ".dvc" / "plots", root / ".dvc" / "plots")
+    shutil.copy2(project / ".dvc" / "config", root / ".dvc" / "config")
+    shutil.copytree(project / ".dvc" / "plots", root / ".dvc" / "plots")
     run_tool(["git", "add", "-A"], root)
     run_tool(["git", "commit", "-qm", "workspace"], root)
     return root
