@@ -16,6 +16,9 @@ DVC_YAML = yaml.safe_load((PROJECT / DVC_FILE).read_text())
 UNTEMPLATED = {
     # the photos, found through the split manifest (a dep), whose md5s pin their bytes wherever they are
     ("features", "organized"),
+    # only the prefix of the features index's paths, dropped to name each photo in the photo store (a dep): predict
+    # opens nothing under it
+    ("predict", "organized"),
 }
 
 
