@@ -83,6 +83,20 @@ def test_a_missing_store_is_one_line_saying_how_to_get_it(workspace: Path):
     assert list((workspace / "data").iterdir()) == []
 
 
+def test_a_store_that_is_not_a_zip_is_one_line_and_an_older_copy_stays(workspace: Path):
+    assert run_browse(workspace).returncode == 0
+    before = copied_files(workspace / "data/organized")
+    (workspace / "data/photos.zip").write_bytes(b"half a download")
+    done = run_browse(workspace)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: browse: data/photos.zip is not a photo store (a zip); run `dvc repro --force` on the stage that "
+        "writes it\n"
+    )
+    assert copied_files(workspace / "data/organized") == before
+    assert sorted(p.name for p in (workspace / "data").iterdir()) == ["organized", "photos.zip"]
+
+
 def test_a_folder_browse_did_not_make_is_left_alone(workspace: Path):
     mine = workspace / "data/organized/train/cats/cat.1.jpg"
     mine.parent.mkdir(parents=True)
