@@ -10,6 +10,7 @@ last bits move, so there those checks are skipped, saying why.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -20,6 +21,8 @@ import yaml
 from bench.workspace import make_workspace as copy_project
 from tasks.lineage.digests import file_md5
 from tasks.lineage.run_context import cpu_simd
+from tasks.photos.manifest import read_manifest
+from tests.support.photos import store_bytes
 from tests.support.workspace import PROJECT, TEST_FILES, dvc, stages_ran
 
 ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
@@ -60,6 +63,10 @@ def test_the_archive_and_manifests_are_the_ones_before(default_run: tuple[Path, 
     locked = locked_md5s(workspace)
     for path, md5 in BEFORE_FEATURES.items():
         assert (locked[path], file_md5(workspace / path)) == (md5, md5), path
+    # The photo store holds exactly the indexed photos, in index order, each the bytes its md5 names, and the sample.
+    index, stored = read_manifest(workspace / "data/organized.csv"), store_bytes(workspace / "data/photos.zip")
+    assert list(stored) == [*(e.path for e in index), "sample_submission.csv"]
+    assert [hashlib.md5(stored[e.path]).hexdigest() for e in index] == [e.md5 for e in index]
     classes = json.loads((workspace / "data/classes.json").read_text())
     assert classes["classes"] == ["cats", "dogs"]  # cats 0, dogs 1, as the targets always were
     assert classes["submission"]["header"] == ["id", "label"] and classes["submission"]["columns"] == ["dogs"]
