@@ -234,8 +234,10 @@ def noop_section(n: dict) -> list[str]:
         f"before issue 16 (reorganize writes the class folders, each photo a file DVC checks), exported with `git "
         f"archive`. Building them (reorganize, then the rest of the DAG) took {built['store']:.0f} s and "
         f"{built['folders']:.0f} s. The store's workspace also holds `make browse`'s copy of the folders (git-ignored, "
-        f"so DVC's search for dvc.yaml files skips it), then not. No-op runs alternate between the workspaces, "
-        f"{noop['store']['runs']} each:",
+        "so DVC's search for dvc.yaml files skips it; a features stage that reads the class folders reads that "
+        "copy), then not. No-op runs alternate between the workspaces, "
+        f"{noop['store']['runs']} each. On a shared machine wall time exceeds CPU time; the CPU time is what a no-op "
+        "costs on an idle one:",
         "",
         "| layout | files the stages' outputs hold | median wall s | best wall s | median CPU s |",
         "| --- | ---: | ---: | ---: | ---: |",
