@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tasks.core.errors import StageError
-from tasks.core.params import SplitParams
+from tasks.core.params import SplitParams, parse_params
 from tasks.features import SAMPLE_SUBSETS, sample_part, shard_argument
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
 from tasks.photos.photo_store import PhotoStore, PhotoStoreWriter
@@ -18,6 +19,7 @@ from tasks.photos.undecodable import REPORT_COLUMNS, UndecodableReport, read_rep
 from tasks.split import write_shards
 from tasks.vgg.feature_store import FEATURES_FILE, read_shards, write_index
 from tests.support.photos import organized_photos, split_photos
+from tests.support.workspace import PROJECT, merged
 
 
 @pytest.mark.parametrize(
@@ -144,3 +146,17 @@ def test_the_features_stage_needs_one_shard_number(argv: list[str]):
     with pytest.raises(StageError, match=r"^expected one shard number, as `python -m tasks.features 0`"):
         shard_argument(argv)
     assert shard_argument(["12"]) == 12
+
+
+@pytest.mark.parametrize(
+    ("shards", "got"),
+    [([1, 2], "[1, 2]"), ([0, 2], "[0, 2]"), ([1, 0], "[1, 0]"), ([0, 0], "[0, 0]"), ([], "[]")],
+)
+def test_a_shard_list_that_is_not_0_to_n_minus_1_is_refused_at_load(shards: list[int], got: str):
+    data = merged(yaml.safe_load((PROJECT / "params.yaml").read_text()), {"features": {"shards": shards}})
+    with pytest.raises(StageError) as refused:
+        parse_params(data)
+    assert str(refused.value) == (
+        f"params.yaml: features.shards is {got}; it must list the shard numbers 0 to N-1 in order, one per shard: "
+        "[0] for one shard, [0, 1, 2, 3] for four"
+    )
