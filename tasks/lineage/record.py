@@ -65,10 +65,18 @@ def upstream_chain(lock: dict[str, dict], deps: list[dict], declared: dict[str, 
             )
     ordered: list[str] = []
 
+    def producers_of(path: str) -> list[str]:
+        """The stage that wrote path, or those dvc.yaml has writing inside the folder path (features@<shard>)."""
+        if path in producer:
+            return [producer[path]]
+        inside = [out for out in declared if out.startswith(path.rstrip("/") + "/") and out in producer]
+        return [producer[out] for out in inside]
+
     def visit(paths: list[str]) -> None:
         for path in paths:
-            name = producer.get(path)
-            if name is not None and name not in ordered:
+            for name in producers_of(path):
+                if name in ordered:
+                    continue
                 visit([d["path"] for d in lock[name].get("deps", [])])
                 if name not in ordered:
                     ordered.append(name)
@@ -183,7 +191,7 @@ def build_record(
         raw = links[SOURCE_STAGE]["outs"][0]
         record["source"] = source_of(params_of(SOURCE_STAGE).get("download", {})) | {"archive": raw}
     if SPLIT_STAGE in links:
-        manifest = Path(links[SPLIT_STAGE]["outs"][0]["path"])
+        manifest = Path(paths.split)  # split's manifest; its other output is the shards' photo stores
         record["split"] = params_of(SPLIT_STAGE).get("split", {}) | {"counts": split_counts(manifest)}
     shards = [name for name in links if name.split("@")[0] == FEATURES_STAGE]  # features@0, features@1, ...
     if shards:
