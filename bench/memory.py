@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +14,6 @@ from bench.photos import stage_limits
 from bench.workspace import PROJECT, bench_params, tool_env, write_paths
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import SplitParams
-from tasks.photos.browse import browse
 from tasks.photos.class_list import read_class_list
 from tasks.reorganize import reorganize
 from tasks.split import split
@@ -26,9 +26,8 @@ def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
     """Run `python -m tasks.features` on a fresh synthetic set; return photos, seconds and its peak RSS in bytes."""
     scratch.mkdir(parents=True)
     build_synthetic_archive(scratch / "archive.zip", 0, per_class, test_count)
-    organized, manifest, store = scratch / "organized", scratch / "split.csv", scratch / "photos.zip"
-    reorganize(scratch / "archive.zip", store, scratch / "organized.csv", scratch / "classes.json", stage_limits())
-    browse(store, organized)  # the class folders, for a features stage that reads them (as `make browse` copies)
+    organized, manifest = scratch / "organized", scratch / "split.csv"
+    reorganize(scratch / "archive.zip", organized, scratch / "organized.csv", scratch / "classes.json", stage_limits())
     valid = max(2, per_class // 5)
     split(
         scratch / "organized.csv",
@@ -36,20 +35,18 @@ def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
         SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2),
         read_class_list(scratch / "classes.json").classes,
     )
-    write_paths(
-        scratch,
-        {
-            "photos": str(store),
-            "organized": str(organized),
-            "split": str(manifest),
-            "features": str(scratch / "features"),
-        },
-    )
+    (scratch / "shards").mkdir()
+    shutil.copy(organized, scratch / "shards" / "0.zip")  # reorganize's store holds every photo: shard 0 of one
+    paths = {"shards": str(scratch / "shards"), "split": str(manifest), "features": str(scratch / "features")}
+    paths["classes"] = str(scratch / "classes.json")  # reorganize wrote it there
+    write_paths(scratch, {"organized": str(organized), **paths})
     params = bench_params({"features": {"batch_size": FEATURES_BATCH}})
     (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = tool_env() | {"PYTHONPATH": str(PROJECT)}
     began = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "tasks.features"], cwd=scratch, env=env, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tasks.features", "0"], cwd=scratch, env=env, stdout=subprocess.DEVNULL
+    )
     peak = 0
     while child.poll() is None:
         peak = max(peak, high_water_rss(child.pid))

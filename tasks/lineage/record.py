@@ -65,16 +65,34 @@ def upstream_chain(lock: dict[str, dict], deps: list[dict], declared: dict[str, 
             )
     ordered: list[str] = []
 
+    def producers_of(path: str) -> list[str]:
+        """The stage that wrote path, or those dvc.yaml has writing inside the folder path (features@<shard>)."""
+        if path in producer:
+            return [producer[path]]
+        inside = [out for out in declared if out.startswith(path.rstrip("/") + "/") and out in producer]
+        return [producer[out] for out in inside]
+
     def visit(paths: list[str]) -> None:
         for path in paths:
-            name = producer.get(path)
-            if name is not None and name not in ordered:
+            for name in producers_of(path):
+                if name in ordered:
+                    continue
                 visit([d["path"] for d in lock[name].get("deps", [])])
                 if name not in ordered:
                     ordered.append(name)
 
     visit([d["path"] for d in deps])
     return [lock_stage(name, lock[name]) for name in ordered]
+
+
+def within(deps: list[dict], declared: dict[str, str]) -> list[dict]:
+    """The declared outputs inside a dep that is a folder of them (train's data/features holds data/features/<shard>).
+
+    DVC links such a dep to every stage writing inside it; the chain follows each of those outputs, in dvc.yaml's
+    order, as if it were a dep of its own.
+    """
+    inside = [path for dep in deps for path in declared if path.startswith(dep["path"].rstrip("/") + "/")]
+    return [describe(Path(path)) for path in inside]
 
 
 def describe(path: Path) -> dict:
@@ -148,7 +166,9 @@ def build_record(
     """
     spec = project.stage(stage)
     deps = [describe(Path(p)) for p in spec.deps]
-    upstream = upstream_chain(without_run_facts(locked_stages(project), project.run_facts()), deps, project.producers())
+    declared = project.producers()
+    lock = without_run_facts(locked_stages(project), project.run_facts())
+    upstream = upstream_chain(lock, deps + within(deps, declared), declared)
     own_outs = [p for p in spec.outputs if p not in {record_path.as_posix(), *spec.run_facts}]
     links = {link["name"]: link for link in upstream}
     record: dict[str, Any] = {
@@ -171,13 +191,14 @@ def build_record(
         raw = links[SOURCE_STAGE]["outs"][0]
         record["source"] = source_of(params_of(SOURCE_STAGE).get("download", {})) | {"archive": raw}
     if SPLIT_STAGE in links:
-        manifest = Path(links[SPLIT_STAGE]["outs"][0]["path"])
+        manifest = Path(paths.split)  # split's manifest; its other output is the shards' photo stores
         record["split"] = params_of(SPLIT_STAGE).get("split", {}) | {"counts": split_counts(manifest)}
-    if FEATURES_STAGE in links:
-        features = params_of(FEATURES_STAGE).get("features", {})
+    shards = [name for name in links if name.split("@")[0] == FEATURES_STAGE]  # features@0, features@1, ...
+    if shards:
+        features = params_of(shards[0]).get("features", {})
         keras_version = package_version(PACKAGES["keras"])
         record["features"] = {
-            "outs": links[FEATURES_STAGE]["outs"],
+            "outs": [out for name in shards for out in links[name]["outs"]],
             "vgg16": weights_identity(str(features.get("weights")), int(features.get("seed", 0)), keras_version),
         }
     metrics_paths = list(spec.metrics)
