@@ -59,7 +59,7 @@ def idempotency_key(commit: str, digest: str, stage: str, attempt: int) -> str:
 
 def unpushed_code(changed: list[str], deps: list[str], written: list[str]) -> list[str]:
     """Changed files (not yet committed) that a shard stage reads as code: a worker runs the commit, without them."""
-    code = [dep for dep in deps if dep not in written and dep != PARAMS_FILE] + ["dvc.yaml"]
+    code = [dep for dep in deps if dep not in written and dep != str(PARAMS_FILE)] + ["dvc.yaml"]
     return sorted(
         path for path in changed if any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in code)
     )
@@ -68,11 +68,9 @@ def unpushed_code(changed: list[str], deps: list[str], written: list[str]) -> li
 def failure_message(stage: str, runs: int, flow_run: str, worker: str | None, where: str | None, why: str) -> str:
     """The run's one line when a shard keeps failing: which shard, on which worker and host:pid, and its last word."""
     on = f"worker {worker}" if worker else "an unknown worker"
-    return (
-        f"shard {stage} failed {runs} time{'s' if runs > 1 else ''}; its last flow run {flow_run} ran on {on} "
-        + (f"({where})" if where else "(no process recorded)")
-        + f": {why}"
-    )
+    process = f"process {where}" if where else "no process recorded"  # Prefect's infrastructure_pid: [host:]pid
+    times = f"{runs} time{'s' if runs > 1 else ''}"
+    return f"shard {stage} failed {times}; its last flow run {flow_run} ran on {on} ({process}): {why}"
 
 
 def _git(workspace: Path, *args: str) -> subprocess.CompletedProcess:
@@ -216,12 +214,13 @@ class FanOut:
                             )
                         )
                     self.logger.warning(
-                        "%s: flow run %s ended %s (%s) on %s; submitting it again",
+                        "%s: flow run %s ended %s (%s) on worker %s, process %s; submitting it again",
                         submission.stage,
                         run.name,
                         run.state_name,
                         message,
-                        run.infrastructure_pid or "an unknown host",
+                        worker_of(client, run.id) or "unknown",
+                        run.infrastructure_pid or "unknown",
                     )
                     pending.append(self.submit(submission.stage, submission.attempt + 1, failures, parameters))
                 if pending:

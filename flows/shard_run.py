@@ -136,7 +136,7 @@ def photos_in(workspace: Path, inputs: list[str]) -> int | None:
     for path in stores:
         try:
             with PhotoStore(path) as store:
-                total += len(store.members)
+                total += len(store.members())
         except StageError:  # not a photo store: the progress is then measured over the subsets seen
             return None
     return total

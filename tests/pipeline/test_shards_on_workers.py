@@ -102,7 +102,7 @@ def kill_a_shard_mid_run(server: PrefectServer, coordinator: subprocess.Popen) -
         for run in shard_runs(server):
             running = run["state_type"] == "RUNNING" and run["infrastructure_pid"]
             if running and "Running stage 'features@" in server.logs_of(run["id"]):
-                pid = int(run["infrastructure_pid"].rsplit(":", 1)[1])
+                pid = int(run["infrastructure_pid"].rsplit(":", 1)[-1])  # [host:]pid
                 os.killpg(pid, signal.SIGKILL)  # Prefect starts each flow run in its own session
                 return run["parameters"]["stage"]
         time.sleep(0.3)
