@@ -319,3 +319,25 @@ def on_remote(workspace: Path, stages: list[str]) -> list[str]:
             if outputs and not (status.missing | status.new):
                 found.append(stage)
     return found
+
+
+def push_restorable(workspace: Path, stage: str) -> int:
+    """Push to the default remote every object a restore of the stage from its run-cache entry pulls; how many were
+    sent. `dvc push` leaves out outputs marked `cache: false` (metrics files), but the run-cache entry names them too,
+    and `dvc repro --pull` on another machine fails to restore the stage without them ("Some of the cache files do not
+    exist neither locally nor on remote") and runs it instead. They are in the local cache: DVC's run-cache commits
+    them there when it records the run."""
+    from dvc.repo import Repo
+
+    with Repo(str(workspace)) as repo, repo.lock:
+        target = _dvc_stage(repo, stage)
+        with contextlib.chdir(workspace):
+            target.save_deps()
+            entry = repo.stage_cache._load(target)
+            if not entry:
+                return 0
+            cached = repo.stage_cache._create_stage(entry, wdir=target.wdir)
+        sent = 0
+        for objs in cached.get_used_objs().values():
+            sent += len(repo.cloud.push(objs).transferred)
+    return sent

@@ -214,8 +214,8 @@ def _run_stages(
         if len(shards) > 1 and stage == shards[0]:
             try:
                 fan_out(run_dir, root or run_dir, shards, shard_deployment, get_run_logger(), stop)
-            except ShardFailed as err:
-                return outcomes, Failed(data=err, message=str(err))
+            except ShardFailed as err:  # or Ctrl-C while the shards ran: their flow runs go on, on their workers
+                return outcomes, (Cancelled if stop.is_set() else Failed)(data=err, message=str(err))
         state = stage_task(stage)(str(run_dir), stage, return_state=True)
         if state.is_completed():
             run: StageRun = state.result()
@@ -244,8 +244,9 @@ def lesson2(
     (flows/run_workspace.py): the workspace's files stay as they are. Records the run as a DVC experiment named after
     the flow run; returns each stage's outcome. A stage that fails (or Ctrl-C) ends the flow Failed (Cancelled), its
     message `stage <stage> failed: <the stage's error line>`. shard_deployment: a deployment of the features-shard
-    flow (e.g. "features-shard/gpu"); with it and more than one features.shards, each shard runs as a flow run of it on
-    that pool's workers, joined through the DVC remote (docs/shards.md); without it the shards run here, in order.
+    flow (e.g. "features-shard/gpu-pool"); with it and more than one features.shards, each shard runs as a flow run of
+    it on that pool's workers, joined through the DVC remote (docs/shards.md); without it the shards run here, in
+    order.
     """
     quiet_failed_state_echo()
     root = Path(workspace)

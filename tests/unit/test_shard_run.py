@@ -1,11 +1,13 @@
 """A shard run's pure parts: which inputs it pulls, its progress from the stage's lines, the bytes it moved; its
 worktree at the coordinator's commit, fetched from the checkout's git remote; the coordinator's keys and refusals."""
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from flows.fan_out import (
+    FanOut,
     ShardFailed,
     check_reachable,
     failure_message,
@@ -20,6 +22,7 @@ from flows.shard_run import (
     ShardProgress,
     new_bytes,
     parse_progress,
+    run_shard,
     unpushed_bytes,
     written_by_others,
 )
@@ -31,6 +34,8 @@ def test_progress_lines_of_the_features_stage_parse_and_other_lines_do_not():
     running = "features: train 1,200/3,000 photos (40%), 5.2 photos/s, 3m 05s left"
     assert parse_progress(running) == PhotoProgress("train", 1200, 3000, 5.2)
     assert parse_progress("features: test 6/6 photos in 2s, 3.0 photos/s") == PhotoProgress("test", 6, 6, 3.0)
+    shard = "features@1: valid 2,000/2,000 photos in 6m 25s, 5.2 photos/s"
+    assert parse_progress(shard) == PhotoProgress("valid", 2000, 2000, 5.2)
     assert parse_progress("Running stage 'features@0':") is None
     assert parse_progress("features: cached block5_pool of 18 photos") is None
 
@@ -188,3 +193,16 @@ def test_the_coordinator_refuses_a_commit_its_git_remote_lacks(origin_and_clone)
         "push it (git push), then run again"
     )
     assert check_reachable(origin, local).startswith("no git remote")
+
+
+def test_without_a_dvc_remote_neither_the_coordinator_nor_a_worker_starts(origin_and_clone):
+    origin, clone = origin_and_clone
+    with pytest.raises(ShardFailed) as refused:
+        FanOut(origin, origin, "features-shard/gpu-pool", logging.getLogger("test")).prepare(["features@0"])
+    assert str(refused.value) == (
+        f"fan-out to features-shard/gpu-pool needs a DVC remote every worker can reach, and {origin.resolve()} has "
+        "none: `dvc remote add -d` one (docs/remote.md), or run without shard_deployment"
+    )
+    with pytest.raises(StageError, match=r"has no default DVC remote: a shard run pulls its inputs from it"):
+        run_shard(clone, "HEAD", "", "features@0")
+    assert not (clone / SHARD_RUNS_DIR).exists()  # refused before any worktree
