@@ -183,12 +183,13 @@ def test_the_readmes_dag_is_dvcs_graph() -> None:
 
 
 def test_deployments_named_in_the_docs_exist() -> None:
-    """Every `lesson2/<name>` deployment and `prefect deploy --name <name>` in the docs is in prefect.yaml."""
+    """Every `lesson2/<name>` and `features-shard/<name>` deployment and `prefect deploy --name <name>` in the docs is
+    in prefect.yaml."""
     deployments = {d["name"] for d in yaml.safe_load((PROJECT / "prefect.yaml").read_text())["deployments"]}
     shown, missing = 0, []
     for doc in DOCS:
         for line, code in code_spans(doc.read_text()):
-            for name in re.findall(r"lesson2/([\w-]+)|prefect deploy --name ([\w-]+)", code):
+            for name in re.findall(r"(?:lesson2|features-shard)/([\w-]+)|prefect deploy --name ([\w-]+)", code):
                 shown += 1
                 name = name[0] or name[1]
                 if name not in deployments:

@@ -136,7 +136,7 @@ def test_prefect_refuses_a_bad_typed_override_with_the_flows_schema(overrides, m
 
 def test_the_nightly_deployments_overrides_fit_the_schema_and_the_params():
     (nightly,) = [
-        d for d in yaml.safe_load((PROJECT / "prefect.yaml").read_text())["deployments"] if "gpu" in d["name"]
+        d for d in yaml.safe_load((PROJECT / "prefect.yaml").read_text())["deployments"] if d["name"] == "nightly-gpu"
     ]
     validate(nightly["parameters"], flow_schema(), raise_on_error=True)
     overrides = typed_overrides(ParamsOverride.model_validate(nightly["parameters"]["overrides"]))
