@@ -266,7 +266,14 @@ def reproduce_stage(
         raise StageFailed(f"stage {stage} failed: " + "\n".join(reported), explained=diagnosed(stage, reported))
     if not unchanged_after(workspace, stage):
         raise StageFailed(f"stage {stage} failed: dvc repro succeeded, but DVC still finds the stage changed")
+    if outcome == RAN and restored_from_run_cache(stage, lines):
+        outcome = RESTORED  # the remote's run-cache had it, which the prediction cannot see without pulling it
     return StageRun(stage, outcome, output=output)
+
+
+def restored_from_run_cache(stage: str, lines: list[str]) -> bool:
+    """Whether `dvc repro` said it restored the stage from the run-cache instead of running it."""
+    return any(line.startswith(f"Stage '{stage}' is cached - skipping run") for line in lines)
 
 
 def published_link(workspace: Path, path: str, md5: str, lifetime_s: int) -> str | None:

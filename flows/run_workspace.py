@@ -12,6 +12,8 @@ run is removed by the next run, which holds the workspace's lock, so no live run
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,10 @@ from tasks.core.params import PARAMS_FILE
 # Under .dvc/tmp, which DVC's own .gitignore hides from git and DVC skips when it collects dvc.yaml files.
 RUNS_DIR = Path(".dvc/tmp/lesson2-runs")
 LOCAL_CONFIG = Path(".dvc/config.local")  # not in git: remotes' credentials and the like live here
+LOCK_FILE = Path("dvc.lock")
+# Shard runs' worktrees (flows/shard_run.py), apart from RUNS_DIR: a lesson2 run in the same checkout clears RUNS_DIR
+# of what killed runs left, while a shard run may be live; each shard run holds a flock on <name>.lock instead.
+SHARD_RUNS_DIR = Path(".dvc/tmp/lesson2-shard-runs")
 
 
 def _git(workspace: Path, *args: str) -> str:
@@ -101,14 +107,97 @@ def run_workspace(workspace: Path, name: str, params: bytes | None) -> Iterator[
             f"a run with overrides runs in a git worktree of {workspace.resolve()}, which needs a git checkout with a "
             "commit; commit the project, or set the params in params.yaml and run without overrides"
         )
-    run_dir = workspace / RUNS_DIR / name
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    _git(workspace, "worktree", "add", "--quiet", "--detach", str(run_dir.resolve()), "HEAD")
-    try:
+    with _worktree(workspace, workspace / RUNS_DIR / name, "HEAD") as run_dir:
         copy_changes(workspace, run_dir)
         share_cache(workspace, run_dir)
         (run_dir / PARAMS_FILE).write_bytes(params)
         yield run_dir
+
+
+@contextmanager
+def _worktree(workspace: Path, run_dir: Path, commit: str) -> Iterator[Path]:
+    """A detached git worktree of the workspace at commit, removed (and forgotten by git) when the block ends."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    _git(workspace, "worktree", "add", "--quiet", "--detach", str(run_dir.resolve()), commit)
+    try:
+        yield run_dir
     finally:
         remove_path(run_dir)
         _git(workspace, "worktree", "prune")
+
+
+@contextmanager
+def _held(lock: Path, wait: bool = True) -> Iterator[bool]:
+    """An exclusive flock on lock for the block (the kernel drops it when the holder dies); False when not waiting and
+    another process holds it."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def remove_dead_shard_runs(checkout: Path) -> list[str]:
+    """Remove the shard worktrees whose run died (their lock is free); the names removed."""
+    runs = checkout / SHARD_RUNS_DIR
+    removed = []
+    for lock in sorted(runs.glob("*.lock")):
+        with _held(lock, wait=False) as dead:
+            if dead:
+                remove_path(runs / lock.stem)
+                lock.unlink()
+                removed.append(lock.stem)
+    if removed:
+        _git(checkout, "worktree", "prune")
+    return removed
+
+
+def has_commit(checkout: Path, commit: str) -> bool:
+    """Whether the checkout's git repository holds commit."""
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=checkout, capture_output=True, text=True
+    )
+    return found.returncode == 0
+
+
+def fetch_commit(checkout: Path, commit: str) -> None:
+    """Make sure the checkout holds commit, fetching its git remotes' branches if it lacks it; StageError if none has
+    it (a commit made on the coordinator and never pushed)."""
+    if has_commit(checkout, commit):
+        return
+    remotes = _git(checkout, "remote").split()
+    for remote in remotes:
+        subprocess.run(["git", "fetch", "--quiet", remote], cwd=checkout, capture_output=True, text=True)
+        if has_commit(checkout, commit):
+            return
+    where = f"its git remote{'s' if len(remotes) > 1 else ''} {', '.join(remotes)}" if remotes else "any git remote"
+    raise StageError(
+        f"commit {commit[:12]} is neither in {checkout.resolve()} nor in {where}: push it (git push) so that the "
+        "shard workers can fetch it"
+    )
+
+
+@contextmanager
+def commit_workspace(checkout: Path, name: str, commit: str, params: bytes, lock: bytes | None) -> Iterator[Path]:
+    """A temporary worktree of the checkout at commit (fetched if missing), with params as its params.yaml and, when
+    given, lock as its dvc.lock (the coordinator's, naming the upstream outputs this run pulls); DVC's cache shared
+    with the checkout's. For a shard run on a worker: nothing of the checkout's own changes is copied in."""
+    fetch_commit(checkout, commit)
+    runs = checkout / SHARD_RUNS_DIR
+    runs.mkdir(parents=True, exist_ok=True)
+    remove_dead_shard_runs(checkout)
+    held = runs / f"{name}.lock"
+    with _held(held), _worktree(checkout, runs / name, commit) as run_dir:
+        try:
+            share_cache(checkout, run_dir)
+            (run_dir / PARAMS_FILE).write_bytes(params)
+            if lock is not None:
+                (run_dir / LOCK_FILE).write_bytes(lock)
+            yield run_dir
+        finally:
+            held.unlink(missing_ok=True)

@@ -1,8 +1,11 @@
-"""Stage features: run VGG16's conv base once per photo and cache pool5 (float16) for every subset."""
+"""Stage features@<shard>: run VGG16's conv base once per photo of one shard and cache pool5 (float16) per subset.
+
+`python -m tasks.features <shard>` reads split's photo store of the shard (data/shards/<shard>.zip) and writes
+data/features/<shard>/; train and predict join the shards listed in features.shards (tasks/vgg/feature_store.py).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import sys
@@ -20,6 +23,8 @@ from tasks.core.params import FeaturesParams, load_params
 from tasks.core.paths import load_paths
 from tasks.photos.class_list import TEST_CLASS, read_class_list
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
+from tasks.photos.photo_store import PhotoStore
+from tasks.photos.shards import CONV_SUBSETS, shard_entries
 from tasks.photos.undecodable import (
     REPORT_FILE,
     UndecodableReport,
@@ -32,25 +37,27 @@ from tasks.vgg.conv_backends import ConvRunner, make_conv_runner, precision_warn
 from tasks.vgg.feature_store import FEATURES_FILE, UNKNOWN_TARGET, FeatureSet, select_rows, write_index
 from tasks.vgg.preprocess import caffe_preprocess
 
-# Conv passes run on these; the sample subsets are cut from their rows, never recomputed.
-CONV_SUBSETS = ("train", "valid", "test")
 METRICS_FILE = "undecodable.json"
 # The precision asked for and the one the runtime ran (it may ignore the ask): kept with the features, and shown
 # as a metric (`dvc metrics show`), which the lineage records embed.
 PRECISION_FILE = "precision.json"
 SAMPLE_SUBSETS = {"sample_train": "train", "sample_valid": "valid"}  # sample subset -> the subset it is cut from
-_HASH_CHUNK = 1 << 20
 # At most one progress line this often (and the last): a line per batch is ~2,300 lines at full size.
 PROGRESS_SECONDS = 5.0
 
 
 class Photo(NamedTuple):
-    """A photo to run: its id, target (its class's index in the class list; -1 unknown), file, and its listed md5."""
+    """A photo to run: its id, target (its class's index in the class list; -1 unknown), path, listed md5, member.
+
+    path is where the class folders put it (organized/<member>), which the index records; the bytes are read from
+    the shard's photo store by member, the manifest path.
+    """
 
     id: str
     target: int
     path: Path
     md5: str
+    member: str
 
 
 def photo_target(entry: PhotoEntry, classes: tuple[str, ...]) -> int:
@@ -65,47 +72,30 @@ def photo_target(entry: PhotoEntry, classes: tuple[str, ...]) -> int:
     return classes.index(entry.class_name)
 
 
+def to_photos(entries: list[PhotoEntry], organized: Path, classes: tuple[str, ...]) -> list[Photo]:
+    """entries as photos to run, in their order."""
+    return [Photo(e.id, photo_target(e, classes), organized / e.path, e.md5, e.path) for e in entries]
+
+
 def subset_photos(entries: list[PhotoEntry], subset: str, organized: Path, classes: tuple[str, ...]) -> list[Photo]:
     """The photos of one manifest subset, in manifest order (class, then natural order; test by number)."""
-    return [Photo(e.id, photo_target(e, classes), organized / e.path, e.md5) for e in in_subset(entries, subset)]
+    return to_photos(in_subset(entries, subset), organized, classes)
 
 
-def read_checked(photo: Photo, max_bytes: int) -> bytes:
-    """The photo's bytes, refused unless they are the ones the split manifest lists; at most max_bytes + 1 of them.
+def _decode(store: PhotoStore, photo: Photo, size: int, max_bytes: int) -> tuple[np.ndarray, str | None]:
+    """The checked photo decoded at size x size, or a blank frame and why it can't be decoded.
 
-    DVC checks the photo folder only as reorganize's output; this check ties what the conv base sees to the
-    manifest that features depends on. The read is bounded: a file over max_bytes comes back cut at max_bytes + 1
-    bytes, and the rest of it is only hashed, a chunk at a time, never held whole in memory.
+    The read is bounded and checked against the split manifest's md5 (PhotoStore.read_checked): what the conv base
+    sees is tied to the manifest features depends on, and a file over max_bytes is never held whole in memory.
     """
-    try:
-        with open(photo.path, "rb") as source:
-            data = source.read(max_bytes + 1)
-            digest = hashlib.md5(data)
-            while len(data) > max_bytes and (chunk := source.read(_HASH_CHUNK)):
-                digest.update(chunk)
-    except FileNotFoundError:
-        raise StageError(
-            f"{photo.path} is listed in the split manifest but missing; "
-            "run `dvc repro` (or `dvc checkout`) to restore the photo folder"
-        ) from None
-    actual = digest.hexdigest()
-    if actual != photo.md5:
-        raise StageError(
-            f"{photo.path} changed after the split manifest was written (md5 {actual}, listed "
-            f"{photo.md5}); run `dvc repro`, which restores or re-indexes the photos first"
-        )
-    return data
-
-
-def _decode(photo: Photo, size: int, max_bytes: int) -> tuple[np.ndarray, str | None]:
-    """The checked photo decoded at size x size, or a blank frame and why it can't be decoded."""
-    data = read_checked(photo, max_bytes)
+    data = store.read_checked(photo.member, photo.md5, max_bytes)
     if len(data) > max_bytes:
         return blank_frame(size), f"larger than reorganize.max_photo_bytes ({max_bytes} bytes); not read whole"
     return decode_or_blank(io.BytesIO(data), size)
 
 
 def preprocessed_batches(
+    store: PhotoStore,
     photos: list[Photo],
     params: FeaturesParams,
     max_photo_bytes: int,
@@ -122,7 +112,7 @@ def preprocessed_batches(
     start_of_pending = 0  # row index of pending's first photo
     for start in [*starts, None]:
         chunk = [] if start is None else photos[start : start + params.batch_size]
-        submitted = None if start is None else [pool.submit(_decode, p, size, max_photo_bytes) for p in chunk]
+        submitted = None if start is None else [pool.submit(_decode, store, p, size, max_photo_bytes) for p in chunk]
         if pending is not None:
             decoded = [f.result() for f in pending]
             undecodable.update({start_of_pending + i: why for i, (_, why) in enumerate(decoded) if why is not None})
@@ -147,9 +137,14 @@ class Progress:
     """
 
     def __init__(
-        self, subset: str, total: int, every: float = PROGRESS_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        stage: str,
+        subset: str,
+        total: int,
+        every: float = PROGRESS_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.subset, self.total, self.every, self.clock = subset, total, every, clock
+        self.stage, self.subset, self.total, self.every, self.clock = stage, subset, total, every, clock
         self.began = self.shown = clock()
 
     def line(self, done: int) -> str | None:
@@ -160,7 +155,7 @@ class Progress:
         self.shown = now
         elapsed = now - self.began
         rate = done / elapsed if elapsed > 0 else float("inf")
-        so_far = f"features: {self.subset} {done:,}/{self.total:,} photos"
+        so_far = f"{self.stage}: {self.subset} {done:,}/{self.total:,} photos"
         if done >= self.total:
             return f"{so_far} in {duration(elapsed)}, {rate:.1f} photos/s"
         return f"{so_far} ({done / self.total:.0%}), {rate:.1f} photos/s, {duration((self.total - done) / rate)} left"
@@ -168,10 +163,12 @@ class Progress:
 
 def extract(
     conv: ConvRunner,
+    store: PhotoStore,
     photos: list[Photo],
     params: FeaturesParams,
     max_photo_bytes: int,
     out: np.ndarray,
+    stage: str,
     subset: str,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[int, str]:
@@ -179,10 +176,10 @@ def extract(
 
     Returns the rows whose photo is undecodable, with the reason; their rows hold a blank frame's features.
     """
-    done, progress = 0, Progress(subset, len(photos), clock=clock)
+    done, progress = 0, Progress(stage, subset, len(photos), clock=clock)
     undecodable: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in preprocessed_batches(photos, params, max_photo_bytes, pool, undecodable):
+        for batch in preprocessed_batches(store, photos, params, max_photo_bytes, pool, undecodable):
             out[done : done + len(batch)] = np.asarray(conv(batch), dtype=np.float16)
             done += len(batch)
             if line := progress.line(done):
@@ -195,25 +192,56 @@ def precision_record(params: FeaturesParams, conv: ConvRunner) -> dict[str, str]
     return {"backend": params.backend, "precision": params.precision, "precision_used": conv.precision_used}
 
 
-def features(
-    manifest: Path, organized: Path, dest: Path, params: FeaturesParams, max_photo_bytes: int, class_list: Path
-) -> dict[str, int]:
-    """Cache pool5 for train, valid and test under dest, and cut the sample sets from them; return rows per subset.
+def stage_name(shard: int) -> str:
+    """The DVC stage of a shard, as dvc.yaml's foreach names it and as its lines begin: features@0."""
+    return f"features@{shard}"
 
-    A photo file over max_photo_bytes (reorganize.max_photo_bytes) is undecodable: it is never read whole. A
-    photo's target is its class's index in class_list (reorganize's classes.json).
+
+def sample_part(entries: list[PhotoEntry], sample: str, part: list[PhotoEntry]) -> list[PhotoEntry]:
+    """The rows of sample subset sample whose photo is in part (this shard's rows of its source), in manifest order.
+
+    split lists a sample subset's photos in the order of the subset it is drawn from, so the shards' parts, joined in
+    shard order, are the whole sample subset in its own order.
+    """
+    paths = {e.path for e in part}
+    return [e for e in in_subset(entries, sample) if e.path in paths]
+
+
+def features(
+    manifest: Path,
+    store: Path,
+    organized: Path,
+    dest: Path,
+    params: FeaturesParams,
+    max_photo_bytes: int,
+    class_list: Path,
+    shard: int,
+) -> dict[str, int]:
+    """Cache pool5 of shard's train, valid and test photos under dest, and cut its sample rows from them.
+
+    The photos are read from store (split's photo store of the shard, or any store holding them); organized is
+    where the index says they are (their class-folder paths). A photo file over max_photo_bytes
+    (reorganize.max_photo_bytes) is undecodable: it is never read whole. A photo's target is its class's index in
+    class_list (reorganize's classes.json). Returns rows per subset.
     """
     from tasks.vgg.vgg16 import conv_base, load_vgg16  # TensorFlow loads only when a stage needs it
 
+    if shard not in params.shards:
+        raise StageError(
+            f"shard {shard} is not in features.shards ({list(params.shards)}); run the features@<shard> stages "
+            "that params.yaml lists (`dvc repro`)"
+        )
     entries, classes = read_manifest(manifest), read_class_list(class_list).classes
-    photos = {subset: subset_photos(entries, subset, organized, classes) for subset in CONV_SUBSETS}
+    parts = shard_entries(entries, shard, len(params.shards), params.batch_size)
+    photos = {subset: to_photos(parts[subset], organized, classes) for subset in CONV_SUBSETS}
     vgg_conv = conv_base(load_vgg16(params), params.layer)
     conv = make_conv_runner(vgg_conv, params.backend, params.precision, params.xla)
+    stage = stage_name(shard)
     warning = precision_warning(params.backend, params.precision, conv.precision_used)
     if warning:  # said before the conv pass, which can take an hour
-        print(f"features: {warning}", file=sys.stderr, flush=True)
+        print(f"{stage}: {warning}", file=sys.stderr, flush=True)
     report = UndecodableReport(params.max_undecodable, len(classes))
-    with atomic_dir(dest) as out:
+    with atomic_dir(dest) as out, PhotoStore(store) as photo_store:
         computed = {}
         for subset in CONV_SUBSETS:
             folder = out / subset
@@ -222,7 +250,7 @@ def features(
             cache = np.lib.format.open_memmap(
                 folder / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(rows), *vgg_conv.output_shape[1:])
             )
-            undecodable = extract(conv, rows, params, max_photo_bytes, cache, subset)
+            undecodable = extract(conv, photo_store, rows, params, max_photo_bytes, cache, stage, subset)
             cache.flush()
             rows, cache = report.apply(subset, rows, undecodable, cache, folder / FEATURES_FILE)
             paths = [str(p.path) for p in rows]
@@ -230,7 +258,8 @@ def features(
             computed[subset] = FeatureSet([p.id for p in rows], np.array([p.target for p in rows]), paths, cache)
         counts = {s: len(computed[s].ids) for s in CONV_SUBSETS}
         for name, source in SAMPLE_SUBSETS.items():
-            ids = [e.id for e in in_subset(entries, name) if not report.left_out(source, e.id)]
+            part = sample_part(entries, name, parts[source])
+            ids = [e.id for e in part if not report.left_out(source, e.id)]
             chosen = select_rows(computed[source], ids)
             folder = out / name
             folder.mkdir()
@@ -243,24 +272,39 @@ def features(
     return counts
 
 
+def shard_argument(argv: list[str]) -> int:
+    """The shard number `python -m tasks.features <shard>` names (dvc.yaml's foreach passes it)."""
+    if len(argv) != 1 or not argv[0].isdigit():
+        raise StageError(
+            f"expected one shard number, as `python -m tasks.features 0` (got {' '.join(argv) or 'none'}); "
+            "dvc.yaml's features@<shard> stages pass it"
+        )
+    return int(argv[0])
+
+
 def main() -> None:
     params = load_params()
     paths = load_paths()
+    shard = shard_argument(sys.argv[1:])
+    stage, dest = stage_name(shard), Path(paths.features) / str(shard)
     counts = features(
         Path(paths.split),
+        Path(paths.shards) / f"{shard}.zip",
         Path(paths.organized),
-        Path(paths.features),
+        dest,
         params.features,
         params.reorganize.max_photo_bytes,
         Path(paths.classes),
+        shard,
     )
-    print("features: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
-    undecodable = undecodable_metrics(read_report(Path(paths.features)), CONV_SUBSETS)
-    write_json(Path(paths.metrics) / METRICS_FILE, undecodable)
-    write_json(Path(paths.metrics) / PRECISION_FILE, json.loads((Path(paths.features) / PRECISION_FILE).read_text()))
+    print(f"{stage}: " + ", ".join(f"{s} {n}" for s, n in counts.items()), file=sys.stderr)
+    metrics = Path(paths.metrics) / "features" / str(shard)
+    undecodable = undecodable_metrics(read_report(dest), CONV_SUBSETS)
+    write_json(metrics / METRICS_FILE, undecodable)
+    write_json(metrics / PRECISION_FILE, json.loads((dest / PRECISION_FILE).read_text()))
     if any(undecodable.values()):
         print(
-            f"features: warning: photos that can't be decoded: {undecodable}; see {Path(paths.features) / REPORT_FILE}",
+            f"{stage}: warning: photos that can't be decoded: {undecodable}; see {dest / REPORT_FILE}",
             file=sys.stderr,
         )
 

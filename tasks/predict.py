@@ -17,7 +17,7 @@ from tasks.heads.model_file import require_model_classes
 from tasks.heads.predictions import TEST_FILE, VALID_FILE, probability_columns
 from tasks.photos.class_list import read_class_list
 from tasks.photos.manifest import natural_key
-from tasks.photos.undecodable import read_report, undecodable_ids, uniform_probability
+from tasks.photos.undecodable import read_reports, undecodable_ids, uniform_probability
 
 # Under paths.metrics: DVC plots (dvc.yaml declares them; `dvc plots show` renders them with the learning curves).
 CONFUSION_FILE = "confusion.csv"
@@ -93,7 +93,8 @@ def main() -> None:
     head = keras.models.load_model(paths.model)
     p_valid = model_probabilities(head, x_valid, classes, Path(paths.model))
     p_test = model_probabilities(head, x_test, classes, Path(paths.model))
-    undecodable = frozenset(undecodable_ids(read_report(Path(paths.features)), "test"))
+    report = read_reports(Path(paths.features), params.features.shards)
+    undecodable = frozenset(undecodable_ids(report, "test"))
     valid, test = prediction_frames(
         valid_set.ids, valid_set.targets, p_valid, test_set.ids, p_test, classes, undecodable
     )

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.core.atomic_output import write_json
+from tasks.core.atomic_output import atomic_dir, write_json
 from tasks.core.errors import StageError, run_stage
 from tasks.core.params import SplitParams, load_params
 from tasks.core.paths import load_paths
 from tasks.photos.class_balance import MIN_CLASS_SHARE, describe, missing_classes, rare_class_warning, smallest_share
 from tasks.photos.class_list import read_class_list
-from tasks.photos.manifest import TEST_SUBSET, in_subset, natural_key, read_manifest, write_manifest
+from tasks.photos.manifest import TEST_SUBSET, PhotoEntry, in_subset, natural_key, read_manifest, write_manifest
+from tasks.photos.photo_store import PhotoStore, PhotoStoreWriter
+from tasks.photos.shards import CONV_SUBSETS, shard_entries
 
 Plan = dict[str, dict[str, list[str]]]  # subset -> class name -> photo paths (train/<class>/<file>)
 Counts = dict[str, dict[str, int]]  # subset -> class name -> photos
@@ -161,13 +163,48 @@ def split(index: Path, target: Path, params: SplitParams, classes: tuple[str, ..
     return counts | {TEST_SUBSET: {"unknown": len(test)}}
 
 
+def copy_checked(store: PhotoStore, writer: PhotoStoreWriter, entry: PhotoEntry) -> None:
+    """Copy one photo from store into writer, refused unless its bytes are the ones the manifest lists."""
+    with store.open(entry.path) as source:
+        size = store.archive.getinfo(entry.path).file_size
+        md5 = writer.add(entry.path, source, size, f"{entry.path} in {store.path}")
+    if md5 != entry.md5:
+        raise StageError(
+            f"{entry.path} in {store.path} is not the photo the manifest lists (md5 {md5}, listed {entry.md5}); "
+            "run `dvc repro`, which rewrites the store and the manifest together"
+        )
+
+
+def write_shards(photos: Path, manifest: Path, target: Path, shards: int, batch_size: int) -> list[int]:
+    """Write target/<shard>.zip for each of shards: a photo store of the shard's photos, in manifest order.
+
+    Each features@<shard> stage depends on its own store alone, so a worker pulls and DVC hashes one shard's photos,
+    not all of them. Returns the photos in each shard.
+    """
+    entries = read_manifest(manifest)
+    counts = []
+    with PhotoStore(photos) as store, atomic_dir(target) as out:
+        for shard in range(shards):
+            chosen = shard_entries(entries, shard, shards, batch_size)
+            with PhotoStoreWriter(out / f"{shard}.zip") as writer:
+                for subset in CONV_SUBSETS:
+                    for entry in chosen[subset]:
+                        copy_checked(store, writer, entry)
+            counts.append(sum(len(chosen[s]) for s in CONV_SUBSETS))
+    return counts
+
+
 def main() -> None:
     params = load_params()
     paths = load_paths()
     classes = read_class_list(Path(paths.classes)).classes
     counts = split(Path(paths.organized_index), Path(paths.split), params.split, classes)
+    shards = len(params.features.shards)
+    photos = write_shards(Path(paths.photos), Path(paths.split), Path(paths.shards), shards, params.features.batch_size)
     write_json(Path(paths.metrics) / METRICS_FILE, balance_metrics(counts))
     print("split: " + ", ".join(f"{subset} {sum(n.values())}" for subset, n in counts.items()))
+    each = ", ".join(f"{shard}: {n:,}" for shard, n in enumerate(photos))
+    print(f"split: {shards} shard{'s' * (shards > 1)} of photos in {paths.shards} ({each})")
     for subset in CHECKED:
         warning = rare_class_warning(subset, counts[subset])
         if warning:

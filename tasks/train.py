@@ -18,7 +18,8 @@ from tasks.heads.model_file import save_model
 from tasks.lineage.record import record_lineage
 from tasks.photos.class_balance import require_room_for_each_class, require_targets_of_each_class
 from tasks.photos.class_list import read_class_list
-from tasks.vgg.feature_store import read_feature_set
+from tasks.photos.undecodable import read_reports, require_within_limit
+from tasks.vgg.feature_store import read_shards
 
 HISTORY_FILE = "train_history.csv"
 METRICS_FILE = "train.json"
@@ -147,11 +148,13 @@ def main() -> None:
     params, paths = load_params(), load_paths()
     classes = read_class_list(Path(paths.classes)).classes
     subsets = list(DATASET_SUBSETS[params.train.dataset])
+    features_root, shards = Path(paths.features), params.features.shards
+    require_within_limit(read_reports(features_root, shards), params.features.max_undecodable)
     for subset in subsets:  # before VGG16 is built and the dense layers run: the targets alone decide
-        targets = read_feature_set(Path(paths.features), subset).targets
+        targets = read_shards(features_root, shards, subset).targets
         require_room_for_each_class(subset, targets, classes)
         require_targets_of_each_class(subset, targets, classes)
-    data = load_head_data(Path(paths.features), subsets, params.train.head, params.features)
+    data = load_head_data(features_root, subsets, params.train.head, params.features)
     (train_set, valid_set), (x, x_valid) = data.feature_sets, data.inputs
     result = fit_head(x, train_set.targets, x_valid, valid_set.targets, params.train, data.vgg, classes)
     metrics_dir = Path(paths.metrics)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tasks.core.params import FeaturesParams
-from tasks.vgg.feature_store import FeatureSet, read_feature_set
+from tasks.vgg.feature_store import FeatureSet, read_shards
 
 # train.dataset -> (subset trained on, subset validated on)
 DATASET_SUBSETS = {"full": ("train", "valid"), "sample": ("sample_train", "sample_valid")}
@@ -41,12 +41,13 @@ def head_inputs(head: str, feature_sets: list[FeatureSet], vgg) -> list[np.ndarr
 
 
 def load_head_data(features_root: Path, subsets: list[str], head: str, features: FeaturesParams) -> HeadData:
-    """Open the named feature subsets, build the VGG16 that features used, and compute `head`'s input for each.
+    """Open the named feature subsets (the shards features.shards lists, joined), build the VGG16 that features
+    used, and compute `head`'s input for each.
 
     train and predict both start here, so the network they rebuild is the one the cache came from.
     """
     from tasks.vgg.vgg16 import load_vgg16
 
-    feature_sets = [read_feature_set(features_root, s) for s in subsets]
+    feature_sets = [read_shards(features_root, features.shards, s) for s in subsets]
     vgg = load_vgg16(features)
     return HeadData(feature_sets, head_inputs(head, feature_sets, vgg), vgg)

@@ -99,8 +99,37 @@ class UndecodableReport:
 
 
 def read_report(features_root: Path) -> pd.DataFrame:
-    """The undecodable-photo report written by the features stage."""
+    """The undecodable-photo report written by a features stage in features_root (data/features/<shard>)."""
     return pd.read_csv(features_root / REPORT_FILE, dtype=str, keep_default_na=False)
+
+
+def read_reports(features_root: Path, shards: tuple[int, ...]) -> pd.DataFrame:
+    """The listed shards' reports (features_root/<shard>/undecodable.csv), joined in shard order."""
+    reports = []
+    for shard in shards:
+        if not (features_root / str(shard) / REPORT_FILE).is_file():
+            raise StageError(
+                f"{features_root / str(shard) / REPORT_FILE} is missing, but features.shards lists shard {shard}; "
+                f"run `dvc repro` (stage features@{shard} writes it)"
+            )
+        reports.append(read_report(features_root / str(shard)))
+    return pd.concat(reports, ignore_index=True)
+
+
+def require_within_limit(report: pd.DataFrame, max_undecodable: int) -> None:
+    """Refuse more left-out train/valid photos, over all shards, than features.max_undecodable allows.
+
+    Each features@<shard> stage refuses its own count over the limit, but sees only its shard: the joined count is
+    checked where the shards meet, before anything is trained on them.
+    """
+    left_out = report[report["action"] == "left out"]
+    if len(left_out) > max_undecodable:
+        examples = "; ".join(f"{row.path} ({row.reason})" for row in left_out.head(5).itertuples())
+        raise StageError(
+            f"{len(left_out)} train/valid photos can't be decoded over all shards, more than "
+            f"features.max_undecodable ({max_undecodable}), e.g. {examples}. Replace or remove them, or raise the "
+            "threshold"
+        )
 
 
 def undecodable_ids(report: pd.DataFrame, subset: str) -> list[str]:

@@ -1,4 +1,7 @@
-"""Cached conv features on disk: per subset a float16 pool5.npy and an index.csv of id, target and photo path."""
+"""Cached conv features on disk: per shard and subset a float16 pool5.npy and an index.csv of id, target and path.
+
+features@<shard> writes <root>/<shard>/<subset>/; train and predict join the shards features.shards lists.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tasks.core.errors import StageError
 
 UNKNOWN_TARGET = -1  # test photos
 FEATURES_FILE = "pool5.npy"
@@ -43,3 +48,40 @@ def select_rows(source: FeatureSet, ids: list[str]) -> FeatureSet:
     position = {photo_id: i for i, photo_id in enumerate(source.ids)}
     rows = [position[photo_id] for photo_id in ids]
     return FeatureSet(ids, source.targets[rows], [source.paths[i] for i in rows], np.asarray(source.features[rows]))
+
+
+def shard_folder(root: Path, shard: int) -> Path:
+    """Where features@<shard> writes its subsets."""
+    return root / str(shard)
+
+
+def read_shards(root: Path, shards: tuple[int, ...], subset: str) -> FeatureSet:
+    """A subset's features of the listed shards, joined in shard order: the one-shard features, row for row.
+
+    Each shard is opened memory-mapped; with one shard the set is that memory map, with more the rows are joined in
+    memory (never written to disk again). A missing shard, or one whose rows have another shape, is refused.
+    """
+    pieces = []
+    for shard in shards:
+        folder = shard_folder(root, shard)
+        if not (folder / subset / INDEX_FILE).is_file():
+            raise StageError(
+                f"{folder / subset} is missing, but features.shards lists shard {shard}; run `dvc repro` "
+                f"(stage features@{shard} writes it)"
+            )
+        pieces.append(read_feature_set(folder, subset))
+    first = pieces[0].features.shape[1:]
+    for shard, piece in zip(shards, pieces, strict=True):
+        if piece.features.shape[1:] != first:
+            raise StageError(
+                f"{shard_folder(root, shard) / subset} holds features of shape {piece.features.shape[1:]}, shard "
+                f"{shards[0]} of {first}: they come from other features params; run `dvc repro`, which reruns them"
+            )
+    if len(pieces) == 1:
+        return pieces[0]
+    return FeatureSet(
+        [i for p in pieces for i in p.ids],
+        np.concatenate([p.targets for p in pieces]),
+        [path for p in pieces for path in p.paths],
+        np.concatenate([p.features for p in pieces]),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -17,6 +17,7 @@ from PIL import Image
 
 from tasks.core.tool_run import READER_LEFT
 from tasks.features import Photo, Progress, duration, extract
+from tasks.photos.photo_store import PhotoStore, PhotoStoreWriter
 from tasks.vgg.conv_backends import ConvRunner
 from tests.support.params import features_params
 from tests.support.workspace import PROJECT, tool_env
@@ -32,11 +33,11 @@ def stepping_clock(step: float) -> Iterator[float]:
 
 def test_progress_shows_a_line_at_most_every_interval_and_always_the_last():
     clock = stepping_clock(1.0)
-    progress = Progress("train", 1000, every=5.0, clock=lambda: next(clock))  # read once here: t = 0
+    progress = Progress("features@0", "train", 1000, every=5.0, clock=lambda: next(clock))  # read once here: t = 0
     lines = {done: progress.line(done) for done in range(100, 1001, 100)}  # one batch a second
     assert {done for done, line in lines.items() if line} == {500, 1000}
-    assert lines[500] == "features: train 500/1,000 photos (50%), 100.0 photos/s, 5s left"
-    assert lines[1000] == "features: train 1,000/1,000 photos in 10s, 100.0 photos/s"
+    assert lines[500] == "features@0: train 500/1,000 photos (50%), 100.0 photos/s, 5s left"
+    assert lines[1000] == "features@0: train 1,000/1,000 photos in 10s, 100.0 photos/s"
 
 
 def test_time_left_reads_as_a_person_says_it():
@@ -49,25 +50,29 @@ def test_time_left_reads_as_a_person_says_it():
         "25h 00m",
     ]
     clock = stepping_clock(60.0)
-    progress = Progress("test", 37_500, every=5.0, clock=lambda: next(clock))
-    assert progress.line(960) == "features: test 960/37,500 photos (3%), 16.0 photos/s, 38m 04s left"
+    progress = Progress("features@3", "test", 37_500, every=5.0, clock=lambda: next(clock))
+    assert progress.line(960) == "features@3: test 960/37,500 photos (3%), 16.0 photos/s, 38m 04s left"
 
 
 def test_the_conv_pass_prints_a_few_lines_not_one_per_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     photos = []
-    for i in range(12):
-        path = tmp_path / f"cat.{i}.png"
-        Image.new("RGB", (8, 8), (i, 0, 0)).save(path)
-        photos.append(Photo(f"cat.{i}", 0, path, hashlib.md5(path.read_bytes()).hexdigest()))
+    with PhotoStoreWriter(tmp_path / "1.zip") as writer:
+        for i in range(12):
+            member, png = f"train/cats/cat.{i}.png", io.BytesIO()
+            Image.new("RGB", (8, 8), (i, 0, 0)).save(png, format="PNG")
+            md5 = writer.add_bytes(member, png.getvalue())
+            photos.append(Photo(f"cat.{i}", 0, Path("data/organized") / member, md5, member))
     conv = ConvRunner(lambda batch: np.zeros((len(batch), 1, 1, 1), np.float32), "float32")
     clock = stepping_clock(2.0)  # a batch every 2 s: a line at most every 5 s is one batch in three
     out = np.empty((12, 1, 1, 1), np.float16)
-    extract(conv, photos, features_params(batch_size=1, image_size=32), 1 << 20, out, "valid", lambda: next(clock))
-    assert capsys.readouterr().out.splitlines() == [
-        "features: valid 3/12 photos (25%), 0.5 photos/s, 18s left",
-        "features: valid 6/12 photos (50%), 0.5 photos/s, 12s left",
-        "features: valid 9/12 photos (75%), 0.5 photos/s, 6s left",
-        "features: valid 12/12 photos in 24s, 0.5 photos/s",
+    params = features_params(batch_size=1, image_size=32)
+    with PhotoStore(tmp_path / "1.zip") as store:
+        extract(conv, store, photos, params, 1 << 20, out, "features@1", "valid", lambda: next(clock))
+    assert capsys.readouterr().out.splitlines() == [  # each line names its shard's stage: the flow shows it per shard
+        "features@1: valid 3/12 photos (25%), 0.5 photos/s, 18s left",
+        "features@1: valid 6/12 photos (50%), 0.5 photos/s, 12s left",
+        "features@1: valid 9/12 photos (75%), 0.5 photos/s, 6s left",
+        "features@1: valid 12/12 photos in 24s, 0.5 photos/s",
     ]
 
 

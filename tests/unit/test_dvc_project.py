@@ -97,10 +97,26 @@ def reproduce(root: Path, monkeypatch: pytest.MonkeyPatch, *targets: str) -> Non
 
 
 def literal(dvc_yaml: str, values: dict) -> str:
-    """dvc_yaml with each `${SECTION.KEY}` written out by plain text replacement: what the resolution must give."""
-    dvc_yaml = re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: values[m[1]][m[2]], dvc_yaml)
-    assert "${" not in dvc_yaml
+    """dvc_yaml with each `${SECTION.KEY}` written out by plain text replacement: what the resolution must give.
+
+    A list (foreach's, features.shards) is written as a flow list; a foreach's own `${item}` is left for expanded().
+    """
+    written = lambda value: json.dumps(value) if isinstance(value, list) else value  # noqa: E731
+    dvc_yaml = re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: written(values[m[1]][m[2]]), dvc_yaml)
+    assert "${" not in dvc_yaml.replace("${item}", "")
     return dvc_yaml
+
+
+def expanded(stages: dict) -> dict:
+    """Each foreach stage as the stages DVC makes of it, name@item, with `${item}` written out in its `do`."""
+    out = {}
+    for name, stage in stages.items():
+        if "foreach" not in stage:
+            out[name] = stage
+            continue
+        for item in stage["foreach"]:
+            out[f"{name}@{item}"] = yaml.safe_load(yaml.safe_dump(stage["do"]).replace("${item}", str(item)))
+    return out
 
 
 def test_templated_stages_read_as_if_the_paths_were_written_out(tmp_path: Path):
@@ -124,7 +140,7 @@ def test_the_projects_dvc_yaml_resolves_to_the_paths_in_its_vars(tmp_path: Path)
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     text = (PROJECT / "dvc.yaml").read_text()
     stages = read_project(dvc_repo(tmp_path / "project", text, params)).stages
-    expected = yaml.safe_load(literal(text, params | {VARS_KEY: PROJECT_PATHS}))["stages"]
+    expected = expanded(yaml.safe_load(literal(text, params | {VARS_KEY: PROJECT_PATHS}))["stages"])
     paths = lambda entries: tuple(e if isinstance(e, str) else next(iter(e)) for e in entries or [])  # noqa: E731
     assert list(stages) == list(expected)
     for name, spec in stages.items():

@@ -13,7 +13,8 @@ from tasks.photos.class_balance import (
     require_room_for_each_class,
     require_targets_of_each_class,
 )
-from tasks.photos.manifest import read_manifest
+from tasks.photos.manifest import PhotoEntry, read_manifest, write_manifest
+from tasks.photos.photo_store import PhotoStore, PhotoStoreWriter
 from tasks.split import (
     balance_metrics,
     natural_key,
@@ -26,6 +27,13 @@ from tasks.split import (
 from tests.support.photos import organized_photos
 
 CATS_DOGS = ("cats", "dogs")
+
+
+def stored(store: Path, entries: list[PhotoEntry]) -> list[PhotoEntry]:
+    """entries with their photos (a few bytes each, named by path) written to the store at store, and their md5s."""
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with PhotoStoreWriter(store) as writer:
+        return [e._replace(md5=writer.add_bytes(e.path, e.path.encode())) for e in entries]
 
 
 def train_pool(cats: int, dogs: int) -> dict[str, list[str]]:
@@ -100,9 +108,11 @@ def test_split_writes_a_manifest_of_every_subset_with_the_index_md5s(tmp_path: P
     by_subset = {s: [e for e in rows if e.subset == s] for s in counts}
     assert {s: len(v) for s, v in by_subset.items()} == counts
     index = {e.path: e for e in read_manifest(tmp_path / "organized.csv")}
+    with PhotoStore(organized) as store:
+        members = set(store.members())
     for e in rows:
         assert (e.class_name, e.id, e.md5) == (index[e.path].class_name, index[e.path].id, index[e.path].md5)
-        assert (organized / e.path).is_file()
+        assert e.path in members
     train, valid = {e.path for e in by_subset["train"]}, {e.path for e in by_subset["valid"]}
     assert not train & valid and len(train | valid) == 16
     assert {e.path for e in by_subset["sample_train"]} <= train and {e.path for e in by_subset["sample_valid"]} <= valid
@@ -244,12 +254,17 @@ def test_the_stage_warns_of_a_rare_class_and_records_every_subsets_classes(
     pool = train_pool(95, 5)
     write_manifest(
         in_tmp / "organized.csv",
-        [PhotoEntry("train", c, n[:-4], f"train/{c}/{n}", "0" * 32) for c, names in pool.items() for n in names]
-        + [PhotoEntry("test", "unknown", "1", "test/unknown/1.jpg", "0" * 32)],
+        stored(
+            in_tmp / "data/photos.zip",
+            [PhotoEntry("train", c, n[:-4], f"train/{c}/{n}", "") for c, names in pool.items() for n in names]
+            + [PhotoEntry("test", "unknown", "1", "test/unknown/1.jpg", "")],
+        ),
     )
     stage.main()
     out, err = capsys.readouterr()
-    assert out == "split: train 80, valid 20, sample_train 40, sample_valid 10, test 1\n"
+    assert out == "split: train 80, valid 20, sample_train 40, sample_valid 10, test 1\n" + (
+        "split: 1 shard of photos in data/shards (0: 101)\n"
+    )
     assert err.splitlines() == [
         "split: warning: train holds 4 dogs and 76 cats: dogs are 5.0% of it, under 10%; the head will lean to the "
         "other class: add photos of dogs if you have them",
@@ -355,9 +370,14 @@ def test_the_stage_reads_the_class_list(in_tmp: Path, capsys: pytest.CaptureFixt
     sizes = {"valid_size": 6, "sample_train_size": 3, "sample_valid_size": 3}
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(merged(params, {"split": sizes})))
     _three_class_index(in_tmp / "organized.csv")
+    write_manifest(
+        in_tmp / "organized.csv", stored(in_tmp / "data/photos.zip", read_manifest(in_tmp / "organized.csv"))
+    )
     write_class_list(in_tmp / "classes.json", ClassList(THREE, submission_layout(THREE, None, None)))
     stage.main()
-    assert capsys.readouterr().out == "split: train 9, valid 6, sample_train 3, sample_valid 3, test 1\n"
+    assert capsys.readouterr().out == "split: train 9, valid 6, sample_train 3, sample_valid 3, test 1\n" + (
+        "split: 1 shard of photos in data/shards (0: 16)\n"
+    )
     metrics = json.loads((in_tmp / "metrics/split.json").read_text())
     assert metrics["valid"] == {"c2": 2, "c10": 2, "horse": 2, "smallest_class_share": 1 / 3}
 

@@ -13,6 +13,7 @@ from tasks.competition.archive import TEST_ZIP, TRAIN_ZIP
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.errors import StageError
 from tasks.features import Photo, preprocessed_batches
+from tasks.photos.photo_store import PhotoStore, PhotoStoreWriter
 from tasks.reorganize import copy_hashed, reorganize
 from tests.support.bad_inputs import competition_zip, patched_headers, zip_bytes
 from tests.support.params import features_params, reorganize_params
@@ -122,22 +123,24 @@ def test_features_reads_no_more_of_a_photo_than_the_limit(tmp_path: Path):
     huge = tmp_path / "cat.1.jpg"
     with open(huge, "wb") as out:
         out.truncate(64 << 20)  # 64 MiB of zeros, sparse: no disk used
-    md5 = hashlib.md5()
-    with open(huge, "rb") as source:
-        while chunk := source.read(1 << 20):
-            md5.update(chunk)
-    photos = [Photo("cat.1", 0, huge, md5.hexdigest())]
+    member = "train/cats/cat.1.jpg"
+    with PhotoStoreWriter(tmp_path / "0.zip") as writer, open(huge, "rb") as source:
+        md5 = writer.add(member, source, 64 << 20, "cat.1.jpg")  # the shard's store holds it whole
+    photos = [Photo("cat.1", 0, Path("organized") / member, md5, member)]
     limit, undecodable = 1 << 20, {}
+    params = features_params(batch_size=1, image_size=32)
     tracemalloc.start()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        batches = list(
-            preprocessed_batches(photos, features_params(batch_size=1, image_size=32), limit, pool, undecodable)
-        )
+    with ThreadPoolExecutor(max_workers=2) as pool, PhotoStore(tmp_path / "0.zip") as store:
+        batches = list(preprocessed_batches(store, photos, params, limit, pool, undecodable))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 4 * limit  # the bounded read and one hashing chunk; reading it whole would take 64 MiB
     assert len(batches) == 1 and batches[0].shape == (1, 32, 32, 3)
     assert undecodable == {0: f"larger than reorganize.max_photo_bytes ({limit} bytes); not read whole"}
-    photos = [Photo("cat.1", 0, huge, "0" * 32)]  # over the limit and not the listed bytes: refused as changed
-    with pytest.raises(StageError, match="changed after the split manifest"), ThreadPoolExecutor(1) as pool:
-        list(preprocessed_batches(photos, features_params(batch_size=1, image_size=32), limit, pool, {}))
+    photos = [photos[0]._replace(md5="0" * 32)]  # over the limit and not the listed bytes: refused as changed
+    with (
+        pytest.raises(StageError, match=f"{member} in .*0.zip is not the photo the manifest lists"),
+        ThreadPoolExecutor(1) as pool,
+        PhotoStore(tmp_path / "0.zip") as store,
+    ):
+        list(preprocessed_batches(store, photos, params, limit, pool, {}))
