@@ -290,3 +290,54 @@ def published_link(workspace: Path, path: str, md5: str, lifetime_s: int) -> str
             return None
         repo.push(targets=[str(workspace / path)])  # that one output, so the link opens; `dvc push` does the rest
     return link
+
+
+def on_remote(workspace: Path, stages: list[str]) -> list[str]:
+    """The stages whose run on their current deps the default remote already holds: a run-cache entry there, with the
+    outputs it names (DVC pushes a folder's .dir object after its files, so its presence means the files are there).
+    `dvc repro --pull` restores such a stage instead of running it. Pulls the remote's run-cache entries (small
+    files, one per run) into the local cache to read them."""
+    from dvc.repo import Repo
+    from dvc.stage.cache import RunCacheNotSupported
+
+    found = []
+    with Repo(str(workspace)) as repo, repo.lock:
+        try:
+            repo.stage_cache.pull(None)
+        except RunCacheNotSupported:  # e.g. an HTTP remote: no run-cache to find a stage in
+            return []
+        for stage in stages:
+            target = _dvc_stage(repo, stage)
+            with contextlib.chdir(workspace):  # as predicted_outcome: the run-cache reads paths as the CLI would
+                target.save_deps()
+                entry = repo.stage_cache._load(target)
+                if not entry:
+                    continue
+                cached = repo.stage_cache._create_stage(entry, wdir=target.wdir)
+            outputs = [out.hash_info for out in cached.outs if out.hash_info]
+            status = repo.cloud.status(outputs)
+            if outputs and not (status.missing | status.new):
+                found.append(stage)
+    return found
+
+
+def push_restorable(workspace: Path, stage: str) -> int:
+    """Push to the default remote every object a restore of the stage from its run-cache entry pulls; how many were
+    sent. `dvc push` leaves out outputs marked `cache: false` (metrics files), but the run-cache entry names them too,
+    and `dvc repro --pull` on another machine fails to restore the stage without them ("Some of the cache files do not
+    exist neither locally nor on remote") and runs it instead. They are in the local cache: DVC's run-cache commits
+    them there when it records the run."""
+    from dvc.repo import Repo
+
+    with Repo(str(workspace)) as repo, repo.lock:
+        target = _dvc_stage(repo, stage)
+        with contextlib.chdir(workspace):
+            target.save_deps()
+            entry = repo.stage_cache._load(target)
+            if not entry:
+                return 0
+            cached = repo.stage_cache._create_stage(entry, wdir=target.wdir)
+        sent = 0
+        for objs in cached.get_used_objs().values():
+            sent += len(repo.cloud.push(objs).transferred)
+    return sent

@@ -42,6 +42,7 @@ from flows.experiment import (
     head_commit,
     save_experiment,
 )
+from flows.fan_out import ShardFailed, fan_out, shard_stages
 from flows.interruption import INTERRUPTED_STATUS, run_in_own_session, stop_requests
 from flows.run_params import ParamsOverride, params_file, read_params_file, run_overrides, validated_params
 from flows.run_report import lineage_markdown, locked_hashes, metric_rows, pictures_markdown, submission_markdown
@@ -195,13 +196,26 @@ def submission_report(workspace: Path, run_dir: Path, path: str, experiment: Exp
     )
 
 
-def _run_stages(run_dir: Path, stop: threading.Event) -> tuple[dict[str, str], State | None]:
-    """Each stage as its task, in DVC's order; the outcomes, and the flow's final state if a stage did not finish."""
+def _run_stages(
+    run_dir: Path, stop: threading.Event, root: Path | None = None, shard_deployment: str | None = None
+) -> tuple[dict[str, str], State | None]:
+    """Each stage as its task, in DVC's order; the outcomes, and the flow's final state if a stage did not finish.
+
+    With a shard deployment and more than one shard, the shards first run as flow runs of it (flows/fan_out.py), on
+    the pool's workers, before the first of them is due here, where each is then restored from the remote.
+    """
     outcomes: dict[str, str] = {}
+    order = execution_order(stage_graph(run_dir))
+    shards = shard_stages(order) if shard_deployment else []
     # One stage after another: two `dvc repro` at once in one workspace would fight over DVC's lock.
-    for stage in execution_order(stage_graph(run_dir)):
+    for stage in order:
         if stop.is_set():
             return outcomes, Cancelled(message=f"interrupted (Ctrl-C) before stage {stage}, which did not start")
+        if len(shards) > 1 and stage == shards[0]:
+            try:
+                fan_out(run_dir, root or run_dir, shards, shard_deployment, get_run_logger(), stop)
+            except ShardFailed as err:  # or Ctrl-C while the shards ran: their flow runs go on, on their workers
+                return outcomes, (Cancelled if stop.is_set() else Failed)(data=err, message=str(err))
         state = stage_task(stage)(str(run_dir), stage, return_state=True)
         if state.is_completed():
             run: StageRun = state.result()
@@ -220,6 +234,7 @@ def lesson2(
     overrides: ParamsOverride | None = None,
     set_params: list[str] | None = None,
     record_experiment: bool = True,
+    shard_deployment: str | None = None,
 ) -> dict[str, str]:
     """Reproduce the DAG in workspace with params.yaml keys overridden for this run.
 
@@ -228,7 +243,10 @@ def lesson2(
     ["train.head=last_layer", "train.phases=[{lr:0.001,epochs:3}]"]. A run with overrides runs in its own worktree
     (flows/run_workspace.py): the workspace's files stay as they are. Records the run as a DVC experiment named after
     the flow run; returns each stage's outcome. A stage that fails (or Ctrl-C) ends the flow Failed (Cancelled), its
-    message `stage <stage> failed: <the stage's error line>`.
+    message `stage <stage> failed: <the stage's error line>`. shard_deployment: a deployment of the features-shard
+    flow (e.g. "features-shard/gpu-pool"); with it and more than one features.shards, each shard runs as a flow run of
+    it on that pool's workers, joined through the DVC remote (docs/shards.md); without it the shards run here, in
+    order.
     """
     quiet_failed_state_echo()
     root = Path(workspace)
@@ -236,13 +254,18 @@ def lesson2(
     try:
         dotted = run_overrides(overrides, set_params)
         with stop_requests() as stop, hold_workspace(root, f"flow run {run_name}"):
-            return _run(root, run_name, dotted, record_experiment, stop)
+            return _run(root, run_name, dotted, record_experiment, stop, shard_deployment)
     except (StageError, WorkspaceBusy) as err:  # explained in a sentence (a refused override, a busy workspace)
         return Failed(data=err, message=str(err))
 
 
 def _run(
-    root: Path, run_name: str, overrides: dict[str, Any], record_experiment: bool, stop: threading.Event
+    root: Path,
+    run_name: str,
+    overrides: dict[str, Any],
+    record_experiment: bool,
+    stop: threading.Event,
+    shard_deployment: str | None = None,
 ) -> dict[str, str] | State:
     """The flow's body, holding the workspace: check, run the stages where they belong, record, publish."""
     logger = get_run_logger()
@@ -258,7 +281,7 @@ def _run(
     with run_workspace(root, experiment_name(run_name), own) as run_dir:
         if run_dir != root:
             logger.info("overrides: this run's stages run in its own worktree %s", run_dir)
-        outcomes, unfinished = _run_stages(run_dir, stop)
+        outcomes, unfinished = _run_stages(run_dir, stop, root, shard_deployment)
         if unfinished:
             return unfinished
         if stop.is_set():
@@ -284,10 +307,12 @@ def push_reminder(run_dir: Path, outcomes: Mapping[str, str]) -> str | None:
     return f"{PUSH_HINT} (remote {remote}: `dvc push --run-cache` shares the run-cache too)"
 
 
-def run_here(workspace: str, set_params: list[str]) -> tuple[int, str]:
+def run_here(workspace: str, set_params: list[str], shard_deployment: str | None = None) -> tuple[int, str]:
     """Run the flow in this process; its exit status and verdict: each stage's outcome, or why it stopped."""
     try:
-        state = lesson2(workspace=workspace, set_params=set_params or None, return_state=True)
+        state = lesson2(
+            workspace=workspace, set_params=set_params or None, shard_deployment=shard_deployment, return_state=True
+        )
     except KeyboardInterrupt:  # Ctrl-C before the flow could take it over (while Prefect's server starts)
         return INTERRUPTED_STATUS, "interrupted (Ctrl-C) before the flow started; nothing ran"
     if state.is_completed():
@@ -311,6 +336,12 @@ def command_line(argv: list[str]) -> argparse.Namespace:
         help="override a params.yaml key for this run only, as `dvc exp run -S` does, e.g. -S train.head=last_layer "
         "-S 'train.phases=[{lr:0.001,epochs:3}]'; the run runs in its own git worktree",
     )
+    parser.add_argument(
+        "--shard-deployment",
+        metavar="FLOW/DEPLOYMENT",
+        help="with more than one features.shards, run each shard as a flow run of this deployment (e.g. "
+        "features-shard/gpu-pool) on its pool's workers, joined through the DVC remote (docs/shards.md)",
+    )
     return parser.parse_args(argv)
 
 
@@ -332,7 +363,7 @@ def main() -> None:
     args = command_line(sys.argv[1:])
     if VERDICT_FD in os.environ:  # the flow's own process, started below
         with os.fdopen(int(os.environ.pop(VERDICT_FD)), "w") as verdict:
-            status, said = run_here(args.workspace, args.set_params)
+            status, said = run_here(args.workspace, args.set_params, args.shard_deployment)
             verdict.write(said)
         sys.exit(status)
     refused = refused_overrides(args.workspace, args.set_params) if args.set_params else None

@@ -19,12 +19,16 @@ from tasks.lineage.dvc_project import read_lock
 
 
 def metric_rows(metrics_dir: Path) -> list[dict[str, Any]]:
-    """One row per scalar in metrics/*.json, named file.key (e.g. train.val_accuracy)."""
+    """One row per scalar in metrics/**/*.json, named file.key (train.val_accuracy, features/0/precision.backend).
+
+    Each features@<shard> stage writes its own metrics/features/<shard>/ (DVC lets no two stages write one file).
+    """
     rows = []
-    for path in sorted(metrics_dir.glob("*.json")):
+    for path in sorted(metrics_dir.rglob("*.json")):
+        name = path.relative_to(metrics_dir).with_suffix("").as_posix()
         for key, value in json.loads(path.read_text()).items():
             if isinstance(value, int | float | str | bool):
-                rows.append({"metric": f"{path.stem}.{key}", "value": value})
+                rows.append({"metric": f"{name}.{key}", "value": value})
     return rows
 
 
@@ -72,9 +76,13 @@ def lineage_markdown(
     def locked(path: str) -> str:
         return f"`{path}` md5 `{hashes.get(path, 'not in dvc.lock')}`"
 
+    def shards(root: str) -> str:  # features@<shard> writes root/<shard>: one hash each
+        inside = [path for path in hashes if path.startswith(root.rstrip("/") + "/")]
+        return ", ".join(locked(path) for path in inside) if inside else locked(root)
+
     lineage = [
         ("raw archive", locked(paths.raw_archive)),
-        ("features", locked(paths.features)),
+        ("features", shards(paths.features)),
         ("model", locked(paths.model)),
         ("submission", locked(paths.submission)),
         ("VGG16 weights", weights_identity(workspace, paths.model_lineage)),

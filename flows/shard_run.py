@@ -19,6 +19,7 @@ from flows.dvc_stages import (
     _dvc_stage,
     default_remote,
     error_lines,
+    push_restorable,
     reproduce_stage,
     stage_environment,
     stream_dvc,
@@ -26,8 +27,8 @@ from flows.dvc_stages import (
 from flows.run_workspace import commit_workspace, dvc_cache_dir
 from tasks.core.errors import StageError
 
-# tasks/features.py's progress lines: "features: train 1,200/3,000 photos (40%), 5.2 photos/s, 3m 05s left" and the
-# last one of a subset, "features: train 3,000/3,000 photos in 9m 36s, 5.2 photos/s".
+# tasks/features.py's progress lines: "features@0: train 1,200/3,000 photos (40%), 5.2 photos/s, 3m 05s left" and the
+# last one of a subset, "features@0: train 3,000/3,000 photos in 9m 36s, 5.2 photos/s".
 PROGRESS_LINE = re.compile(
     r"^(?P<stage>[\w@-]+): (?P<subset>\w+) (?P<done>[\d,]+)/(?P<total>[\d,]+) photos\b.*?"
     r"(?P<rate>[\d.]+|inf) photos/s"
@@ -136,7 +137,7 @@ def photos_in(workspace: Path, inputs: list[str]) -> int | None:
     for path in stores:
         try:
             with PhotoStore(path) as store:
-                total += len(store.members)
+                total += len(store.members())
         except StageError:  # not a photo store: the progress is then measured over the subsets seen
             return None
     return total
@@ -212,6 +213,7 @@ def run_shard(
             pulled += new_bytes(after, cache_files(cache))
         pushed = unpushed_bytes(run_dir, cloud_status(run_dir, stage))
         _dvc(run_dir, ["push", "--run-cache", stage], f"dvc push --run-cache {stage}", on_line)
+        push_restorable(run_dir, stage)  # its metrics files too, which `dvc push` leaves out (cache: false)
     report = ShardReport(pulled, pushed, computed, time.monotonic() - began)
     on_line(
         f"{stage}: {'computed' if computed else 'restored from the remote run-cache'}; pulled {pulled:,} bytes, "

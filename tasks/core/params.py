@@ -221,9 +221,9 @@ class SplitParams(Section):
 
 def _numbered_shards(shards: tuple[int, ...]) -> tuple[int, ...]:
     if shards != tuple(range(len(shards))) or not shards:
-        raise ValueError(
-            f"must list the shard numbers 0 to N-1 in order, one per shard (got {list(shards)}): [0] for one shard, "
-            "[0, 1, 2, 3] for four"
+        raise _refuse(  # as the other rules say it: a plain ValueError reads `features.shards: Value error, ...`
+            f"features.shards is {list(shards)}; it must list the shard numbers 0 to N-1 in order, one per shard: "
+            "[0] for one shard, [0, 1, 2, 3] for four"
         )
     return shards
 

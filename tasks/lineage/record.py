@@ -77,6 +77,16 @@ def upstream_chain(lock: dict[str, dict], deps: list[dict], declared: dict[str, 
     return [lock_stage(name, lock[name]) for name in ordered]
 
 
+def within(deps: list[dict], declared: dict[str, str]) -> list[dict]:
+    """The declared outputs inside a dep that is a folder of them (train's data/features holds data/features/<shard>).
+
+    DVC links such a dep to every stage writing inside it; the chain follows each of those outputs, in dvc.yaml's
+    order, as if it were a dep of its own.
+    """
+    inside = [path for dep in deps for path in declared if path.startswith(dep["path"].rstrip("/") + "/")]
+    return [describe(Path(path)) for path in inside]
+
+
 def describe(path: Path) -> dict:
     """A path with its hashes: md5 (as dvc.lock has it) and, for files, sha256."""
     if not path.exists():
@@ -148,7 +158,9 @@ def build_record(
     """
     spec = project.stage(stage)
     deps = [describe(Path(p)) for p in spec.deps]
-    upstream = upstream_chain(without_run_facts(locked_stages(project), project.run_facts()), deps, project.producers())
+    declared = project.producers()
+    lock = without_run_facts(locked_stages(project), project.run_facts())
+    upstream = upstream_chain(lock, deps + within(deps, declared), declared)
     own_outs = [p for p in spec.outputs if p not in {record_path.as_posix(), *spec.run_facts}]
     links = {link["name"]: link for link in upstream}
     record: dict[str, Any] = {
@@ -173,11 +185,12 @@ def build_record(
     if SPLIT_STAGE in links:
         manifest = Path(links[SPLIT_STAGE]["outs"][0]["path"])
         record["split"] = params_of(SPLIT_STAGE).get("split", {}) | {"counts": split_counts(manifest)}
-    if FEATURES_STAGE in links:
-        features = params_of(FEATURES_STAGE).get("features", {})
+    shards = [name for name in links if name.split("@")[0] == FEATURES_STAGE]  # features@0, features@1, ...
+    if shards:
+        features = params_of(shards[0]).get("features", {})
         keras_version = package_version(PACKAGES["keras"])
         record["features"] = {
-            "outs": links[FEATURES_STAGE]["outs"],
+            "outs": [out for name in shards for out in links[name]["outs"]],
             "vgg16": weights_identity(str(features.get("weights")), int(features.get("seed", 0)), keras_version),
         }
     metrics_paths = list(spec.metrics)

@@ -1,6 +1,7 @@
 """Bad input: broken archives, photos that can't be decoded or come in odd formats, and params that make no sense."""
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from tasks.core.params import SplitParams, parse_params
 from tasks.heads.predictions import undecodable_test_ids
 from tasks.photos.class_list import ClassList, submission_layout
 from tasks.photos.decode import UndecodablePhoto, load_photo
+from tasks.photos.photo_store import PhotoStore, PhotoStoreWriter
 from tasks.photos.undecodable import decode_or_blank, read_report, undecodable_ids, undecodable_metrics
 from tasks.predict import prediction_frames
 from tasks.reorganize import reorganize
@@ -173,22 +175,21 @@ def test_exif_orientation_is_ignored_as_keras_ignores_it(tmp_path: Path):
 def broken_photos(tmp_path_factory) -> Path:
     """A tiny organized set with two broken train photos, one broken test photo and odd but valid formats."""
     root = tmp_path_factory.mktemp("broken")
-    organized = organized_photos(root, per_class=4, test_count=3)
+    store = PhotoStore(organized_photos(root, per_class=4, test_count=3))  # a zip: reorganize's photo store
     exif = Image.Exif()
     exif[0x0112] = 8
-    rotated = encoded(Image.open(organized / "test/unknown/3.jpg"), "JPEG", exif=exif.tobytes())
-    reorganize_with(
-        root,
-        {
+    with store:
+        rotated = encoded(Image.open(store.open("test/unknown/3.jpg")), "JPEG", exif=exif.tobytes())
+        replacements = {
             "train/cats/cat.1.jpg": truncated_jpeg(),
             "train/dogs/dog.2.jpg": b"not a photo",
-            "train/dogs/dog.3.jpg": encoded(Image.open(organized / "train/dogs/dog.3.jpg"), "PNG"),
-            "train/cats/cat.4.jpg": encoded(Image.open(organized / "train/cats/cat.4.jpg").convert("L"), "JPEG"),
+            "train/dogs/dog.3.jpg": encoded(Image.open(store.open("train/dogs/dog.3.jpg")), "PNG"),
+            "train/cats/cat.4.jpg": encoded(Image.open(store.open("train/cats/cat.4.jpg")).convert("L"), "JPEG"),
             "test/unknown/2.jpg": b"",
             "test/unknown/3.jpg": rotated,
             "train/cats/cat.3.jpg": rotated,
-        },
-    )
+        }
+    reorganize_with(root, replacements)
     split_photos(root, SplitParams(seed=0, valid_size=2, sample_train_size=6, sample_valid_size=2))
     return root
 
@@ -200,10 +201,12 @@ def test_broken_train_photos_are_left_out_and_test_ids_kept(broken_photos: Path)
     counts = features(
         root / "split.csv",
         root / "organized",
+        root / "organized",
         root / "features",
         features_params(batch_size=4, max_undecodable=2),
         reorganize_params().max_photo_bytes,
         root / "classes.json",
+        0,
     )
     report = read_report(root / "features")
     left_out = report[report["action"] == "left out"]
@@ -244,10 +247,12 @@ def test_too_many_broken_photos_fail_the_stage_and_keep_nothing(broken_photos: P
         features(
             root / "split.csv",
             root / "organized",
+            root / "organized",
             root / "strict",
             features_params(batch_size=4, max_undecodable=1),
             reorganize_params().max_photo_bytes,
             root / "classes.json",
+            0,
         )
     assert not [p for p in root.iterdir() if "strict" in p.name]
 
@@ -317,11 +322,8 @@ def test_params_are_refused_at_load_naming_the_key(override, message):
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (
-            lambda photo: photo.write_bytes(photo.read_bytes() + b"\0"),
-            r"changed after the split manifest was written \(md5 ",
-        ),
-        (lambda photo: photo.unlink(), r"is listed in the split manifest but missing; run `dvc repro`"),
+        (lambda data: data + b"\0", r"dog.2.jpg in .*organized is not the photo the manifest lists \(md5 "),
+        (lambda data: None, r"organized lacks train/dogs/dog.2.jpg, which the manifest lists; run `dvc repro`"),
     ],
     ids=["changed", "missing"],
 )
@@ -330,15 +332,23 @@ def test_features_refuses_a_photo_that_is_not_the_one_the_manifest_lists(tmp_pat
 
     organized = organized_photos(tmp_path, per_class=2, test_count=1)
     manifest = split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1))
-    damage(organized / "train/dogs/dog.2.jpg")
+    with zipfile.ZipFile(organized) as store:  # the photo store as the manifest lists it, but for dog.2
+        members = {name: store.read(name) for name in store.namelist()}
+    with PhotoStoreWriter(organized) as writer:
+        for name, data in members.items():
+            kept = damage(data) if name == "train/dogs/dog.2.jpg" else data
+            if kept is not None:
+                writer.add_bytes(name, kept)
     with pytest.raises(StageError, match=message) as refused:
         features(
             manifest,
+            organized,
             organized,
             tmp_path / "features",
             features_params(batch_size=2),
             reorganize_params().max_photo_bytes,
             tmp_path / "classes.json",
+            0,
         )
     assert "dog.2.jpg" in str(refused.value)
     assert not [p for p in tmp_path.iterdir() if "features" in p.name]

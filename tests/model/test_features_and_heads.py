@@ -8,6 +8,7 @@ import pytest
 from tasks.core.errors import StageError
 from tasks.core.params import PhaseParams, SplitParams
 from tasks.features import features
+from tasks.photos.photo_store import PhotoStore
 from tasks.predict import prediction_frames
 from tasks.vgg.feature_store import read_feature_set
 from tests.support.params import features_params, reorganize_params, train_params
@@ -24,10 +25,12 @@ def feature_root(tmp_path_factory) -> Path:
     features(
         manifest,
         organized,
-        root / "features",
+        organized,
+        root / "features" / "0",  # features@0 of features.shards [0]
         features_params(weights="none", seed=0, batch_size=5),
         reorganize_params().max_photo_bytes,
         root / "classes.json",
+        0,
     )
     return root
 
@@ -69,7 +72,7 @@ def test_a_missing_weights_file_is_explained():
 
 
 def test_pool5_is_cached_as_float16_with_ids_and_targets(feature_root: Path):
-    root = feature_root / "features"
+    root = feature_root / "features" / "0"
     train = read_feature_set(root, "train")
     assert train.features.dtype == np.float16 and train.features.shape == (12, 7, 7, 512)
     assert sorted(train.targets.tolist()) == [0] * 6 + [1] * 6
@@ -91,7 +94,7 @@ def test_pool5_is_cached_as_float16_with_ids_and_targets(feature_root: Path):
 
 
 def test_sample_features_are_the_train_rows_not_a_second_pass(feature_root: Path):
-    root = feature_root / "features"
+    root = feature_root / "features" / "0"
     train, sample = read_feature_set(root, "train"), read_feature_set(root, "sample_train")
     assert len(sample.ids) == 4
     for i, photo_id in enumerate(sample.ids):
@@ -103,8 +106,10 @@ def test_cached_features_equal_a_direct_conv_pass(feature_root: Path):
     from tasks.vgg.preprocess import caffe_preprocess
     from tasks.vgg.vgg16 import conv_base, load_vgg16
 
-    valid = read_feature_set(feature_root / "features", "valid")
-    photo = caffe_preprocess(load_photo(Path(valid.paths[0]), RANDOM.image_size))[None]
+    valid = read_feature_set(feature_root / "features" / "0", "valid")
+    member = Path(valid.paths[0]).relative_to(feature_root / "organized").as_posix()  # the index's class-folder path
+    with PhotoStore(feature_root / "organized") as store:
+        photo = caffe_preprocess(load_photo(store.open(member), RANDOM.image_size))[None]
     direct = conv_base(load_vgg16(RANDOM), RANDOM.layer).predict_on_batch(photo)
     np.testing.assert_allclose(valid.features[0].astype(np.float32), np.asarray(direct[0]), rtol=1e-2, atol=1e-3)
 
@@ -116,7 +121,7 @@ def test_linear_head_learns_and_is_reproducible(feature_root: Path):
     # What train and predict call: the subsets, the VGG16 that features used, and the head's inputs.
     data = load_head_data(feature_root / "features", ["train", "valid"], "linear", RANDOM)
     (train, valid), (x, x_valid), vgg = data.feature_sets, data.inputs, data.vgg
-    assert train.ids == read_feature_set(feature_root / "features", "train").ids and len(valid.ids) == 4
+    assert train.ids == read_feature_set(feature_root / "features" / "0", "train").ids and len(valid.ids) == 4
     np.testing.assert_array_equal(x_valid, head_inputs("linear", [valid], vgg)[0])
     assert x.shape == (12, 1000)
     np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-4)

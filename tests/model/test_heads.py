@@ -36,7 +36,16 @@ def cached(tmp_path_factory) -> tuple[Path, object]:
     organized = organized_photos(root, per_class=12, test_count=1, seed=3)
     manifest = split_photos(root, SplitParams(seed=0, valid_size=8, sample_train_size=4, sample_valid_size=2))
     params = features_params(weights="none", seed=0, batch_size=8)
-    features(manifest, organized, root / "features", params, reorganize_params().max_photo_bytes, root / "classes.json")
+    features(
+        manifest,
+        organized,
+        organized,
+        root / "features",
+        params,
+        reorganize_params().max_photo_bytes,
+        root / "classes.json",
+        0,
+    )
     return root / "features", load_vgg16(params)
 
 
@@ -116,10 +125,12 @@ def test_another_cut_trains_the_conv_head(tmp_path):
     features(
         manifest,
         organized,
+        organized,
         tmp_path / "features",
         features_params(weights="none", seed=0, batch_size=4, layer="block2_pool"),
         reorganize_params().max_photo_bytes,
         tmp_path / "classes.json",
+        0,
     )
     train, valid = read_feature_set(tmp_path / "features", "train"), read_feature_set(tmp_path / "features", "valid")
     assert (

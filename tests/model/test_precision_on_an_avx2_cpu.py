@@ -4,6 +4,7 @@ OpenVINO ignores a bf16 hint there and runs float32; the stage must say so in on
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
         tmp_path,
         {
             "organized": "organized",
+            "shards": "shards",
             "classes": "classes.json",
             "split": "split.csv",
             "features": "features",
@@ -42,29 +44,33 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
         yaml.safe_load((PROJECT / "params.yaml").read_text()), {"features": SMALL | {"precision": "mixed_bfloat16"}}
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "shards").mkdir()
+    shutil.copy(tmp_path / "organized", tmp_path / "shards" / "0.zip")  # one shard: every photo
 
-    result = run_on_avx2_only_cpu(["-m", "tasks.features"], tmp_path)
+    result = run_on_avx2_only_cpu(["-m", "tasks.features", "0"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("features: warning:")]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("features@0: warning:")]
     assert warnings == [
-        "features: warning: features.precision is mixed_bfloat16 but openvino runs float32 on this CPU, which lacks "
+        "features@0: warning: features.precision is mixed_bfloat16 but openvino runs float32 on this CPU, which lacks "
         "the instructions for mixed_bfloat16; the features are float32 ones (recorded as precision_used): set "
         "features.precision to float32 to ask for what runs"
     ]
     recorded = {"backend": "openvino", "precision": "mixed_bfloat16", "precision_used": "float32"}
-    assert json.loads((tmp_path / "metrics" / PRECISION_FILE).read_text()) == recorded
-    assert json.loads((tmp_path / "features" / PRECISION_FILE).read_text()) == recorded
+    assert json.loads((tmp_path / "metrics/features/0" / PRECISION_FILE).read_text()) == recorded
+    assert json.loads((tmp_path / "features/0" / PRECISION_FILE).read_text()) == recorded
 
     # The features are float32's: the same stage asked for float32 on this machine gives them (float16 storage).
     features(
         tmp_path / "split.csv",
         tmp_path / "organized",
+        tmp_path / "organized",
         tmp_path / "float32",
         features_params(**SMALL),
         PHOTO_LIMIT,
         tmp_path / "classes.json",
+        0,
     )
-    emulated = read_feature_set(tmp_path / "features", "train").features.astype(np.float32)
+    emulated = read_feature_set(tmp_path / "features/0", "train").features.astype(np.float32)
     native = read_feature_set(tmp_path / "float32", "train").features.astype(np.float32)
     assert np.abs(native).max() > 0
     np.testing.assert_allclose(emulated, native, rtol=2e-3, atol=1e-3 * np.abs(native).max())
@@ -74,10 +80,12 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
     features(
         tmp_path / "split.csv",
         tmp_path / "organized",
+        tmp_path / "organized",
         here,
         features_params(**SMALL, precision="mixed_bfloat16"),
         PHOTO_LIMIT,
         tmp_path / "classes.json",
+        0,
     )
     used = json.loads((here / PRECISION_FILE).read_text())["precision_used"]
     assert used == ("mixed_bfloat16" if openvino_runs_bf16(cpu_flags()) else "float32")

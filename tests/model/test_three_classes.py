@@ -14,6 +14,7 @@ from tasks.core.errors import StageError
 from tasks.core.params import PhaseParams
 from tasks.photos.class_list import ClassList, submission_layout, write_class_list
 from tasks.photos.manifest import PhotoEntry, write_manifest
+from tasks.photos.photo_store import PhotoStoreWriter
 from tests.support.params import features_params, reorganize_params, train_params
 from tests.support.workspace import PROJECT, merged, write_paths
 
@@ -22,6 +23,7 @@ COLOURS = {"c1": (220, 40, 40), "c2": (40, 200, 40), "c10": (40, 40, 220)}
 TEST_IDS = ["img_10", "img_9", "img_1", "broken"]
 SMALL = {"weights": "none", "seed": 0, "image_size": 32, "batch_size": 8}
 PATHS = {
+    "photos": "photos.zip",
     "organized": "organized",
     "classes": "classes.json",
     "split": "split.csv",
@@ -63,6 +65,9 @@ def workspace(tmp_path_factory) -> Path:
             data = _photo(root / "organized" / rel, COLOURS[CLASSES[n % 3]], 100 + n, "RGB")
         entries.append(PhotoEntry("test", "unknown", photo_id, rel, hashlib.md5(data).hexdigest()))
     write_manifest(root / "split.csv", entries)
+    with PhotoStoreWriter(root / "photos.zip") as store:  # reorganize's photo store of the same photos
+        for entry in entries:
+            store.add_bytes(entry.path, (root / "organized" / entry.path).read_bytes())
     write_class_list(root / "classes.json", ClassList(CLASSES, submission_layout(CLASSES, None, None)))
     write_paths(root, PATHS)
     params = merged(yaml.safe_load((PROJECT / "params.yaml").read_text()), {"features": SMALL})
@@ -81,11 +86,13 @@ def test_three_classes_go_from_photos_through_a_head_to_predicts_files(workspace
     root = workspace
     counts = features(
         root / "split.csv",
+        root / "photos.zip",
         root / "organized",
-        root / "features",
+        root / "features" / "0",
         features_params(**SMALL),
         reorganize_params().max_photo_bytes,
         root / "classes.json",
+        0,
     )
     assert counts["train"] == 18 and counts["valid"] == 6 and counts["test"] == 4
     data = load_head_data(root / "features", ["train", "valid"], "linear", features_params(**SMALL))

@@ -39,7 +39,7 @@ PARAMS = {
     "train": {"batch_size": 4, "phases": [{"lr": 0.1, "epochs": 2}]},
 }
 OUTPUTS = {  # stage -> what DVC would take as its finished output
-    "features": ["data/features", "metrics/undecodable.json", "metrics/precision.json"],
+    "features@0": ["data/features/0", "metrics/features/0/undecodable.json", "metrics/features/0/precision.json"],
     "train": ["models/head.keras", "metrics/train.json", "metrics/train_history.csv"],
 }
 outputs_seen: list[str] = []  # everything any command here printed, for the secrets scan
@@ -147,12 +147,12 @@ def reference(ws: Path) -> dict:
 
 
 def test_broken_photos_are_reported_through_the_whole_dag(ws: Path, reference: dict):
-    undecodable = json.loads((ws / "metrics/undecodable.json").read_text())
+    undecodable = json.loads((ws / "metrics/features/0/undecodable.json").read_text())
     assert undecodable["test_undecodable"] == 1
     assert undecodable["train_undecodable"] + undecodable["valid_undecodable"] == 1  # cat.6 of 11 train photos
     trained = json.loads((ws / "metrics/train.json").read_text())
     assert trained["train_photos"] + trained["valid_photos"] == 10
-    assert "cat.6" in (ws / "data/features/undecodable.csv").read_text()
+    assert "cat.6" in (ws / "data/features/0/undecodable.csv").read_text()
     submission = (ws / "data/submission/submission.csv").read_text().splitlines()
     assert submission == ["id,label", *submission[1:4], "4,0.500000"]
     receipt = json.loads((ws / "data/submission/receipt.json").read_text())
@@ -185,10 +185,10 @@ def assert_nothing_finished(ws: Path, stage: str) -> None:
 
 
 def test_two_runs_at_once_and_kill_during_features(ws: Path, reference: dict):
-    remove_outputs(ws, "features", cache=True)  # so `dvc repro` must compute features, not restore them
+    remove_outputs(ws, "features@0", cache=True)  # so `dvc repro` must compute features, not restore them
     process, log = start_dvc(ws, "repro")
     wait_for(
-        lambda: list(ws.glob("data/.features.*.tmp/train/pool5.npy")), process, log, "a features temp folder", "dvc"
+        lambda: list(ws.glob("data/features/.0.*.tmp/train/pool5.npy")), process, log, "a features temp folder", "dvc"
     )
     signal_tree(process, signal.SIGSTOP)  # frozen mid-write: it holds DVC's locks and can't finish meanwhile
 
@@ -201,11 +201,11 @@ def test_two_runs_at_once_and_kill_during_features(ws: Path, reference: dict):
         reproduce_stage(ws, "train", on_line=outputs_seen.append)
 
     kill_tree(process, log)
-    assert_nothing_finished(ws, "features")
+    assert_nothing_finished(ws, "features@0")
     assert debris(ws)  # the killed writer's temp folder is still there...
 
     rerun = dvc(ws, "repro")  # ...no manual cleanup: DVC drops the dead rwlock entry, the stage drops the temp
-    assert stages_ran(rerun.stdout) == ["features"]  # same features as before, so train and after are up to date
+    assert stages_ran(rerun.stdout) == ["features@0"]  # same features as before, so train and after are up to date
     assert debris(ws) == []
     assert lock_differences(ws, reference["lock"]) == []
 
@@ -234,13 +234,13 @@ def _file_size_limit() -> None:
 
 
 def test_disk_full_while_writing_features(ws: Path, reference: dict):
-    remove_outputs(ws, "features")
-    result = dvc(ws, "repro", "--force", "--single-item", "features", check=False, preexec=_file_size_limit)
+    remove_outputs(ws, "features@0")
+    result = dvc(ws, "repro", "--force", "--single-item", "features@0", check=False, preexec=_file_size_limit)
     assert result.returncode != 0
     assert "error: features: the disk is full or a size limit was hit" in result.stderr
     assert "nothing was kept: free some space and run it again" in result.stderr
     assert "Traceback" not in result.stderr
-    assert_nothing_finished(ws, "features")
+    assert_nothing_finished(ws, "features@0")
     assert debris(ws) == []
     dvc(ws, "repro")  # with room again, DVC restores the stage from its cache
     assert lock_differences(ws, reference["lock"]) == []

@@ -29,7 +29,7 @@ from tasks.lineage.run_context import package_version
 from tests.support.s3_remote import BUCKET, CREDENTIALS, add_remote, workspace_state
 from tests.support.workspace import dvc, make_workspace, run_tool, stages_ran
 
-ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+ALL_STAGES = ["download", "reorganize", "split", "features@0", "train", "predict", "clip", "submit"]
 FLOW_RUN_ID = "0b9d6a52-6c1e-4bd4-9d5e-5f0c3a7e1f11"
 MODEL, MODEL_RECORD, MODEL_RUN = "models/head.keras", "models/head.lineage.json", "models/head.run.json"
 SUBMISSION, SUBMISSION_RECORD = "data/submission/submission.csv", "data/submission/lineage.json"
@@ -84,30 +84,36 @@ def test_model_record_is_complete(origin: Path):
         **params["split"],
         "counts": {"train": 18, "valid": 6, "sample_train": 4, "sample_valid": 2, "test": 6},
     }
-    assert record["features"]["outs"][0]["md5"] == lock_stage(origin, "features")["outs"][0]["md5"]
+    assert record["features"]["outs"][0]["md5"] == lock_stage(origin, "features@0")["outs"][0]["md5"]
     assert record["classes"] == CLASSES == json.loads((origin / "data/classes.json").read_text())
     assert record["features"]["vgg16"]["identity"] == f"none (random init), seed 0, keras {metadata.version('keras')}"
     upstream = {link["name"]: link for link in record["upstream"]}
-    assert list(upstream) == ["download", "reorganize", "split", "features"]
-    for name in ("download", "split", "features"):
+    assert list(upstream) == ["download", "reorganize", "split", "features@0"]
+    for name in ("download", "split", "features@0"):
         assert upstream[name]["params"] == lock_stage(origin, name)["params"]["params.yaml"]
     assert record["stage"]["params"] == {
         "features.weights": "none",
         "features.seed": 0,
         "features.layer": "block5_pool",
         "features.image_size": 224,
+        "features.shards": [0],
+        "features.max_undecodable": 10,
         "train": params["train"],
     }
     model_bytes = (origin / MODEL).read_bytes()
     assert record["artifact"]["sha256"] == hashlib.sha256(model_bytes).hexdigest()
     locked = {out["path"]: out["md5"] for out in lock_stage(origin, "train")["outs"]}
     assert record["artifact"]["md5"] == hashlib.md5(model_bytes).hexdigest() == locked[MODEL]
-    upstream_metrics = ("metrics/split.json", "metrics/undecodable.json", "metrics/precision.json")
+    upstream_metrics = (
+        "metrics/split.json",
+        "metrics/features/0/undecodable.json",
+        "metrics/features/0/precision.json",
+    )
     assert record["metrics"] == {  # its own metrics and those of the stages upstream
         path: json.loads((origin / path).read_text()) for path in ("metrics/train.json", *upstream_metrics)
     }
     # the precision features ran at, as the runtime reported it, beside the one params.yaml asked for
-    assert record["metrics"]["metrics/precision.json"] == {
+    assert record["metrics"]["metrics/features/0/precision.json"] == {
         "backend": "keras",
         "precision": "float32",
         "precision_used": "float32",
@@ -154,8 +160,8 @@ def test_submission_record_chains_through_the_model_to_the_raw_archive(origin: P
     assert facts["prefect_flow_run_id"] == FLOW_RUN_ID
     assert set(record["metrics"]) == {
         "metrics/split.json",
-        "metrics/undecodable.json",
-        "metrics/precision.json",
+        "metrics/features/0/undecodable.json",
+        "metrics/features/0/precision.json",
         "metrics/train.json",
         "metrics/clip.json",
     }
@@ -237,8 +243,8 @@ TAMPERING = {
     "model swapped": (MODEL, _swap_model, [MODEL]),
     "features edited": (
         SUBMISSION,
-        lambda ws: _replace(ws / "data/features/test/pool5.npy", _flip_last_byte),
-        ["data/features/test/pool5.npy (changed)"],
+        lambda ws: _replace(ws / "data/features/0/test/pool5.npy", _flip_last_byte),
+        ["data/features/0/test/pool5.npy (changed)"],
     ),
     "submission altered": (
         SUBMISSION,
@@ -320,11 +326,11 @@ def test_a_record_is_refused_when_the_inputs_are_not_what_dvc_lock_chains(origin
     monkeypatch.chdir(workspace)
     paths = load_paths()
     project = read_project()
-    without_features = dataclasses.replace(project, lock={n: e for n, e in project.lock.items() if n != "features"})
-    with pytest.raises(StageError, match=r"dvc.lock has no entry for stage features, which makes data/features"):
+    without_features = dataclasses.replace(project, lock={n: e for n, e in project.lock.items() if n != "features@0"})
+    with pytest.raises(StageError, match=r"dvc.lock has no entry for stage features@0, which makes data/features/0"):
         build_record("train", Path(MODEL), Path(MODEL_RECORD), Path(MODEL_RUN), paths, without_features)
-    _replace(Path("data/features/train/pool5.npy"), _flip_last_byte)
-    with pytest.raises(StageError, match=r"data/features is not what dvc.lock records for stage features"):
+    _replace(Path("data/features/0/train/pool5.npy"), _flip_last_byte)
+    with pytest.raises(StageError, match=r"data/features/0 is not what dvc.lock records for stage features@0"):
         build_record("train", Path(MODEL), Path(MODEL_RECORD), Path(MODEL_RUN), paths, project)
 
 
@@ -355,8 +361,8 @@ def test_flow_stages_pull_from_the_remote_instead_of_running(origin: Path, tmp_p
         "submit": UP_TO_DATE,
     }
     assert all("Pulling data for stage" in run.output for run in runs if run.stage != "submit")
-    assert (clone / "data/features/train/pool5.npy").read_bytes() == (
-        origin / "data/features/train/pool5.npy"
+    assert (clone / "data/features/0/train/pool5.npy").read_bytes() == (
+        origin / "data/features/0/train/pool5.npy"
     ).read_bytes()
 
 

@@ -33,7 +33,7 @@ from tests.support.kaggle_fake import CANARY_KEY, CANARY_USER, CompetitionArchiv
 from tests.support.kaggle_fixtures import PORT, PORT_LOCK, _wait_for_port_lock
 from tests.support.workspace import PROJECT, dvc, make_workspace, merged, run_tool, stages_ran
 
-ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+ALL_STAGES = ["download", "reorganize", "split", "features@0", "train", "predict", "clip", "submit"]
 LEAN = {"split": datasets.SPLIT, "features": {"image_size": 32, "batch_size": 8}, "train": {"batch_size": 8}}
 # Not shipped with the project (DESIGN.md): ../shared beside the checkout, or beside a folder above it (a worktree).
 REAL_SAMPLE_IN_SHARED = Path("shared") / "data" / "real-sample" / "dogs-vs-cats-redux-kernels-edition.zip"
@@ -178,7 +178,7 @@ def test_the_ct_scan_recipe_as_the_docs_write_it(tmp_path: Path):
         photos = [name for name in raw.namelist() if name.endswith(".jpg")]
         assert photos and {Image.open(io.BytesIO(raw.read(name))).mode for name in photos} == {"L"}
     # The cache holds the early cut: block3_pool of a 32 px photo is 4 x 4 x 256 (pool5 would be 1 x 1 x 512).
-    assert read_feature_set(workspace / "data/features", "train").features.shape[1:] == (4, 4, 256)
+    assert read_feature_set(workspace / "data/features/0", "train").features.shape[1:] == (4, 4, 256)
     assert list(json.loads((workspace / "metrics/train.json").read_text())["per_class"]) == classes
     with (workspace / "data/submission/submission.csv").open() as handle:
         header = next(csv.reader(handle))

@@ -1,20 +1,22 @@
 """The whole DAG through `dvc repro` in a scratch git + DVC repository, and DVC's staleness rules."""
 
+import io
 import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import NO_LOCAL_ARCHIVE
 from tasks.core.paths import DVC_FILE, load_paths
-from tasks.vgg.feature_store import read_feature_set
+from tasks.vgg.feature_store import FEATURES_FILE, INDEX_FILE, read_feature_set, read_shards, write_index
 from tests.support.bad_inputs import one_class_archive
 from tests.support.workspace import dvc, make_workspace, stages_ran, write_params
 
-ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+ALL_STAGES = ["download", "reorganize", "split", "features@0", "train", "predict", "clip", "submit"]
 
 
 def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
@@ -67,10 +69,10 @@ def test_dag_runs_end_to_end_and_reruns_only_what_changed(workspace: Path):
     assert '"actual": "cats"' in page and "val_accuracy" in page
 
     # Switching heads reruns train and what follows, never features.
-    features_before = (workspace / "data/features/train/pool5.npy").stat().st_mtime_ns
+    features_before = (workspace / "data/features/0/train/pool5.npy").stat().st_mtime_ns
     write_params(workspace, {"train": {"head": "last_layer"}})
     assert stages_ran(dvc(workspace, "repro").stdout) == ["train", "predict", "clip", "submit"]
-    assert (workspace / "data/features/train/pool5.npy").stat().st_mtime_ns == features_before
+    assert (workspace / "data/features/0/train/pool5.npy").stat().st_mtime_ns == features_before
 
     write_params(workspace, {"train": {"head": "last_layer", "dataset": "sample"}})
     assert stages_ran(dvc(workspace, "repro").stdout)[:2] == ["train", "predict"]
@@ -153,7 +155,12 @@ def test_a_small_image_size_runs_the_dag_through_train(tmp_path: Path):
     workspace = make_workspace(tmp_path / "ws", {"features": {"image_size": 32}})
     assert stages_ran(dvc(workspace, "repro", "train").stdout) == ALL_STAGES[:5]
     paths = load_paths(workspace / DVC_FILE)
-    assert read_feature_set(workspace / paths.features, "train").features.shape == (18, 1, 1, 512)  # 24 less 6 valid
+    assert read_feature_set(workspace / paths.features / "0", "train").features.shape == (
+        18,
+        1,
+        1,
+        512,
+    )  # 24 less 6 valid
     trained = json.loads((workspace / paths.metrics / "train.json").read_text())
     assert trained["train_photos"] == 18 and 0.0 <= trained["val_accuracy"] <= 1.0 and trained["val_log_loss"] > 0
     # train rebuilds VGG16 at the features' size, so DVC must rerun it when the size changes
@@ -162,3 +169,31 @@ def test_a_small_image_size_runs_the_dag_through_train(tmp_path: Path):
     # paths are templated from dvc.yaml's vars, not locked as params: only params.yaml's knobs are
     assert {file for stage in locked.values() for file in stage["params"]} == {"params.yaml"}
     assert not [key for stage in locked.values() for key in stage["params"]["params.yaml"] if key.startswith("paths")]
+
+
+def test_two_shards_set_by_exp_run_give_the_one_shard_features_and_model_then_nothing_to_do(tmp_path: Path):
+    """`dvc exp run -S 'features.shards=[0,1]'`: one line more in params.yaml, split and both shards rerun, and train
+    on the joined shards gets the one-shard features byte for byte, so the same metrics; then `dvc repro` is a no-op."""
+    workspace = make_workspace(tmp_path / "ws", {"features": {"image_size": 32}})
+    assert stages_ran(dvc(workspace, "repro", "train").stdout) == ALL_STAGES[:5]
+    one = workspace / "data/features/0"
+    subsets = ("train", "valid", "test", "sample_train", "sample_valid")
+    before = {s: ((one / s / FEATURES_FILE).read_bytes(), (one / s / INDEX_FILE).read_bytes()) for s in subsets}
+    trained = (workspace / "metrics/train.json").read_bytes()
+    params = (workspace / "params.yaml").read_text().splitlines()
+
+    ran = dvc(workspace, "exp", "run", "-S", "features.shards=[0,1]", "train")
+    assert stages_ran(ran.stdout) == ["split", "features@0", "features@1", "train"]
+    at = params.index("  shards:")
+    assert (workspace / "params.yaml").read_text().splitlines() == [*params[: at + 2], "  - 1", *params[at + 2 :]]
+    assert sorted(p.name for p in (workspace / "data/shards").iterdir()) == ["0.zip", "1.zip"]
+    for subset, (features, index) in before.items():
+        joined = read_shards(workspace / "data/features", (0, 1), subset)
+        saved = io.BytesIO()
+        np.save(saved, np.asarray(joined.features))
+        (tmp_path / subset).mkdir()
+        write_index(tmp_path / subset, joined.ids, joined.targets.tolist(), joined.paths)
+        assert (saved.getvalue(), (tmp_path / subset / INDEX_FILE).read_bytes()) == (features, index), subset
+    assert len(read_feature_set(workspace / "data/features/1", "train").ids) > 0  # shard 1 is not empty
+    assert (workspace / "metrics/train.json").read_bytes() == trained
+    assert stages_ran(dvc(workspace, "repro", "train").stdout) == []

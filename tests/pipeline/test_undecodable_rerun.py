@@ -29,7 +29,7 @@ def _digests(folder: Path) -> dict[str, str]:
 
 def _features_lock(ws: Path) -> list[dict]:
     """features' outs in dvc.lock (path, md5, size, files)."""
-    return yaml.safe_load((ws / "dvc.lock").read_text())["stages"]["features"]["outs"]
+    return yaml.safe_load((ws / "dvc.lock").read_text())["stages"]["features@0"]["outs"]
 
 
 def test_features_forced_twice_on_undecodable_photos_gives_identical_outputs(tmp_path: Path):
@@ -46,13 +46,13 @@ def test_features_forced_twice_on_undecodable_photos_gives_identical_outputs(tmp
         {"test/3.jpg": b""},
     )
     ws = make_workspace(tmp_path / "ws", {**PARAMS, "download": {**PARAMS["download"], "path": str(archive)}})
-    dvc(ws, "repro", "features")
-    first_lock, first_files = _features_lock(ws), _digests(ws / "data/features")
-    report = pd.read_csv(ws / "data/features/undecodable.csv", dtype=str)
+    dvc(ws, "repro", "features@0")
+    first_lock, first_files = _features_lock(ws), _digests(ws / "data/features/0")
+    report = pd.read_csv(ws / "data/features/0/undecodable.csv", dtype=str)
     assert sorted(report["id"]) == ["3", "cat.5", "dog.5"]
     assert not report["reason"].str.contains("0x").any(), report["reason"].tolist()
 
-    forced = dvc(ws, "repro", "--force", "--single-item", "features")
-    assert stages_ran(forced.stdout) == ["features"]
-    assert _digests(ws / "data/features") == first_files
+    forced = dvc(ws, "repro", "--force", "--single-item", "features@0")
+    assert stages_ran(forced.stdout) == ["features@0"]
+    assert _digests(ws / "data/features/0") == first_files
     assert _features_lock(ws) == first_lock  # same hash in dvc.lock: train and predict stay up to date

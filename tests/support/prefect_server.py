@@ -87,10 +87,15 @@ class PrefectServer:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
-    def start_worker(self, pool: str, cwd: Path) -> subprocess.Popen:
-        """A process worker on pool, polling every second, stopped with the server."""
+    def start_worker(
+        self, pool: str, cwd: Path, name: str | None = None, limit: int | None = None, env: dict | None = None
+    ) -> subprocess.Popen:
+        """A process worker on pool, polling every second, stopped with the server; name, limit (flow runs at once)
+        and extra environment variables optional. Its log is <name or "worker">.log."""
         args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
-        worker = start(args, cwd, self.env, self.logs / "worker.log")
+        args += ["--name", name] if name else []
+        args += ["--limit", str(limit)] if limit else []
+        worker = start(args, cwd, {**self.env, **(env or {})}, self.logs / f"{name or 'worker'}.log")
         self.processes.append(worker)
         return worker
 

@@ -12,6 +12,7 @@ from tasks.features import PRECISION_FILE, features, subset_photos
 from tasks.photos.class_list import read_class_list
 from tasks.photos.decode import load_photo
 from tasks.photos.manifest import read_manifest
+from tasks.photos.photo_store import PhotoStore
 from tasks.split import split
 from tasks.vgg.conv_backends import make_conv_runner, precision_warning
 from tasks.vgg.feature_store import read_feature_set
@@ -37,9 +38,11 @@ def conv():
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> tuple[Path, np.ndarray]:
     root = tmp_path_factory.mktemp("photos")
-    organized = organized_photos(root, per_class=2, test_count=1)
-    paths = sorted((organized / "train").glob("*/*.jpg"))[:3]
-    return organized, caffe_preprocess(np.stack([load_photo(p, RANDOM.image_size) for p in paths]))
+    organized = organized_photos(root, per_class=2, test_count=1)  # reorganize's photo store
+    with PhotoStore(organized) as store:
+        members = sorted(m for m in store.members() if m.startswith("train/"))[:3]
+        decoded = [load_photo(store.open(m), RANDOM.image_size) for m in members]
+    return organized, caffe_preprocess(np.stack(decoded))
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +109,14 @@ def test_the_features_stage_uses_the_backend_param(conv, photos, tmp_path):
     )
     params = features_params(weights="none", seed=0, image_size=224, batch_size=2, backend="onnxruntime")
     classes = organized.parent / "classes.json"
-    features(
-        tmp_path / "split.csv", organized, tmp_path / "features", params, reorganize_params().max_photo_bytes, classes
-    )
+    max_bytes = reorganize_params().max_photo_bytes
+    features(tmp_path / "split.csv", organized, organized, tmp_path / "features", params, max_bytes, classes, 0)
     recorded = json.loads((tmp_path / "features" / PRECISION_FILE).read_text())
     assert recorded == {"backend": "onnxruntime", "precision": "float32", "precision_used": "float32"}
     train = read_feature_set(tmp_path / "features", "train")
-    rows = [p.path for p in subset_photos(read_manifest(tmp_path / "split.csv"), "train", organized, ("cats", "dogs"))]
-    decoded = np.stack([load_photo(p, params.image_size) for p in rows])
+    rows = subset_photos(read_manifest(tmp_path / "split.csv"), "train", organized, ("cats", "dogs"))
+    with PhotoStore(organized) as store:
+        decoded = np.stack([load_photo(store.open(p.member), params.image_size) for p in rows])
     expected = make_conv_runner(conv, "keras", "float32", xla=False)(caffe_preprocess(decoded))  # same seed
     # float16 storage rounds to 2^-11 relative, far above the backends' own difference
     np.testing.assert_allclose(

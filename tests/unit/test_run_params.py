@@ -170,3 +170,16 @@ def test_a_typed_override_is_checked_key_by_key_as_the_run_starts():
         lesson2.validate_parameters({"overrides": {"features": {"image_size": 33}}})
     validated = lesson2.validate_parameters({"overrides": {"train": {"head": "last_layer"}}})
     assert typed_overrides(validated["overrides"]) == {"train.head": "last_layer"}
+
+
+def test_a_shard_count_set_with_s_adds_only_its_items_to_params_yaml(tmp_path: Path):
+    """`dvc exp run -S 'features.shards=[0,1]'` (and the flow's -S) writes the list in block style, one line added."""
+    before = (PROJECT / "params.yaml").read_text().splitlines()
+    shutil.copy2(PROJECT / "params.yaml", tmp_path / "params.yaml")
+    original, _ = read_params_file(tmp_path)
+    dvc_apply_overrides(tmp_path / "params.yaml", ["features.shards=[0,1]"])
+    after = (tmp_path / "params.yaml").read_text().splitlines()
+    at = before.index("  shards:")
+    assert after == [*before[: at + 2], "  - 1", *before[at + 2 :]] and before[at + 1] == "  - 0"
+    assert params_file(original, parse_set_params(["features.shards=[0,1]"])) == (tmp_path / "params.yaml").read_bytes()
+    assert load_params(tmp_path / "params.yaml").features.shards == (0, 1)

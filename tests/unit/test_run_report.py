@@ -24,8 +24,13 @@ from tests.support.workspace import PROJECT, project_params
 def test_metric_rows_name_each_scalar_by_file_and_key(tmp_path: Path):
     (tmp_path / "train.json").write_text(json.dumps({"val_accuracy": 0.9, "history": [1, 2]}))
     (tmp_path / "clip.json").write_text(json.dumps({"lo": 0.05}))
+    for shard in (0, 1):  # each features@<shard> stage's own metrics
+        (tmp_path / "features" / str(shard)).mkdir(parents=True)
+        (tmp_path / "features" / str(shard) / "undecodable.json").write_text(json.dumps({"test_undecodable": shard}))
     assert metric_rows(tmp_path) == [
         {"metric": "clip.lo", "value": 0.05},
+        {"metric": "features/0/undecodable.test_undecodable", "value": 0},
+        {"metric": "features/1/undecodable.test_undecodable", "value": 1},
         {"metric": "train.val_accuracy", "value": 0.9},
     ]
 
@@ -46,7 +51,12 @@ def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_pat
     merged, _ = validated_params(project_params(), {"train.batch_size": 4})
     paths = load_paths(PROJECT / DVC_FILE)
     out = {"path": paths.raw_archive, "hash": "md5", "md5": "abc123", "size": 3}
-    lock = {"schema": "2.0", "stages": {"download": {"cmd": "python -m tasks.download", "outs": [out]}}}
+    shard = {"path": f"{paths.features}/1", "hash": "md5", "md5": "f1.dir", "size": 3}
+    stages = {
+        "download": {"cmd": "python -m tasks.download", "outs": [out]},
+        "features@1": {"cmd": "python -m tasks.features 1", "outs": [shard]},
+    }
+    lock = {"schema": "2.0", "stages": stages}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     text = lineage_markdown(
         run_name="brave-lemur",
@@ -62,7 +72,8 @@ def test_lineage_names_the_locked_hashes_commit_experiment_and_overrides(tmp_pat
         metrics=[{"metric": "train.val_accuracy", "value": 0.5}],
     )
     assert f"`{paths.raw_archive}` md5 `abc123`" in text
-    assert f"`{paths.features}` md5 `not in dvc.lock`" in text
+    assert f"`{paths.model}` md5 `not in dvc.lock`" in text
+    assert f"| features | `{paths.features}/1` md5 `f1.dir` |" in text  # each shard's folder
     assert "`c0ffee` plus uncommitted changes to tasks/train.py" in text
     assert "`brave-lemur` at `e4e4`" in text and "| download | ⚪ up to date |" in text
     assert "| reorganize | 🔵 restored |" in text and "| split | 🟢 ran |" in text

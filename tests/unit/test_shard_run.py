@@ -1,16 +1,28 @@
-"""A shard run's pure parts: which inputs it pulls, its progress from the stage's lines, the bytes it moved; and its
-worktree at the coordinator's commit, fetched from the checkout's git remote."""
+"""A shard run's pure parts: which inputs it pulls, its progress from the stage's lines, the bytes it moved; its
+worktree at the coordinator's commit, fetched from the checkout's git remote; the coordinator's keys and refusals."""
 
+import logging
 from pathlib import Path
 
 import pytest
 
+from flows.fan_out import (
+    FanOut,
+    ShardFailed,
+    check_reachable,
+    failure_message,
+    idempotency_key,
+    params_digest,
+    shard_stages,
+    unpushed_code,
+)
 from flows.run_workspace import SHARD_RUNS_DIR, commit_workspace, fetch_commit, remove_dead_shard_runs
 from flows.shard_run import (
     PhotoProgress,
     ShardProgress,
     new_bytes,
     parse_progress,
+    run_shard,
     unpushed_bytes,
     written_by_others,
 )
@@ -22,6 +34,8 @@ def test_progress_lines_of_the_features_stage_parse_and_other_lines_do_not():
     running = "features: train 1,200/3,000 photos (40%), 5.2 photos/s, 3m 05s left"
     assert parse_progress(running) == PhotoProgress("train", 1200, 3000, 5.2)
     assert parse_progress("features: test 6/6 photos in 2s, 3.0 photos/s") == PhotoProgress("test", 6, 6, 3.0)
+    shard = "features@1: valid 2,000/2,000 photos in 6m 25s, 5.2 photos/s"
+    assert parse_progress(shard) == PhotoProgress("valid", 2000, 2000, 5.2)
     assert parse_progress("Running stage 'features@0':") is None
     assert parse_progress("features: cached block5_pool of 18 photos") is None
 
@@ -121,3 +135,74 @@ def test_the_worktree_a_killed_shard_run_left_is_removed_by_the_next(origin_and_
     (runs / "features@0-dead.lock").write_text("")  # nobody holds it: its run is gone
     assert remove_dead_shard_runs(clone) == ["features@0-dead"]
     assert list(runs.iterdir()) == []
+
+
+def test_the_idempotency_key_is_the_same_for_one_commit_params_and_attempt_and_new_otherwise():
+    digest = params_digest(b"features:\n  shards: [0, 1]\n", b"lock")
+    key = idempotency_key("c0ffee", digest, "features@1", 1)
+    assert key == idempotency_key("c0ffee", params_digest(b"features:\n  shards: [0, 1]\n", b"lock"), "features@1", 1)
+    others = {
+        idempotency_key("c0ffee", digest, "features@1", 2),
+        idempotency_key("c0ffee", digest, "features@0", 1),
+        idempotency_key("beef", digest, "features@1", 1),
+        idempotency_key("c0ffee", params_digest(b"features:\n  shards: [0, 1, 2]\n", b"lock"), "features@1", 1),
+        idempotency_key("c0ffee", params_digest(b"features:\n  shards: [0, 1]\n", b"other lock"), "features@1", 1),
+    }
+    assert key not in others and len(others) == 5
+
+
+def test_only_uncommitted_changes_to_a_shards_code_or_dvc_yaml_stop_the_fan_out():
+    deps = ["tasks/features.py", "tasks/vgg", "data/shards/0.zip", "params.yaml"]
+    changed = ["dvc.lock", "params.yaml", "tasks/features.py", "tasks/vgg/vgg16.py", "tasks/train.py", "dvc.yaml"]
+    assert unpushed_code(changed, deps, ["data/shards/0.zip"]) == [
+        "dvc.yaml",
+        "tasks/features.py",
+        "tasks/vgg/vgg16.py",
+    ]
+    assert unpushed_code(["dvc.lock", "params.yaml", "data/.gitignore"], deps, ["data/shards/0.zip"]) == []
+
+
+def test_a_shard_that_keeps_failing_is_named_with_its_worker_host_and_last_word():
+    message = failure_message("features@0", 3, "features@0-attempt-3", "gpu0", "host-a:4242", "exited with -9")
+    assert message == (
+        "shard features@0 failed 3 times; its last flow run features@0-attempt-3 ran on worker gpu0 "
+        "(process host-a:4242): exited with -9"
+    )
+    unknown = failure_message("features@1", 1, "r", None, None, "Crashed")
+    assert (
+        unknown
+        == "shard features@1 failed 1 time; its last flow run r ran on an unknown worker (no process recorded): "
+        "Crashed"
+    )
+
+
+def test_shard_stages_are_the_features_foreach_stages_in_order():
+    order = ["download", "split", "features@0", "features@1", "train"]
+    assert shard_stages(order) == ["features@0", "features@1"]
+
+
+def test_the_coordinator_refuses_a_commit_its_git_remote_lacks(origin_and_clone):
+    origin, clone = origin_and_clone
+    pushed = run_tool(["git", "rev-parse", "HEAD"], clone).stdout.strip()
+    assert check_reachable(clone, pushed).startswith("on origin/")
+    local = commit_file(clone, "only-here.py", "x\n")
+    with pytest.raises(ShardFailed) as refused:
+        check_reachable(clone, local)
+    assert str(refused.value) == (
+        f"commit {local[:12]} is on none of the git remotes origin the shard workers fetch from: "
+        "push it (git push), then run again"
+    )
+    assert check_reachable(origin, local).startswith("no git remote")
+
+
+def test_without_a_dvc_remote_neither_the_coordinator_nor_a_worker_starts(origin_and_clone):
+    origin, clone = origin_and_clone
+    with pytest.raises(ShardFailed) as refused:
+        FanOut(origin, origin, "features-shard/gpu-pool", logging.getLogger("test")).prepare(["features@0"])
+    assert str(refused.value) == (
+        f"fan-out to features-shard/gpu-pool needs a DVC remote every worker can reach, and {origin.resolve()} has "
+        "none: `dvc remote add -d` one (docs/remote.md), or run without shard_deployment"
+    )
+    with pytest.raises(StageError, match=r"has no default DVC remote: a shard run pulls its inputs from it"):
+        run_shard(clone, "HEAD", "", "features@0")
+    assert not (clone / SHARD_RUNS_DIR).exists()  # refused before any worktree

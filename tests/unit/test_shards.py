@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
 from tasks.core.errors import StageError
-from tasks.core.params import SplitParams
-from tasks.features import SAMPLE_SUBSETS, sample_part
+from tasks.core.params import SplitParams, parse_params
+from tasks.features import SAMPLE_SUBSETS, sample_part, shard_argument
 from tasks.photos.manifest import PhotoEntry, in_subset, read_manifest
 from tasks.photos.photo_store import PhotoStore, PhotoStoreWriter
 from tasks.photos.shards import CONV_SUBSETS, shard_entries, shard_ranges
+from tasks.photos.undecodable import REPORT_COLUMNS, UndecodableReport, read_reports, require_within_limit
 from tasks.split import write_shards
+from tasks.vgg.feature_store import FEATURES_FILE, read_shards, write_index
 from tests.support.photos import organized_photos, split_photos
+from tests.support.workspace import PROJECT, merged
 
 
 @pytest.mark.parametrize(
@@ -96,3 +102,61 @@ def test_split_refuses_a_photo_whose_bytes_are_not_the_listed_ones_and_keeps_the
         write_shards(other, tmp_path / "split.csv", tmp_path / "shards", 1, 2)
     assert (tmp_path / "shards" / "0.zip").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["0.zip"]  # no temporary left beside it
+
+
+def _shard(root: Path, shard: int, rows: int, shape: tuple[int, ...] = (1, 1, 2)) -> None:
+    """A features@<shard> folder of rows train photos, features of shape, and an empty undecodable report."""
+    folder = root / str(shard) / "train"
+    folder.mkdir(parents=True)
+    np.save(folder / FEATURES_FILE, np.full((rows, *shape), shard, np.float16))
+    ids = [f"cat.{shard}.{i}" for i in range(rows)]
+    write_index(folder, ids, [0] * rows, [f"data/organized/train/cats/{i}.jpg" for i in ids])
+    UndecodableReport(0, 2).write(root / str(shard))
+
+
+def test_read_shards_joins_the_listed_shards_in_order_and_refuses_a_missing_or_other_shaped_one(tmp_path: Path):
+    for shard, rows in enumerate([2, 0, 3]):
+        _shard(tmp_path, shard, rows)
+    _shard(tmp_path, 5, 1)  # a shard of an earlier, longer list: not listed, not read
+    joined = read_shards(tmp_path, (0, 1, 2), "train")
+    assert joined.ids == ["cat.0.0", "cat.0.1", "cat.2.0", "cat.2.1", "cat.2.2"]
+    assert np.asarray(joined.features)[:, 0, 0, 0].tolist() == [0, 0, 2, 2, 2] and joined.targets.tolist() == [0] * 5
+    assert isinstance(read_shards(tmp_path, (0,), "train").features, np.memmap)  # one shard: no copy at all
+    with pytest.raises(
+        StageError, match=r"^.*/3/train is missing, but features.shards lists shard 3; run `dvc repro` "
+    ):
+        read_shards(tmp_path, (0, 1, 2, 3), "train")
+    _shard(tmp_path, 3, 1, shape=(2, 2, 2))
+    with pytest.raises(StageError, match=r"/3/train holds features of shape \(2, 2, 2\), shard 0 of \(1, 1, 2\)"):
+        read_shards(tmp_path, (0, 1, 2, 3), "train")
+    with pytest.raises(StageError, match=r"/4/undecodable.csv is missing, but features.shards lists shard 4"):
+        read_reports(tmp_path, (0, 4))
+
+
+def test_max_undecodable_is_enforced_on_the_shards_together():
+    rows = [("train", f"cat.{i}", f"data/organized/train/cats/cat.{i}.jpg", "broken", "left out") for i in range(3)]
+    report = pd.DataFrame([*rows, ("test", "1", "t", "broken", "P = 1/2 for every class")], columns=REPORT_COLUMNS)
+    require_within_limit(report, 3)  # test photos keep their row: they don't count
+    with pytest.raises(StageError, match=r"^3 train/valid photos can't be decoded over all shards, more than "):
+        require_within_limit(report, 2)
+
+
+@pytest.mark.parametrize("argv", [[], ["a"], ["0", "1"], ["-1"]])
+def test_the_features_stage_needs_one_shard_number(argv: list[str]):
+    with pytest.raises(StageError, match=r"^expected one shard number, as `python -m tasks.features 0`"):
+        shard_argument(argv)
+    assert shard_argument(["12"]) == 12
+
+
+@pytest.mark.parametrize(
+    ("shards", "got"),
+    [([1, 2], "[1, 2]"), ([0, 2], "[0, 2]"), ([1, 0], "[1, 0]"), ([0, 0], "[0, 0]"), ([], "[]")],
+)
+def test_a_shard_list_that_is_not_0_to_n_minus_1_is_refused_at_load(shards: list[int], got: str):
+    data = merged(yaml.safe_load((PROJECT / "params.yaml").read_text()), {"features": {"shards": shards}})
+    with pytest.raises(StageError) as refused:
+        parse_params(data)
+    assert str(refused.value) == (
+        f"params.yaml: features.shards is {got}; it must list the shard numbers 0 to N-1 in order, one per shard: "
+        "[0] for one shard, [0, 1, 2, 3] for four"
+    )
