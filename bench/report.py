@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bench.conv_pass import CONV_GFLOP
-from bench.shard_report import shard_section
+from bench.shard_report import shard_lines
 from bench.workload import DENSE_EPOCHS, LAST_LAYER_EPOCHS, TEST, TRAIN, VALID
 
 COURSE = "course: flow_from_directory + full VGG16 predict, batch 64"
@@ -245,5 +245,5 @@ def write_report(r: dict, target: Path) -> None:
     ]
     shards = target.parent / "shards.json"  # `python -m bench.shards`' figures, measured in their own run
     if shards.exists():
-        lines += shard_section(json.loads(shards.read_text()))
+        lines += shard_lines(json.loads(shards.read_text()), r)
     target.write_text("\n".join(lines))

@@ -6,53 +6,57 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-# The features stage's last progress line of a subset (tasks/features.py: Progress.line).
-SUBSET_DONE = re.compile(r"^features: (\w+) ([\d,]+)/([\d,]+) photos in [^,]+, ([\d.]+) photos/s$")
+# The features stage's last progress line of a subset (tasks/features.py: Progress.line), after the stage's name.
+SUBSET_DONE = re.compile(r"^(\w+) ([\d,]+)/([\d,]+) photos in [^,]+, ([\d.]+) photos/s$")
+# run_shard's own closing line, which also starts with the stage's name.
+SHARD_SUMMARY = ("computed;", "restored from")
 RUN_CACHE = "run-cache entry"
-DIR_LISTING = "directory listings (.dir)"
-OTHER = "other"
 
 
-class ReproTimes(NamedTuple):
-    """Where the seconds of one `dvc repro --pull --single-item features@i` went."""
+class ShardTimes(NamedTuple):
+    """Where the seconds of one shard run (flows/shard_run.run_shard) went."""
 
-    dvc_start: float  # DVC's start, its look for the stage in the remote's run-cache, up to the stage's command
-    conv: float  # the conv pass: photos / photos/s of each subset's last progress line
+    sync_pull: float  # a worktree at the coordinator's commit and params, and `dvc pull` of the shard's inputs
+    dvc_start: float  # `dvc repro --pull` up to the stage's command: DVC's start, its look in the remote's run-cache
     stage_other: float  # the stage's own rest: Python and TensorFlow import, the model build, writing the outputs
-    dvc_end: float  # after the stage: DVC hashes the outputs, caches them, writes dvc.lock
-    computed: bool  # the stage ran (False: DVC restored it from a run-cache)
+    conv: float  # the conv pass: photos / photos/s of each subset's last progress line
+    finish: float  # after the stage: DVC caches the outputs and writes dvc.lock; `dvc push --run-cache`
+    computed: bool  # the stage ran (False: DVC restored it from the remote's run-cache)
 
 
-def repro_times(lines: list[tuple[float, str]], total: float, command: str) -> ReproTimes:
-    """Split total (seconds) by the arrival times of DVC's output lines; command is the stage's cmd DVC echoes."""
+def shard_times(lines: list[tuple[float, str]], total: float, stage: str, command: str) -> ShardTimes:
+    """Split a shard run's total seconds by when its output lines arrived; command is the stage's cmd DVC echoes."""
+    pulled = next((t for t, line in lines if line.startswith(f"{stage}: pulled ")), 0.0)
     started = next((t for t, line in lines if line.strip() == f"> {command}"), None)
     if started is None:
-        return ReproTimes(total, 0.0, 0.0, 0.0, False)
-    stage_lines = [(t, line.strip()) for t, line in lines if t >= started and line.strip().startswith("features:")]
+        return ShardTimes(pulled, 0.0, 0.0, 0.0, total - pulled, False)
+    prefix = f"{stage}: "
+    own = [
+        (t, line.strip().removeprefix(prefix))
+        for t, line in lines
+        if t >= started and line.startswith(prefix) and not line.removeprefix(prefix).startswith(SHARD_SUMMARY)
+    ]
     conv = 0.0
-    for _, line in stage_lines:
+    for _, line in own:
         if (m := SUBSET_DONE.match(line)) and m[2] == m[3]:
             conv += int(m[2].replace(",", "")) / float(m[4])
-    ended = stage_lines[-1][0] if stage_lines else started
-    return ReproTimes(started, conv, ended - started - conv, total - ended, True)
+    ended = own[-1][0] if own else started
+    return ShardTimes(pulled, started - pulled, ended - started - conv, conv, total - ended, True)
 
 
 def cache_md5(relative: str) -> str:
-    """The md5 a DVC 3 cache file holds, from its path under the cache (files/md5/ab/cdef...[.dir])."""
+    """The md5 a DVC 3 cache file is named by, from its path under the cache: files/md5/ab/cdef... -> abcdef...
+    (a directory listing keeps its .dir, as dvc.lock writes it)."""
     parts = relative.split("/")
-    return (parts[-2] + parts[-1]).removesuffix(".dir")
+    return parts[-2] + parts[-1]
 
 
-def labelled_bytes(files: dict[str, int], names: dict[str, str]) -> dict[str, int]:
-    """Bytes of cache files (path under the cache -> size) summed by what they are; names maps md5 -> what."""
+def labelled_bytes(files: dict[str, int], names: dict[str, str], default: str) -> dict[str, int]:
+    """Bytes of cache files (path under the cache -> size) summed by what they are: names maps md5 -> what, the
+    run-cache's entries are RUN_CACHE, anything else default."""
     out: dict[str, int] = {}
     for relative, size in sorted(files.items()):
-        if relative.startswith("runs/"):
-            label = RUN_CACHE
-        elif relative.endswith(".dir"):
-            label = DIR_LISTING
-        else:
-            label = names.get(cache_md5(relative), OTHER)
+        label = RUN_CACHE if relative.startswith("runs/") else names.get(cache_md5(relative), default)
         out[label] = out.get(label, 0) + size
     return out
 

@@ -1,10 +1,11 @@
 """Issue 16's fan-out bench: the conv pass of `features.shards: [0, 1]` on 1 worker vs 2 workers (one core each),
 through an S3 remote on loopback, side by side in one run; writes bench/shards.json and its RESULTS.md section.
 
-Each worker is its own git checkout and runs a shard as issue 16's contract says a shard worker does: bring the
-checkout to the coordinator's commit, `dvc pull` the shard's inputs, `dvc repro --pull --single-item features@<i>`,
-`dvc push --run-cache features@<i>`, each step timed alone (the worker function on the fan-out branch reports only
-its total). Every command of a worker runs under `taskset -c <core>`.
+Each worker is a process pinned to its core (os.sched_setaffinity; the dvc and stage processes inherit it) with its
+own git checkout, and runs its shards through flows/shard_run.run_shard, the function the fan-out's Prefect flow runs
+on a worker: a worktree at the coordinator's commit and params, `dvc pull` of the shard's inputs, `dvc repro --pull
+--single-item features@<i>`, `dvc push --run-cache`. Prefect itself is left out: its start and scheduling are not
+what this measures.
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ import argparse
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 from bench.machine import machine_details
-from bench.shard_figures import labelled_bytes, repro_times
+from bench.shard_figures import SUBSET_DONE, cache_md5, labelled_bytes, shard_times
 from bench.shard_report import update_results_md
-from bench.workspace import bench_params, dvc, make_workspace, merged, run_tool, tool_env
+from bench.workspace import bench_params, dvc, make_workspace, merged, run_tool
 from tasks.core.paths import DVC_FILE, load_paths
 
 HERE = Path(__file__).resolve().parent
@@ -89,27 +93,8 @@ def loopback_s3(home: Path):
         os.environ.update(saved)
 
 
-def timed(args: list[str], cwd: Path) -> float:
-    """Wall seconds of a command that must succeed."""
-    began = time.perf_counter()
-    run_tool(args, cwd)
-    return time.perf_counter() - began
-
-
-def streamed(args: list[str], cwd: Path) -> tuple[float, list[tuple[float, str]]]:
-    """Wall seconds of a command that must succeed, and each line of its output with the second it arrived."""
-    began = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=cwd, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    lines = [(time.perf_counter() - began, line.rstrip("\n")) for line in proc.stdout]
-    if proc.wait() != 0:
-        raise RuntimeError(f"{args} failed in {cwd}:\n" + "\n".join(line for _, line in lines))
-    return time.perf_counter() - began, lines
-
-
-def cache_files(checkout: Path) -> dict[str, int]:
-    """Every file in the checkout's DVC cache: path under the cache -> bytes."""
-    cache = checkout / ".dvc" / "cache"
+def cache_files(cache: Path) -> dict[str, int]:
+    """Every file in a DVC cache, the run-cache's included: path under the cache -> bytes."""
     return {p.relative_to(cache).as_posix(): p.stat().st_size for p in cache.rglob("*") if p.is_file()}
 
 
@@ -120,7 +105,7 @@ def md5(path: Path) -> str:
 def coordinator(root: Path, params: dict, endpoint: str) -> str:
     """The coordinator's checkout: download, reorganize and split run and committed; returns the commit's hash."""
     make_workspace(root, params)
-    for case in CASES:  # one remote per case, so each starts from an empty run-cache
+    for case in CASES:  # one remote prefix per case, so each starts from an empty run-cache
         name = remote_name(case)
         dvc(root, "remote", "add", name, f"s3://{BUCKET}/{name}")
         dvc(root, "remote", "modify", name, "endpointurl", endpoint)
@@ -130,6 +115,19 @@ def coordinator(root: Path, params: dict, endpoint: str) -> str:
     for case in CASES:
         dvc(root, "push", "-r", remote_name(case))
     return run_tool(["git", "rev-parse", "HEAD"], root).stdout.strip()
+
+
+def input_names(root: Path) -> dict[str, str]:
+    """md5 -> what, for the shard inputs the coordinator pushed: each shard store, its folder's listing, split.csv,
+    classes.json."""
+    paths = load_paths(root / DVC_FILE)
+    names = {md5(root / paths.split): "split.csv", md5(root / paths.classes): "classes.json"}
+    names |= {md5(store): "shard store" for store in (root / paths.shards).glob("*.zip")}
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    for out in lock["stages"]["split"]["outs"]:
+        if out["path"] == paths.shards:
+            names[out["md5"]] = "shard stores' listing (.dir)"
+    return names
 
 
 def remote_name(case: str) -> str:
@@ -143,78 +141,120 @@ def worker_checkout(coordinator_root: Path, root: Path, case: str) -> Path:
     return root
 
 
-def run_shard(checkout: Path, coordinator_root: Path, commit: str, shard: int, core: int) -> dict:
-    """One shard on one worker pinned to core: sync, pull its inputs, reproduce its stage, push it; each step timed."""
-    pin = ["taskset", "-c", str(core)]
-    paths = load_paths(checkout / DVC_FILE)
-    py = [*pin, sys.executable, "-m", "dvc"]
-    before = cache_files(checkout)
-    began = time.perf_counter()
-    sync = timed([*pin, "git", "fetch", "-q", str(coordinator_root), "HEAD"], checkout)
-    sync += timed([*pin, "git", "checkout", "-q", "--detach", commit], checkout)
-    inputs = [f"{paths.shards}/{shard}.zip", paths.split, paths.classes]
-    pull = timed([*py, "pull", *inputs], checkout)
-    pulled = cache_files(checkout)
-    repro_total, lines = streamed([*py, "repro", "--pull", "--single-item", f"features@{shard}"], checkout)
-    computed = cache_files(checkout)
-    push = timed([*py, "push", "--run-cache", f"features@{shard}"], checkout)
-    wall = time.perf_counter() - began
-    names = {
-        md5(checkout / p): what for p, what in zip(inputs, ("shard store", "split.csv", "classes.json"), strict=True)
-    }
-    features = checkout / paths.features / str(shard)
-    names |= {md5(f): "features" for f in features.rglob("*") if f.is_file()}
-    split = repro_times(lines, repro_total, STAGE_COMMAND.format(shard=shard))
-    return {
-        "shard": shard,
-        "core": core,
-        "seconds": {"sync": sync, "pull": pull, **split._asdict(), "push": push, "wall": wall},
-        "bytes pulled": labelled_bytes({k: v for k, v in pulled.items() if k not in before}, names),
-        "bytes pushed": labelled_bytes({k: v for k, v in computed.items() if k not in pulled}, names),
-        "photos": photo_count(features),
-    }
+def pin(core: int) -> None:
+    """Run this worker process, and every process it starts, on one core; load what a waiting worker has loaded."""
+    os.sched_setaffinity(0, {core})
+    import dvc.repo  # noqa: F401
+
+    import flows.shard_run  # noqa: F401
+    from flows.dvc_stages import stage_environment
+
+    stage_environment()  # loads Prefect's runtime module, as a worker's process has
 
 
-def photo_count(features: Path) -> int:
-    """Photos a shard's conv pass ran on: rows of its train, valid and test indexes."""
-    return sum(len((features / s / "index.csv").read_text().splitlines()) - 1 for s in ("train", "valid", "test"))
+def ready() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
 
 
-def feature_digests(checkouts: list[Path], features: str) -> dict[str, str]:
-    """md5 of every file of every shard's features in the checkouts: relative path -> md5."""
-    out = {}
-    for checkout in checkouts:
-        root = checkout / features
-        out |= {f.relative_to(root).as_posix(): md5(f) for f in sorted(root.rglob("*")) if f.is_file()}
-    return out
+def arrivals(lines: list[tuple[float, str]], began: float) -> Callable[[str], None]:
+    """A line callback that keeps each line with its second since began."""
+    return lambda line: lines.append((time.perf_counter() - began, line))
 
 
-def run_case(case: str, scratch: Path, coordinator_root: Path, commit: str) -> dict:
-    """All workers of case at once (worker k on core k), each running its shards in turn; wall of the whole fan-out."""
+def run_shards(checkout: Path, commit: str, params: bytes, lock: bytes, shards: list[int], names: dict) -> list[dict]:
+    """In a pinned worker process: its shards in turn through run_shard, each with its lines' arrival times."""
+    from flows.shard_run import run_shard
+    from tasks.features import stage_name
+
+    cache = checkout / ".dvc" / "cache"
+    reports = []
+    for shard in shards:
+        stage, lines = stage_name(shard), []
+        before = cache_files(cache)
+        began = time.perf_counter()
+        report = run_shard(
+            checkout,
+            commit,
+            params,
+            stage,
+            lock,
+            on_line=arrivals(lines, began),
+        )
+        total = time.perf_counter() - began
+        new = {k: v for k, v in cache_files(cache).items() if k not in before}
+        moved = labelled_bytes(new, names, "features")
+        outputs = sorted(cache_md5(k) for k in new if not k.startswith("runs/") and cache_md5(k) not in names)
+        inputs = set(names.values())
+        reports.append(
+            {
+                "shard": shard,
+                "core": ready()[0],
+                "seconds": {
+                    **shard_times(lines, total, stage, STAGE_COMMAND.format(shard=shard))._asdict(),
+                    "wall": total,
+                },
+                "run_shard": {
+                    "bytes_pulled": report.bytes_pulled,
+                    "bytes_pushed": report.bytes_pushed,
+                    "computed": report.computed,
+                    "seconds": report.seconds,
+                },
+                "bytes pulled": {k: v for k, v in moved.items() if k in inputs},
+                "bytes pushed": {k: v for k, v in moved.items() if k not in inputs},
+                "photos": photo_count(lines, stage),
+                "features objects": outputs,  # md5s of the pushed features (files and listing): their content
+            }
+        )
+    return reports
+
+
+def photo_count(lines: list[tuple[float, str]], stage: str) -> int:
+    """Photos the shard's conv pass ran on: the totals of its subsets' last progress lines."""
+    prefix = f"{stage}: "
+    done = [SUBSET_DONE.match(line.removeprefix(prefix)) for _, line in lines if line.startswith(prefix)]
+    return sum(int(m[3].replace(",", "")) for m in done if m and m[2] == m[3])
+
+
+def run_case(case: str, scratch: Path, root: Path, commit: str, names: dict) -> dict:
+    """All workers of case at once (worker k a process on core k), each running its shards in turn."""
     plans = CASES[case]
-    checkouts = [
-        worker_checkout(coordinator_root, scratch / f"{remote_name(case)}-{k}", case) for k in range(len(plans))
-    ]
+    checkouts = [worker_checkout(root, scratch / f"{remote_name(case)}-{k}", case) for k in range(len(plans))]
+    params, lock = (root / "params.yaml").read_bytes(), (root / "dvc.lock").read_bytes()
+    spawn = multiprocessing.get_context("spawn")
+    pools = [ProcessPoolExecutor(1, mp_context=spawn, initializer=pin, initargs=(k,)) for k in range(len(plans))]
+    try:
+        cores = [pool.submit(ready).result() for pool in pools]  # started, pinned and loaded before the clock starts
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        began = time.perf_counter()
+        jobs = [
+            pool.submit(run_shards, checkouts[k], commit, params, lock, plans[k], names) for k, pool in enumerate(pools)
+        ]
+        workers = [job.result() for job in jobs]
+        wall = time.perf_counter() - began
+    finally:
+        for pool in pools:
+            pool.shutdown()
+    return {"wall": wall, "cores": cores, "load average at start": load, "workers": workers}
 
-    def worker(k: int) -> list[dict]:
-        return [run_shard(checkouts[k], coordinator_root, commit, shard, k) for shard in plans[k]]
 
+def joined_features(coordinator_root: Path, root: Path, case: str) -> dict:
+    """The coordinator's side after the fan-out, in a fresh clone of it with split's outputs (so no features come
+    from its own cache):
+    `dvc repro --pull` of every shard's stage, restored from the case's run-cache with none run, and the md5 of every
+    file of the joined features."""
+    worker_checkout(coordinator_root, root, case)
+    dvc(root, "pull", "split")  # what the coordinator has: split's outputs, the shards' inputs
     began = time.perf_counter()
-    with ThreadPoolExecutor(len(plans)) as pool:
-        reports = list(pool.map(worker, range(len(plans))))
-    wall = time.perf_counter() - began
-    features = load_paths(coordinator_root / DVC_FILE).features
-    return {"wall": wall, "workers": reports, "digests": feature_digests(checkouts, features)}
-
-
-def coordinator_restores(coordinator_root: Path, case: str) -> dict:
-    """The coordinator after the fan-out: every shard's stage restored from the case's run-cache, none run."""
-    dvc(coordinator_root, "remote", "default", "--local", remote_name(case))
-    targets = [f"features@{s}" for s in SHARDS]
-    began = time.perf_counter()
-    out = dvc(coordinator_root, "repro", "--pull", "--single-item", *targets)
-    ran = [line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage '")]
-    return {"seconds": time.perf_counter() - began, "ran": ran}
+    out = dvc(root, "repro", "--pull", "--single-item", *[f"features@{s}" for s in SHARDS])
+    features = root / load_paths(root / DVC_FILE).features
+    digests = {f.relative_to(features).as_posix(): md5(f) for f in sorted(features.rglob("*")) if f.is_file()}
+    return {
+        "seconds": time.perf_counter() - began,
+        # DVC echoes a stage's command only when it runs it; a run-cache restore says "is cached - skipping run"
+        "ran": [s for s in SHARDS if f"> {STAGE_COMMAND.format(shard=s)}" in out.stdout.splitlines()],
+        "output": out.stdout + out.stderr,
+        "digests": digests,
+    }
 
 
 def main() -> None:
@@ -223,9 +263,11 @@ def main() -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=value)
     parser.add_argument("--scratch", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for shards.json and RESULTS.md")
+    parser.add_argument("--report-only", action="store_true", help="re-render the RESULTS.md section from shards.json")
     args = parser.parse_args()
-    if shutil.which("taskset") is None:
-        sys.exit("bench.shards: needs taskset (util-linux) to pin each worker to its core")
+    if args.report_only:
+        update_results_md(json.loads((args.out / "shards.json").read_text()), args.out / "RESULTS.md")
+        return
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("bench.shards: needs 2 cores to run 2 workers at once")
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="dogscats-bench-shards-"))
@@ -242,13 +284,21 @@ def main() -> None:
         began = time.perf_counter()
         commit = coordinator(root, params, endpoint)
         results["coordinator seconds"] = time.perf_counter() - began
-        split_bytes = (root / load_paths(root / DVC_FILE).split).stat().st_size
-        results["split.csv bytes"] = split_bytes
+        results["split.csv bytes"] = (root / load_paths(root / DVC_FILE).split).stat().st_size
+        names = input_names(root)
+        results["cases"], joins = {}, {}
         for case in CASES:
             print(f"bench: {case} ...", flush=True)
-            results.setdefault("cases", {})[case] = run_case(case, scratch, root, commit)
-        results["coordinator restore"] = coordinator_restores(root, "2 workers")
-    digests = [c.pop("digests") for c in results["cases"].values()]
+            results["cases"][case] = run_case(case, scratch, root, commit, names)
+            joins[case] = joined_features(root, scratch / f"join-{remote_name(case)}", case)
+    pushed = [
+        sorted({md5 for worker in case["workers"] for run in worker for md5 in run.pop("features objects")})
+        for case in results["cases"].values()
+    ]
+    results["pushed features identical"] = pushed[0] == pushed[1]
+    results["pushed feature objects compared"] = len(pushed[0])
+    digests = [join.pop("digests") for join in joins.values()]
+    results["joined"] = joins
     results["features identical"] = digests[0] == digests[1]
     results["feature files compared"] = len(digests[0])
     results["total seconds"] = time.perf_counter() - started

@@ -5,68 +5,78 @@ from __future__ import annotations
 import pytest
 
 from bench.shard_figures import (
-    DIR_LISTING,
-    OTHER,
     RUN_CACHE,
     Projection,
+    cache_md5,
     fan_out_seconds,
     labelled_bytes,
-    repro_times,
     shard_seconds,
+    shard_times,
 )
-from bench.shard_report import with_section
+from bench.shard_report import ran_phrase, with_section
 
-COMMAND = "python -m tasks.features 1"
-# What `dvc repro --pull --single-item features@1` prints, stdout and stderr together, with each line's second.
-REPRO = [
-    (0.9, "Running stage 'features@1':"),
-    (1.5, "> python -m tasks.features 1"),
-    (9.0, "features: train 100/200 photos (50%), 10.0 photos/s, 10s left"),
-    (21.0, "features: train 200/200 photos in 20s, 10.0 photos/s"),
-    (25.0, "features: valid 40/40 photos in 4s, 10.0 photos/s"),
-    (30.5, "features: test 50/50 photos in 5s, 10.0 photos/s"),
-    (31.5, "features: train 200, valid 40, test 50, sample_train 10, sample_valid 5"),
-    (33.0, "Updating lock file 'dvc.lock'"),
+STAGE, COMMAND = "features@1", "python -m tasks.features 1"
+# What run_shard hands its on_line for features@1 (DVC's lines and the stage's, stdout and stderr together), each
+# with the second it arrived.
+RUN = [
+    (0.2, "A       data/shards/1.zip"),
+    (2.5, "features@1: pulled 1,234 bytes of its inputs (data/classes.json, data/shards/1.zip, data/split.csv)"),
+    (3.1, "Running stage 'features@1':"),
+    (3.5, "> python -m tasks.features 1"),
+    (11.0, "features@1: train 100/200 photos (50%), 10.0 photos/s, 10s left"),
+    (23.0, "features@1: train 200/200 photos in 20s, 10.0 photos/s"),
+    (27.0, "features@1: valid 40/40 photos in 4s, 10.0 photos/s"),
+    (32.5, "features@1: test 50/50 photos in 5s, 10.0 photos/s"),
+    (33.5, "features@1: train 200, valid 40, test 50, sample_train 10, sample_valid 5"),
+    (35.0, "Updating lock file 'dvc.lock'"),
+    (38.0, "features@1: computed; pulled 1,234 bytes, pushed 5,678 bytes, 38.0 s"),
 ]
 
 
-def test_a_repro_is_split_into_dvc_start_conv_the_stage_rest_and_dvc_end():
-    times = repro_times(REPRO, 34.0, COMMAND)
+def test_a_shard_run_is_split_into_sync_and_pull_dvc_start_the_stage_rest_conv_and_finish():
+    times = shard_times(RUN, 38.5, STAGE, COMMAND)
     assert times.computed
-    assert times.dvc_start == pytest.approx(1.5)
+    assert times.sync_pull == pytest.approx(2.5)
+    assert times.dvc_start == pytest.approx(1.0)
     assert times.conv == pytest.approx(20 + 4 + 5)  # photos / photos/s of each subset's last line
-    assert times.stage_other == pytest.approx(31.5 - 1.5 - 29)
-    assert times.dvc_end == pytest.approx(34.0 - 31.5)
-    assert sum(times[:4]) == pytest.approx(34.0)
+    assert times.stage_other == pytest.approx(33.5 - 3.5 - 29)  # ends at the stage's last line, not run_shard's
+    assert times.finish == pytest.approx(38.5 - 33.5)
+    assert sum(times[:5]) == pytest.approx(38.5)
 
 
-def test_a_repro_restored_from_the_run_cache_computed_nothing():
-    lines = [(2.0, "Stage 'features@1' is cached - skipping run, checking out outputs")]
-    times = repro_times(lines, 3.0, COMMAND)
+def test_a_shard_restored_from_the_run_cache_computed_nothing():
+    lines = [*RUN[:2], (4.0, "Stage 'features@1' is cached - skipping run, checking out outputs")]
+    times = shard_times(lines, 6.0, STAGE, COMMAND)
     assert not times.computed
-    assert (times.dvc_start, times.conv, times.stage_other, times.dvc_end) == (3.0, 0.0, 0.0, 0.0)
+    assert (times.sync_pull, times.conv, times.finish) == (2.5, 0.0, 3.5)
 
 
 def test_another_shards_command_does_not_count():
-    assert not repro_times(REPRO, 34.0, "python -m tasks.features 0").computed
+    assert not shard_times(RUN, 38.5, "features@0", "python -m tasks.features 0").computed
 
 
 def test_cache_files_are_summed_by_what_they_are():
     files = {
         "files/md5/ab/cdef": 100,  # the shard store
         "files/md5/12/3456": 7,  # split.csv
-        "files/md5/99/8877.dir": 3,
+        "files/md5/99/8877.dir": 3,  # the shard stores' listing
         "runs/4f/4f00/aa": 2,
-        "files/md5/00/0000": 5,
+        "files/md5/00/0000": 5,  # anything else: the stage's outputs
     }
-    names = {"abcdef": "shard store", "123456": "split.csv"}
-    assert labelled_bytes(files, names) == {
+    names = {"abcdef": "shard store", "123456": "split.csv", "998877.dir": "listing"}
+    assert cache_md5("files/md5/99/8877.dir") == "998877.dir"
+    assert labelled_bytes(files, names, "features") == {
         "shard store": 100,
         "split.csv": 7,
-        DIR_LISTING: 3,
+        "listing": 3,
         RUN_CACHE: 2,
-        OTHER: 5,
+        "features": 5,
     }
+
+
+def test_the_report_names_the_shards_a_coordinator_ran_instead_of_restoring():
+    assert ran_phrase([]).startswith("ran none")
+    assert ran_phrase([0]).startswith("ran features@0 ")
 
 
 PROJECTION = Projection(
