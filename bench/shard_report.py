@@ -223,7 +223,9 @@ def projection_lines(r: dict, issue7: dict) -> list[str]:
 
 
 def duration(seconds: float) -> str:
-    """seconds as a person reads a wait: 42 s, 9 min 05 s."""
+    """seconds as a person reads a wait: 0.5 s, 42 s, 9 min 05 s."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     whole = round(seconds)
     return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
 

@@ -13,7 +13,7 @@ from bench.shard_figures import (
     shard_seconds,
     shard_times,
 )
-from bench.shard_report import ran_phrase, with_section
+from bench.shard_report import duration, ran_phrase, with_section
 
 STAGE, COMMAND = "features@1", "python -m tasks.features 1"
 # What run_shard hands its on_line for features@1 (DVC's lines and the stage's, stdout and stderr together), each
@@ -102,3 +102,7 @@ def test_a_section_is_replaced_in_place_and_what_follows_it_kept():
     assert with_section(text, "## S", "## S\nnew s\n") == "# R\n\n## A\nold a\n\n## S\nnew s\n\n## B\nb\n"
     assert with_section("# R\n\n## A\na\n", "## S", "## S\nnew\n") == "# R\n\n## A\na\n\n## S\nnew\n"
     assert with_section("# R\n\n## S\nold\n", "## S", "## S\nnew\n") == "# R\n\n## S\nnew\n"
+
+
+def test_projected_times_read_as_seconds_or_minutes():
+    assert [duration(s) for s in (0.47, 42.4, 2343.0)] == ["0.5 s", "42 s", "39 min 03 s"]
