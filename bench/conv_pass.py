@@ -14,6 +14,7 @@ from tasks.competition.synthetic import build_synthetic_archive
 from tasks.core.params import FeaturesParams
 from tasks.features import Photo, extract, preprocessed_batches
 from tasks.photos.decode import load_photo
+from tasks.photos.photo_store import PhotoStore, PhotoStoreWriter
 from tasks.reorganize import reorganize
 from tasks.vgg.conv_backends import make_conv_runner
 from tasks.vgg.layers import POOL5
@@ -47,6 +48,14 @@ def best_rate(run, images: int, rounds: int) -> float:
     return images / best
 
 
+def photo_store(photos: list[Photo], target: Path) -> Path:
+    """A photo store at target holding photos (their files' bytes) under their members, as split writes a shard's."""
+    with PhotoStoreWriter(target) as writer:
+        for photo in photos:
+            writer.add_bytes(photo.member, photo.path.read_bytes())
+    return target
+
+
 def course_iterator(photos: list[Photo], scratch: Path):
     """The course's loader: ImageDataGenerator with VGG16's preprocessing, flow_from_directory at batch 64, in order."""
     from keras.applications.vgg16 import preprocess_input
@@ -74,6 +83,7 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
     conv = conv_base(vgg, STAGE.layer)
     n, batch = len(photos), STAGE.batch_size
     decoded = np.stack([load_photo(p.path, SIDE) for p in photos])
+    store = PhotoStore(photo_store(photos, scratch / "photos.zip"))  # what the stage reads: a shard's photo store
     batches = [caffe_preprocess(decoded[i : i + batch]) for i in range(0, n, batch)]
     runners = {
         "keras": make_conv_runner(conv, "keras", "float32", xla=False),
@@ -94,13 +104,13 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
     limit = stage_limits().max_photo_bytes
 
     def stage(backend: str):
-        return lambda: extract(runners[backend], photos, STAGE, limit, out, "bench")
+        return lambda: extract(runners[backend], store, photos, STAGE, limit, out, "bench", "bench")
 
     def conv_only(backend: str):
         return lambda: [runners[backend](b) for b in batches]
 
     def decode_only():
-        for _ in preprocessed_batches(photos, STAGE, limit, decode_pool, {}):
+        for _ in preprocessed_batches(store, photos, STAGE, limit, decode_pool, {}):
             pass
 
     candidates = {f"backend {name} (conv only)": conv_only(name) for name in runners}
@@ -117,6 +127,7 @@ def measure_conv(photos: list[Photo], scratch: Path, rounds: int = 2) -> dict:
             rates[name] = max(rates[name], best_rate(run, n, 1))
     large = competition_size_decode(scratch, decode_pool)
     decode_pool.shutdown()
+    store.close()
     return {
         "photos": n,
         "rounds": rounds,
@@ -135,7 +146,8 @@ def competition_size_decode(scratch: Path, pool: ThreadPoolExecutor, count: int 
     photos = all_photos(scratch / "large")
 
     def decode_only():
-        for _ in preprocessed_batches(photos, STAGE, limits.max_photo_bytes, pool, {}):
+        for _ in preprocessed_batches(store, photos, STAGE, limits.max_photo_bytes, pool, {}):
             pass
 
-    return max(best_rate(decode_only, len(photos), 1) for _ in range(2))
+    with PhotoStore(scratch / "large") as store:  # reorganize's store holds every photo: one shard's worth
+        return max(best_rate(decode_only, len(photos), 1) for _ in range(2))

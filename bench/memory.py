@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -34,12 +35,18 @@ def features_peak_rss(scratch: Path, per_class: int, test_count: int) -> dict:
         SplitParams(seed=0, valid_size=valid, sample_train_size=2, sample_valid_size=2),
         read_class_list(scratch / "classes.json").classes,
     )
-    write_paths(scratch, {"organized": str(organized), "split": str(manifest), "features": str(scratch / "features")})
+    (scratch / "shards").mkdir()
+    shutil.copy(organized, scratch / "shards" / "0.zip")  # reorganize's store holds every photo: shard 0 of one
+    paths = {"shards": str(scratch / "shards"), "split": str(manifest), "features": str(scratch / "features")}
+    paths["classes"] = str(scratch / "classes.json")  # reorganize wrote it there
+    write_paths(scratch, {"organized": str(organized), **paths})
     params = bench_params({"features": {"batch_size": FEATURES_BATCH}})
     (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = tool_env() | {"PYTHONPATH": str(PROJECT)}
     began = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "tasks.features"], cwd=scratch, env=env, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tasks.features", "0"], cwd=scratch, env=env, stdout=subprocess.DEVNULL
+    )
     peak = 0
     while child.poll() is None:
         peak = max(peak, high_water_rss(child.pid))

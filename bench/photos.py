@@ -11,6 +11,7 @@ from tasks.core.params import ReorganizeParams
 from tasks.features import Photo, subset_photos
 from tasks.photos.class_list import read_class_list
 from tasks.photos.manifest import read_manifest
+from tasks.photos.photo_store import PhotoStore
 from tasks.reorganize import reorganize
 
 # Not shipped with the project: a clone has it only where ../shared is set up beside it (DESIGN.md).
@@ -18,6 +19,7 @@ REAL_SAMPLE = Path("shared") / "data" / "real-sample" / "dogs-vs-cats-redux-kern
 COMPETITION_SIDE = 500  # the competition's photos are mostly about 500x375
 # The real sample's counts, so either set gives the same number of photos.
 SYNTHETIC_PER_CLASS, SYNTHETIC_TEST = 100, 50
+FOLDERS = "folders"  # the photos copied out of the store, beside it, for what reads files (the course's loader)
 
 
 class PhotoSource(NamedTuple):
@@ -51,13 +53,19 @@ def stage_limits() -> ReorganizeParams:
 
 
 def organized_bench_photos(scratch: Path, archive: Path) -> Path:
-    """The bench archive reorganized into train/cats, train/dogs, test/unknown under scratch/organized."""
+    """The bench archive reorganized into the photo store scratch/organized, and copied out of it into class folders
+    (train/cats, train/dogs, test/unknown) under scratch/folders for the course's loader."""
     reorganize(archive, scratch / "organized", scratch / "organized.csv", scratch / "classes.json", stage_limits())
+    with PhotoStore(scratch / "organized") as store:
+        for member in store.members():
+            store.extract(member, scratch / FOLDERS / member)
     return scratch / "organized"
 
 
 def all_photos(organized: Path) -> list[Photo]:
-    """Every photo reorganize listed in organized.csv, train then test, as the features stage reads them."""
+    """Every photo reorganize listed in organized.csv, train then test, as the features stage reads them from the
+    store organized; each photo's path is its copy under organized's sibling folders/ (extracted or not)."""
     index = read_manifest(organized.with_suffix(".csv"))
     classes = read_class_list(organized.parent / "classes.json").classes  # reorganize writes it beside the index
-    return subset_photos(index, "train", organized, classes) + subset_photos(index, "test", organized, classes)
+    folders = organized.parent / FOLDERS
+    return subset_photos(index, "train", folders, classes) + subset_photos(index, "test", folders, classes)

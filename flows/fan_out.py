@@ -134,6 +134,7 @@ class FanOut:
     def __init__(self, run_dir: Path, root: Path, deployment: str, logger: logging.Logger | logging.LoggerAdapter):
         self.run_dir, self.root, self.deployment, self.logger = run_dir, root, deployment, logger
         self.began = datetime.now(UTC)
+        self.digest = ""  # of the params and upstream hashes the shards run on: prepare() sets it
 
     def prepare(self, stages: list[str]) -> tuple[dict[str, Any], list[str]]:
         """Check and push what the workers need; the shard runs' parameters and the stages to submit."""
@@ -250,19 +251,17 @@ def latest_progress(client: Any, flow_run_id: Any) -> float | None:
 
 def worker_of(client: Any, flow_run_id: Any) -> str | None:
     """The worker that submitted the flow run, from the event Prefect's workers emit for it (None if not found)."""
-    body = {
-        "filter": {
-            "event": {"name": ["prefect.worker.submitted-flow-run"]},
-            "related": {"id": [f"prefect.flow-run.{flow_run_id}"]},
-        },
-        "limit": 5,
-    }
+    from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+
+    found = EventFilter(
+        event=EventNameFilter(name=["prefect.worker.submitted-flow-run"]),
+        related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+    )
     try:
-        events = client._client.post("/events/filter", json=body).json().get("events") or []
+        events = client.read_events(filter=found, limit=5).events
     except Exception:  # the worker's name is a courtesy in a failure message; never a second failure
         return None
-    names = [event["resource"].get("prefect.resource.name") for event in events]
-    return names[-1] if names else None
+    return events[-1].resource.name if events else None
 
 
 def fan_out(

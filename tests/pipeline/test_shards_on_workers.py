@@ -159,7 +159,10 @@ def test_shards_run_on_two_workers_join_to_the_one_shard_features_and_survive_a_
         (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         third = coordinator(workspace, server, tmp_path / "third.log")
         killed = kill_a_shard_mid_run(server, third)
-        finish(third, tmp_path / "third.log", server)
+        said = " ".join(finish(third, tmp_path / "third.log", server).split())
+        # The coordinator names the worker of the killed run (from Prefect's events) and submits it again.
+        assert f"{killed}: flow run {killed}-attempt-1 ended Crashed (" in said
+        assert "on worker worker-" in said and "submitting it again" in said
         earlier = {run["id"] for run in runs}
         new = [run for run in shard_runs(server) if run["id"] not in earlier]
         stages = [f"features@{i}" for i in params["features"]["shards"]]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.dvc_stages import RESTORED, on_remote, reproduce_stage
 from flows.fan_out import (
     FanOut,
     ShardFailed,
@@ -206,3 +207,79 @@ def test_without_a_dvc_remote_neither_the_coordinator_nor_a_worker_starts(origin
     with pytest.raises(StageError, match=r"has no default DVC remote: a shard run pulls its inputs from it"):
         run_shard(clone, "HEAD", "", "features@0")
     assert not (clone / SHARD_RUNS_DIR).exists()  # refused before any worktree
+
+
+STAND_IN = """
+stages:
+  split:
+    cmd: >-
+      mkdir -p data/shards && printf zero > data/shards/0.zip && printf one! > data/shards/1.zip
+      && printf s > data/split.csv
+    outs: [data/shards, data/split.csv]
+  features:
+    foreach: ${shards}
+    do:
+      cmd: >-
+        mkdir -p data/features/${item} metrics/${item} && echo "features@${item}: train 1/2 photos (50%), 2.0 photos/s"
+        && cat data/shards/${item}.zip data/split.csv > data/features/${item}/x && echo 1 > metrics/${item}/m.json
+      deps:
+        - data/shards/${item}.zip
+        - data/split.csv
+      outs:
+        - data/features/${item}
+      metrics:
+        - metrics/${item}/m.json:
+            cache: false
+"""
+
+
+def test_a_shard_computed_on_a_worker_is_restored_by_the_coordinator_and_never_computed_twice(tmp_path: Path):
+    """A stand-in for the project: shell stages with DVC's foreach, a metrics file kept out of the cache as the
+    features stage's are, and a local folder as the remote."""
+    coordinator = tmp_path / "coordinator"
+    coordinator.mkdir()
+    run_tool(["git", "init", "-q"], coordinator)
+    dvc(coordinator, "init", "-q")
+    dvc(coordinator, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    (coordinator / "params.yaml").write_text("shards: [0, 1]\n")
+    (coordinator / "dvc.yaml").write_text(STAND_IN)
+    run_tool(["git", "add", "-A"], coordinator)
+    run_tool(["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "init"], coordinator)
+    commit = run_tool(["git", "rev-parse", "HEAD"], coordinator).stdout.strip()
+    dvc(coordinator, "repro", "split")
+    dvc(coordinator, "push", "data/shards", "data/split.csv")
+    lock = (coordinator / "dvc.lock").read_text()
+    workers = [tmp_path / f"worker-{i}" for i in range(2)]
+    for worker in workers:
+        run_tool(["git", "clone", "-q", str(coordinator), str(worker)], tmp_path)
+    seen: list[float] = []
+
+    report = run_shard(
+        workers[0],
+        commit,
+        "shards: [0, 1]\n",
+        "features@1",
+        lock,
+        on_line=lambda _: None,
+        on_progress=lambda _, f: seen.append(f),
+    )
+    assert report.computed and report.bytes_pushed == len("one!s")  # data/features/1/x, the one output file
+    assert report.bytes_pulled >= len("one!s") and seen == [0.5]
+    cache = {p.name for p in (workers[0] / ".dvc/cache/files/md5").rglob("*")}
+    assert md5_name("one!") in cache and md5_name("zero") not in cache  # its own shard only
+    assert on_remote(coordinator, ["features@0", "features@1"]) == ["features@1"]
+
+    again = run_shard(workers[1], commit, "shards: [0, 1]\n", "features@1", lock, on_line=lambda _: None)
+    assert not again.computed and again.bytes_pushed == 0  # restored from the remote's run-cache
+
+    run = reproduce_stage(coordinator, "features@1", on_line=lambda _: None)
+    assert run.outcome == RESTORED and "Running stage" not in run.output
+    assert (coordinator / "data/features/1/x").read_text() == "one!s"
+    assert (coordinator / "metrics/1/m.json").read_text() == "1\n"  # cache: false, yet restored: the shard pushed it
+
+
+def md5_name(text: str) -> str:
+    """The file name DVC's cache gives the bytes of text (the md5 after its two-character folder)."""
+    import hashlib
+
+    return hashlib.md5(text.encode()).hexdigest()[2:]

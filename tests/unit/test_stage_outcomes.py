@@ -91,3 +91,21 @@ def test_a_stage_another_dvc_is_writing_fails_naming_it_before_anything_runs(rep
     with pytest.raises(StageFailed, match=r"stage first failed: ERROR: .*a.txt' is busy, it is being blocked by"):
         reproduce_stage(repo, "first", on_line=lambda _: None)
     assert not (repo / "ran.log").exists()
+
+
+def test_a_stage_restored_from_the_remotes_run_cache_reads_restored(repo: Path, tmp_path_factory):
+    """Another clone ran the stage and pushed it with its run-cache: `dvc repro --pull` here restores it, which DVC's
+    API could not foresee without pulling the run-cache first (it predicts RAN): DVC's own line decides."""
+    remote = tmp_path_factory.mktemp("remote")
+    dvc(repo, "remote", "add", "-d", "shared", str(remote))
+    run_tool(["git", "add", "-A"], repo)
+    run_tool(["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "init"], repo)
+    _reproduce(repo)
+    dvc(repo, "push", "--run-cache")
+    clone = tmp_path_factory.mktemp("clone") / "repo"
+    run_tool(["git", "clone", "-q", str(repo), str(clone)], repo)
+    (clone / "seed.txt").write_text("seed\n")  # the dep, as the first clone had it (not in git here)
+    run = reproduce_stage(clone, "first", on_line=lambda line: None)
+    assert run.outcome == RESTORED
+    assert "Running stage" not in run.output and not (clone / "ran.log").exists()
+    assert (clone / "a.txt").read_text() == "a\n"
