@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from bench.conv_pass import CONV_GFLOP
+from bench.shard_report import shard_lines
 from bench.workload import DENSE_EPOCHS, LAST_LAYER_EPOCHS, TEST, TRAIN, VALID
 
 COURSE = "course: flow_from_directory + full VGG16 predict, batch 64"
@@ -288,4 +289,7 @@ def write_report(r: dict, target: Path) -> None:
         "--batch-size 2` on JAX with the carried wheels (0.48%).",
         "",
     ]
+    shards = target.parent / "shards.json"  # `python -m bench.shards`' figures, measured in their own run
+    if shards.exists():
+        lines += shard_lines(json.loads(shards.read_text()), r)
     target.write_text("\n".join(lines))
