@@ -200,7 +200,7 @@ def test_broken_train_photos_are_left_out_and_test_ids_kept(broken_photos: Path)
     root = broken_photos
     counts = features(
         root / "split.csv",
-        root / "organized",
+        root / "photos.zip",
         root / "organized",
         root / "features",
         features_params(batch_size=4, max_undecodable=2),
@@ -246,7 +246,7 @@ def test_too_many_broken_photos_fail_the_stage_and_keep_nothing(broken_photos: P
     ):
         features(
             root / "split.csv",
-            root / "organized",
+            root / "photos.zip",
             root / "organized",
             root / "strict",
             features_params(batch_size=4, max_undecodable=1),

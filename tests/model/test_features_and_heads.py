@@ -107,8 +107,8 @@ def test_cached_features_equal_a_direct_conv_pass(feature_root: Path):
     from tasks.vgg.vgg16 import conv_base, load_vgg16
 
     valid = read_feature_set(feature_root / "features" / "0", "valid")
-    member = Path(valid.paths[0]).relative_to(feature_root / "organized").as_posix()  # the index's class-folder path
-    with PhotoStore(feature_root / "organized") as store:
+    member = Path(valid.paths[0]).relative_to(feature_root / "photos.zip").as_posix()  # the index's class-folder path
+    with PhotoStore(feature_root / "photos.zip") as store:
         photo = caffe_preprocess(load_photo(store.open(member), RANDOM.image_size))[None]
     direct = conv_base(load_vgg16(RANDOM), RANDOM.layer).predict_on_batch(photo)
     np.testing.assert_allclose(valid.features[0].astype(np.float32), np.asarray(direct[0]), rtol=1e-2, atol=1e-3)

@@ -45,7 +45,7 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tmp_path / "shards").mkdir()
-    shutil.copy(tmp_path / "organized", tmp_path / "shards" / "0.zip")  # one shard: every photo
+    shutil.copy(tmp_path / "photos.zip", tmp_path / "shards" / "0.zip")  # one shard: every photo
 
     result = run_on_avx2_only_cpu(["-m", "tasks.features", "0"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -62,7 +62,7 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
     # The features are float32's: the same stage asked for float32 on this machine gives them (float16 storage).
     features(
         tmp_path / "split.csv",
-        tmp_path / "organized",
+        tmp_path / "photos.zip",
         tmp_path / "organized",
         tmp_path / "float32",
         features_params(**SMALL),
@@ -79,7 +79,7 @@ def test_features_on_an_avx2_only_cpu_warn_and_record_the_float32_that_ran(tmp_p
     here = tmp_path / "here"
     features(
         tmp_path / "split.csv",
-        tmp_path / "organized",
+        tmp_path / "photos.zip",
         tmp_path / "organized",
         here,
         features_params(**SMALL, precision="mixed_bfloat16"),

@@ -48,7 +48,7 @@ def run_shards(root: Path, shards: int) -> Path:
     """split's stores and every features@<shard> for features.shards = [0 .. shards-1]; return the features root."""
     params = features_params(weights="none", seed=0, image_size=32, batch_size=4, shards=tuple(range(shards)))
     out = root / f"features{shards}"
-    write_shards(root / "organized", root / "split.csv", root / f"shards{shards}", shards, params.batch_size)
+    write_shards(root / "photos.zip", root / "split.csv", root / f"shards{shards}", shards, params.batch_size)
     for shard in range(shards):
         store = root / f"shards{shards}" / f"{shard}.zip"
         max_bytes = reorganize_params().max_photo_bytes

@@ -13,7 +13,7 @@ import yaml
 from tests.support.prefect_server import prefect_server
 from tests.support.workspace import PROJECT, dvc, make_workspace, run_tool
 
-STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+STAGES = ["download", "reorganize", "split", "features@0", "train", "predict", "clip", "submit"]
 PREFECT = [sys.executable, "-m", "prefect", "--no-prompt"]
 RUN_TIMEOUT = 480  # a first run on 2 busy cores; a run that hangs fails the test instead of the suite
 

@@ -35,10 +35,10 @@ SLOW_FEATURES = {"download": {"synthetic": {"train_per_class": 40, "test_count":
 
 def test_edges_come_from_dvc_and_order_respects_them():
     graph = stage_graph(PROJECT)
-    assert set(graph) == {"download", "reorganize", "split", "features", "train", "predict", "clip", "submit"}
+    assert set(graph) == {"download", "reorganize", "split", "features@0", "train", "predict", "clip", "submit"}
     assert graph["reorganize"] == ["download"]
     # split: the photos the views show; reorganize: the class list (data/classes.json) naming each output
-    assert set(graph["predict"]) == {"reorganize", "split", "features", "train"}
+    assert set(graph["predict"]) == {"reorganize", "split", "features@0", "train"}
     order = execution_order(graph)
     for stage, upstream in graph.items():
         assert all(order.index(u) < order.index(stage) for u in upstream)
@@ -82,7 +82,7 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
     assert state.is_completed()
     outcomes = state.result()
     assert outcomes == {
-        s: "ran" for s in ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+        s: "ran" for s in ["download", "reorganize", "split", "features@0", "train", "predict", "clip", "submit"]
     }
     assert set(_task_runs(state.state_details.flow_run_id).values()) == {"Ran"}
     assert (workspace / "data/submission/submission.csv").is_file()
@@ -105,17 +105,17 @@ def test_flow_runs_every_stage_then_finds_them_up_to_date(workspace: Path, prefe
     write_params(workspace, {"train": {"phases": [{"lr": 0.1, "epochs": 1}]}})
     again = lesson2(workspace=str(workspace))
     assert [s for s, o in again.items() if o == "ran"][:2] == ["train", "predict"]
-    assert all(again[s] == "up to date" for s in ["download", "reorganize", "split", "features"])
+    assert all(again[s] == "up to date" for s in ["download", "reorganize", "split", "features@0"])
 
     # Back to the first run's params: DVC's run-cache holds the first run of train and of every stage after it.
     write_params(workspace)
     back = lesson2(workspace=str(workspace), return_state=True)
     assert back.result() == {
-        **dict.fromkeys(["download", "reorganize", "split", "features"], "up to date"),
+        **dict.fromkeys(["download", "reorganize", "split", "features@0"], "up to date"),
         **dict.fromkeys(["train", "predict", "clip", "submit"], "restored"),
     }
     names = _task_runs(back.state_details.flow_run_id)
-    assert (names["features"], names["train"]) == ("Up to date", "Restored")
+    assert (names["features@0"], names["train"]) == ("Up to date", "Restored")
 
 
 def test_a_failing_stage_fails_its_task_and_the_flow(workspace: Path, prefect_harness, tmp_path: Path):
@@ -271,7 +271,7 @@ def test_ctrl_c_during_features_stops_within_seconds_and_the_next_run_completes(
 
     rerun = make_run(workspace, tmp_path / "rerun.log")
     assert rerun.returncode == 0, rerun.stdout
-    assert ["features", "ran"] in [line.split() for line in rerun.stdout.splitlines()]
+    assert ["features@0", "ran"] in [line.split() for line in rerun.stdout.splitlines()]
     # TensorFlow's CPU build (the cpu extra make run and make test install) probes no GPU: before, every TensorFlow
     # stage logged `Could not find cuda drivers` and `failed call to cuInit`.
     assert "cuInit" not in rerun.stdout and "cuda drivers" not in rerun.stdout, rerun.stdout

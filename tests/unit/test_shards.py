@@ -88,15 +88,15 @@ def test_split_writes_each_shards_photos_to_its_store_in_manifest_order(tmp_path
 
 
 def test_split_refuses_a_photo_whose_bytes_are_not_the_listed_ones_and_keeps_the_old_shards(tmp_path: Path):
-    organized_photos(tmp_path, per_class=4, test_count=1)
+    store = organized_photos(tmp_path, per_class=4, test_count=1)
     split_photos(tmp_path, SplitParams(seed=0, valid_size=2, sample_train_size=1, sample_valid_size=1))
     entries = read_manifest(tmp_path / "split.csv")
     other = tmp_path / "other.zip"
-    with PhotoStore(tmp_path / "organized") as whole, PhotoStoreWriter(other) as writer:
+    with PhotoStore(store) as whole, PhotoStoreWriter(other) as writer:
         for e in in_subset(entries, "train") + in_subset(entries, "valid") + in_subset(entries, "test"):
             data = whole.read_checked(e.path, e.md5, 1 << 20)
             writer.add_bytes(e.path, b"not the photo" if e.id == "dog.2" else data)
-    write_shards(tmp_path / "organized", tmp_path / "split.csv", tmp_path / "shards", 1, 2)
+    write_shards(store, tmp_path / "split.csv", tmp_path / "shards", 1, 2)
     before = (tmp_path / "shards" / "0.zip").read_bytes()
     with pytest.raises(StageError, match=r"^train/dogs/dog.2.jpg in .*other.zip is not the photo the manifest lists"):
         write_shards(other, tmp_path / "split.csv", tmp_path / "shards", 1, 2)
