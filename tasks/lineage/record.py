@@ -50,6 +50,9 @@ def upstream_chain(lock: dict[str, dict], deps: list[dict], declared: dict[str, 
 
     Each dep's md5 (computed now) must equal what its producer recorded, or the chain would describe other data.
     """
+    # An entry of a stage dvc.yaml no longer has (features before it became features@<shard>) is history, not lineage:
+    # DVC leaves it in dvc.lock, and its outputs' old hashes would otherwise be taken for the current ones.
+    lock = {name: entry for name, entry in lock.items() if name in set(declared.values())}
     producer = {out["path"]: name for name, entry in lock.items() for out in entry.get("outs", [])}
     recorded = {out["path"]: out["md5"] for entry in lock.values() for out in entry.get("outs", [])}
     for dep in deps:

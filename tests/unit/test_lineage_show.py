@@ -41,3 +41,16 @@ def test_show_prints_n_classes_and_a_header_in_the_samples_order(tmp_path: Path)
     write_class_list(tmp_path / "default.json", no_sample)
     lines = render(record_of(class_list_record(tmp_path / "default.json")), []).splitlines()
     assert "submission header: id,beagle,boxer,pug (one probability column per class)" in lines
+
+
+def test_a_lock_entry_of_a_stage_dvc_yaml_no_longer_has_is_not_taken_for_lineage():
+    """features became features@0: DVC leaves the old entry in dvc.lock, with data/features' old hash."""
+    from tasks.lineage.record import upstream_chain
+
+    lock = {
+        "features": {"cmd": "old", "outs": [{"path": "data/features", "md5": "old.dir"}]},
+        "features@0": {"cmd": "python -m tasks.features 0", "outs": [{"path": "data/features/0", "md5": "new.dir"}]},
+    }
+    declared = {"data/features/0": "features@0"}
+    chain = upstream_chain(lock, [{"path": "data/features", "md5": "joined.dir"}], declared)
+    assert [stage["name"] for stage in chain] == ["features@0"]
