@@ -322,8 +322,8 @@ def test_params_are_refused_at_load_naming_the_key(override, message):
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda data: data + b"\0", r"dog.2.jpg in .*organized is not the photo the manifest lists \(md5 "),
-        (lambda data: None, r"organized lacks train/dogs/dog.2.jpg, which the manifest lists; run `dvc repro`"),
+        (lambda data: data + b"\0", r"dog.2.jpg in .*photos.zip is not the photo the manifest lists \(md5 "),
+        (lambda data: None, r"photos.zip lacks train/dogs/dog.2.jpg, which the manifest lists; run `dvc repro`"),
     ],
     ids=["changed", "missing"],
 )

@@ -84,10 +84,11 @@ def test_three_classes_go_from_photos_through_a_head_to_predicts_files(workspace
     from tasks.train import fit_head
 
     root = workspace
+    monkeypatch.chdir(root)  # the index's paths are relative, as in a workspace: predict finds each under organized/
     counts = features(
         root / "split.csv",
         root / "photos.zip",
-        root / "organized",
+        Path(PATHS["organized"]),
         root / "features" / "0",
         features_params(**SMALL),
         reorganize_params().max_photo_bytes,
