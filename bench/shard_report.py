@@ -182,7 +182,8 @@ def projection_lines(r: dict, issue7: dict) -> list[str]:
         f"| F, fixed seconds per shard | {measured['fixed']:.1f} s | measured (bench/RESULTS.md, shards): median of "
         "the 2-worker shard runs' sync + pull, DVC start, stage rest (Python, TensorFlow, VGG16 build) and finish; "
         "on one CPU core with a loopback remote. A GPU host adds its CUDA start-up (unmeasured) |",
-        f"| s_photo, bytes of a photo in a shard store | {PHOTO_BYTES / 1e3:.0f} KB | given, not measured |",
+        f"| s_photo, bytes of a photo in a shard store | {PHOTO_BYTES / 1e3:.0f} KB | assumed, not measured: the "
+        "competition's archive, under 1 GB for its 37,500 photos, averages nearer 23 KB, so this errs high |",
         f"| s_split, split.csv bytes per photo | {measured['split per photo']:.0f} B | measured: split.csv's size "
         "over the bench's photos; every worker pulls the whole manifest |",
         f"| s_feat, pushed features per photo | {POOL5_BYTES:,} B | pool5 (7x7x512) in float16; measured here "
