@@ -151,10 +151,15 @@ def stream_dvc(
     return process.returncode, lines, interrupted.is_set()
 
 
+def own_error_prefix(stage: str) -> str:
+    """How the stage's code starts its one-line error: its step's name, `features` for every features@<shard>."""
+    return f"error: {stage.partition('@')[0]}: "
+
+
 def error_lines(stage: str, lines: list[str]) -> list[str]:
     """The stage's own one-line errors (`error: <stage>: ...`), else DVC's first error (`ERROR: ...` and the lines
     that go on with it, up to a blank one: DVC's busy lock names its holder there), else the last line."""
-    own = [line for line in lines if line.startswith(f"error: {stage}: ")]
+    own = [line for line in lines if line.startswith(own_error_prefix(stage))]
     if own:
         return own
     first = next((i for i, line in enumerate(lines) if line.startswith("ERROR: ")), None)
@@ -166,7 +171,7 @@ def error_lines(stage: str, lines: list[str]) -> list[str]:
 
 def diagnosed(stage: str, reported: list[str]) -> bool:
     """Whether the lines error_lines picked hold a diagnosis: the stage's own error line, or DVC's."""
-    return any(line.startswith((f"error: {stage}: ", "ERROR: ")) for line in reported)
+    return any(line.startswith((own_error_prefix(stage), "ERROR: ")) for line in reported)
 
 
 def _dvc_stage(repo, stage: str):

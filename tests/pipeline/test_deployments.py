@@ -58,7 +58,7 @@ def test_a_deployment_runs_on_a_worker_records_an_experiment_then_finds_everythi
         tasks = server.task_runs(first, expected=len(STAGES))
         assert {name: t["state_name"] for name, t in tasks.items()} == dict.fromkeys(STAGES, "Ran")
         assert all(f"{stage}: DVC ran the stage" in logs for stage in STAGES)
-        assert "features: train 18/18 photos" in logs  # the stage's own progress, streamed into its task's log
+        assert "features@0: train 18/18 photos" in logs  # the stage's own progress, streamed into its task's log
 
         artifacts = server.artifacts(first)
         assert {"lesson2-metrics", "lesson2-lineage", "lesson2-pictures", "lesson2-submission"} <= set(artifacts)

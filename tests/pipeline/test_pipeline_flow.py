@@ -231,7 +231,7 @@ def test_a_failing_stage_shows_its_line_once_and_make_run_ends_with_it(tmp_path:
     line += "existing file"
     lines = run.stdout.splitlines()
     assert run.returncode == 1, run.stdout
-    assert lines[-1] == f"stage features failed: {line}"
+    assert lines[-1] == f"stage features@0 failed: {line}"
     assert "Traceback" not in run.stdout
     # Prefect's telemetry is off (prefect.toml): before, its heartbeat raced the flow for the temporary server's new
     # SQLite database and printed a 130-line "database is locked" traceback, or, offline, a DNS failure.
@@ -239,14 +239,14 @@ def test_a_failing_stage_shows_its_line_once_and_make_run_ends_with_it(tmp_path:
     assert "dvc push" not in run.stdout  # no remote: DVC's push hint is not passed on
     # Once as the stage printed it, once in the flow's final state, once last (before: eight times, three tracebacks).
     assert sum(line in text for text in lines) == 3, run.stdout
-    assert f'Finished in state Failed("stage features failed: {line}")' in run.stdout
+    assert f'Finished in state Failed("stage features@0 failed: {line}")' in run.stdout
 
 
 def test_ctrl_c_during_features_stops_within_seconds_and_the_next_run_completes(tmp_path: Path):
     workspace = make_workspace(tmp_path / "ws", SLOW_FEATURES)
     log = tmp_path / "interrupted.log"
     with flow_process(workspace, ["-m", "flows.lesson2"], log) as process:
-        temps = lambda: list(workspace.glob("data/.features.*.tmp/*"))  # noqa: E731
+        temps = lambda: list(workspace.glob("data/features/.0.*.tmp/*"))  # noqa: E731
         wait_for(temps, process, log, "a features temp folder", "the flow", timeout=400)
         os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: SIGINT to its foreground process group
         interrupted_at = time.monotonic()
@@ -260,11 +260,11 @@ def test_ctrl_c_during_features_stops_within_seconds_and_the_next_run_completes(
     assert process.returncode == INTERRUPTED_STATUS, output
     assert "Traceback" not in output and "connection" not in output.lower(), output
     assert len(after) <= 12, "\n".join(after)  # before: minutes of connection tracebacks
-    assert output.splitlines()[-1].startswith("stage features interrupted (Ctrl-C): DVC stopped its command")
+    assert output.splitlines()[-1].startswith("stage features@0 interrupted (Ctrl-C): DVC stopped its command")
     assert "Finished in state Cancelled" in output
 
     # DVC's own handling: the stage's command stopped, nothing half-written, DVC's lock released.
-    assert not list(workspace.glob("data/.features.*.tmp")) and not (workspace / "data/features").exists()
+    assert not list(workspace.glob("data/features/.0.*.tmp")) and not (workspace / "data/features/0").exists()
     rwlock = json.loads((workspace / ".dvc/tmp/rwlock").read_text())
     assert not any(rwlock.values())  # no reader or writer left behind
     assert "features" in dvc(workspace, "status", "features").stdout
@@ -289,7 +289,7 @@ def test_kill_9_of_an_overridden_run_leaves_params_yaml_as_committed(tmp_path: P
     log = tmp_path / "killed.log"
     code = f"from flows.lesson2 import lesson2; lesson2(set_params={overrides!r})"
     with flow_process(workspace, ["-c", code], log) as process:
-        in_worktree = lambda: list(workspace.glob(f"{RUNS_DIR}/*/data/.features.*.tmp/*"))  # noqa: E731
+        in_worktree = lambda: list(workspace.glob(f"{RUNS_DIR}/*/data/features/.0.*.tmp/*"))  # noqa: E731
         wait_for(in_worktree, process, log, "a features temp folder in the run's worktree", "the flow", timeout=400)
         os.killpg(process.pid, signal.SIGKILL)  # no finally runs
         process.wait()

@@ -11,7 +11,7 @@ from tasks.lineage.digests import dir_listing, file_md5
 from tasks.lineage.dvc_project import read_project
 from tests.support.workspace import dvc, make_workspace, run_tool, stages_ran
 
-ALL_STAGES = ["download", "reorganize", "split", "features", "train", "predict", "clip", "submit"]
+ALL_STAGES = ["download", "reorganize", "split", "features@0", "train", "predict", "clip", "submit"]
 # Outputs that record the run itself rather than a function of the stage's inputs, each with why it may differ. dvc.yaml
 # marks them `type: run-facts`: no stage depends on them and no lineage record hashes them, so a rerun that changes
 # them leaves nothing stale and every record still verifies (tests/pipeline/test_lineage_and_remote.py).

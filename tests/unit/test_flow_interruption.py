@@ -26,6 +26,9 @@ def test_the_stage_s_own_error_lines_else_dvc_s_else_the_last():
     dvc_says = "ERROR: failed to reproduce 'features': failed to run: python -m tasks.features, exited with 2"
     lines = ["Running stage 'features':", "error: features: a", "error: features: b", dvc_says]
     assert error_lines("features", lines) == ["error: features: a", "error: features: b"]
+    # A foreach stage's code names its step: features@1's own line starts `error: features:`, a diagnosis.
+    assert error_lines("features@1", lines) == ["error: features: a", "error: features: b"]
+    assert diagnosed("features@1", ["error: features: a"]) and not diagnosed("features@1", ["Killed"])
     busy = ["ERROR: 'models' is busy, it is being blocked by:", "  (PID 7): dvc repro", "", "If there are no ..."]
     assert error_lines("train", ["Running stage 'train':", *busy]) == busy[:2]
     assert error_lines("clip", ["Traceback ...", "ValueError: x"]) == ["ValueError: x"]
