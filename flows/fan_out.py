@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.dvc_stages import _dvc_stage, default_remote, on_remote, stream_dvc
-from flows.experiment import head_commit
+from flows.experiment import git, head_commit
 from flows.run_workspace import local_changes
 from flows.shard_run import written_by_others
 from tasks.core.errors import StageError
@@ -73,18 +72,14 @@ def failure_message(stage: str, runs: int, flow_run: str, worker: str | None, wh
     return f"shard {stage} failed {times}; its last flow run {flow_run} ran on {on} ({process}): {why}"
 
 
-def _git(workspace: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True)
-
-
 def check_reachable(workspace: Path, commit: str) -> str:
     """Where the workers will fetch commit from; ShardFailed when the checkout's git remotes lack it."""
-    remotes = _git(workspace, "remote").stdout.split()
+    remotes = git(workspace, "remote").stdout.split()
     if not remotes:
         return f"no git remote: the workers' checkouts must be clones of {workspace.resolve()} itself"
     for remote in remotes:
-        _git(workspace, "fetch", "--quiet", remote)
-    holders = _git(workspace, "branch", "-r", "--contains", commit).stdout.split()
+        git(workspace, "fetch", "--quiet", remote)
+    holders = git(workspace, "branch", "-r", "--contains", commit).stdout.split()
     if not holders:
         raise ShardFailed(
             f"commit {commit[:12]} is on none of the git remotes {', '.join(remotes)} the shard workers fetch from: "
